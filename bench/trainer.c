@@ -1,0 +1,890 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simulated trainer: N steps, B objects a step, a sleep for compute.
+ * The direct reader is what a naive loader does (open, read into a private
+ * buffer); the stoker reader submits the whole access order as a plan and
+ * then gets zero-copy views.  Both hash every byte they obtain, so the bytes
+ * are really read in both modes and the two runs can be checked against
+ * each other.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <stoker.h>
+
+#include "bench.h"
+
+volatile sig_atomic_t bench_stop;
+
+double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int bench_sleep_until(double t)
+{
+	struct timespec ts;
+	int ret;
+
+	if (t <= 0)
+		return bench_stop ? -EINTR : 0;
+	ts.tv_sec = (time_t)t;
+	ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		if (bench_stop)
+			return -EINTR;
+		ret = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (ret == 0)
+			return bench_stop ? -EINTR : 0;
+		if (ret != EINTR)
+			return -ret;
+	}
+}
+
+int bench_sleep(double seconds)
+{
+	if (seconds <= 0)
+		return bench_stop ? -EINTR : 0;
+	return bench_sleep_until(bench_now() + seconds);
+}
+
+int bench_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v;
+	double mul = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || v < 0 || !isfinite(v))
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mul = 1024.0; end++; break;
+	case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+	case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+	case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && mul > 1)
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0' || v * mul >= 18446744073709551615.0)
+		return -EINVAL;
+	*out = (uint64_t)(v * mul);
+	return 0;
+}
+
+/* --- PRNG: splitmix64 to seed, xoshiro256** to draw (public domain, Vigna). --- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t xoshiro(uint64_t s[4])
+{
+	uint64_t r = rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return r;
+}
+
+static void seed_rng(uint64_t s[4], uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		s[i] = splitmix64(&seed);
+}
+
+/* Uniform in [0, bound), without modulo bias (Lemire's method). */
+static uint64_t rng_below(uint64_t s[4], uint64_t bound)
+{
+	__uint128_t m = (__uint128_t)xoshiro(s) * bound;
+	uint64_t lo = (uint64_t)m;
+
+	if (lo < bound) {
+		uint64_t thresh = -bound % bound;
+
+		while (lo < thresh) {
+			m = (__uint128_t)xoshiro(s) * bound;
+			lo = (uint64_t)m;
+		}
+	}
+	return (uint64_t)(m >> 64);
+}
+
+void bench_make_order(uint32_t *order, size_t n, size_t count, uint64_t seed)
+{
+	size_t done = 0;
+
+	for (uint64_t epoch = 0; done < n; epoch++) {
+		uint32_t *perm = order + done;
+		size_t take = n - done < count ? n - done : count;
+		uint64_t s[4];
+		uint32_t *tmp;
+
+		seed_rng(s, seed ^ (epoch * 0xd1b54a32d192ed03ull));
+		/* Shuffle a whole epoch even when only its head is used, so a
+		 * shorter run reads a prefix of a longer run's order. */
+		tmp = take == count ? perm : malloc(count * sizeof(*tmp));
+		if (!tmp) {
+			/* Out of memory for a partial tail epoch: fall back to
+			 * index order rather than fail a benchmark. */
+			for (size_t i = 0; i < take; i++)
+				perm[i] = (uint32_t)i;
+			done += take;
+			continue;
+		}
+		for (size_t i = 0; i < count; i++)
+			tmp[i] = (uint32_t)i;
+		for (size_t i = count - 1; i > 0; i--) {
+			size_t j = (size_t)rng_below(s, i + 1);
+			uint32_t t = tmp[i];
+
+			tmp[i] = tmp[j];
+			tmp[j] = t;
+		}
+		if (tmp != perm) {
+			memcpy(perm, tmp, take * sizeof(*tmp));
+			free(tmp);
+		}
+		done += take;
+	}
+}
+
+void bench_fill_random(void *buf, size_t len, uint64_t s[4])
+{
+	unsigned char *p = buf;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t w = xoshiro(s);
+
+		memcpy(p + i, &w, 8);
+	}
+	if (i < len) {
+		uint64_t w = xoshiro(s);
+
+		memcpy(p + i, &w, len - i);
+	}
+}
+
+uint64_t bench_rand(uint64_t s[4])
+{
+	return xoshiro(s);
+}
+
+void bench_seed(uint64_t s[4], uint64_t seed)
+{
+	seed_rng(s, seed);
+}
+
+/*
+ * A position-dependent hash over 64-bit words (Fletcher-like, four lanes so
+ * the compiler can vectorise it): it reads every byte, costs about as much
+ * as a trainer's first pass over a sample, and tells swapped or wrong bytes
+ * apart.  Unaligned views (objects packed in slabs) are fine: memcpy loads.
+ */
+uint64_t bench_touch(const void *buf, uint64_t len)
+{
+	const unsigned char *p = buf;
+	uint64_t a[4] = { 0 }, b[4] = { 0 };
+	uint64_t i = 0, w, h;
+
+	for (; i + 32 <= len; i += 32) {
+		for (int k = 0; k < 4; k++) {
+			memcpy(&w, p + i + 8 * k, 8);
+			a[k] += w;
+			b[k] += a[k];
+		}
+	}
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		a[0] += w;
+		b[0] += a[0];
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, p + i, len - i);
+		a[1] += w;
+		b[1] += a[1];
+	}
+	h = len;
+	for (int k = 0; k < 4; k++)
+		h = (h ^ a[k] ^ (b[k] * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return h ^ (h >> 33);
+}
+
+/* --- dataset listing --- */
+
+static int cmp_file(const void *x, const void *y)
+{
+	const struct bench_file *a = x, *b = y;
+
+	return strcmp(a->rel, b->rel);
+}
+
+static int add_file(struct bench_dataset *ds, size_t *cap, const char *rel, const char *path,
+		    uint64_t size)
+{
+	struct bench_file *f;
+
+	if (ds->count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 256;
+
+		f = realloc(ds->files, ncap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		ds->files = f;
+		*cap = ncap;
+	}
+	f = &ds->files[ds->count];
+	f->rel = strdup(rel);
+	f->path = strdup(path);
+	if (!f->rel || !f->path) {
+		free(f->rel);
+		free(f->path);
+		return -ENOMEM;
+	}
+	f->size = size;
+	ds->count++;
+	ds->bytes += size;
+	if (size > ds->max_size)
+		ds->max_size = size;
+	return 0;
+}
+
+/* Walks dir/rel recursively without following symlinks. */
+static int walk(struct bench_dataset *ds, size_t *cap, const char *rel)
+{
+	char path[4096], sub[4096];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int ret = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", ds->dir, *rel ? "/" : "", rel) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	d = opendir(path);
+	if (!d) {
+		ret = -errno;
+		fprintf(stderr, "stoker-bench: cannot list %s: %s\n", path, strerror(-ret));
+		return ret;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "",
+				     de->d_name) >= sizeof(sub)) {
+			ret = -ENAMETOOLONG;
+			goto out;
+		}
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			fprintf(stderr, "stoker-bench: cannot stat %s/%s: %s\n", path, de->d_name,
+				strerror(-ret));
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			ret = walk(ds, cap, sub);
+		} else if (S_ISREG(st.st_mode)) {
+			char full[4096];
+
+			if ((size_t)snprintf(full, sizeof(full), "%s/%s", ds->dir, sub) >=
+			    sizeof(full)) {
+				ret = -ENAMETOOLONG;
+				goto out;
+			}
+			ret = add_file(ds, cap, sub, full, (uint64_t)st.st_size);
+		}
+		if (ret)
+			goto out;
+	}
+out:
+	closedir(d);
+	return ret;
+}
+
+int bench_dataset_load(const char *dir, struct bench_dataset *ds)
+{
+	size_t cap = 0;
+	int ret;
+
+	memset(ds, 0, sizeof(*ds));
+	ds->dir = realpath(dir, NULL);
+	if (!ds->dir) {
+		ret = -errno;
+		fprintf(stderr, "stoker-bench: dataset %s: %s\n", dir, strerror(-ret));
+		return ret;
+	}
+	ret = walk(ds, &cap, "");
+	if (ret)
+		goto err;
+	if (!ds->count) {
+		fprintf(stderr, "stoker-bench: dataset %s holds no regular files\n", ds->dir);
+		ret = -ENOENT;
+		goto err;
+	}
+	if (ds->count > UINT32_MAX) {
+		ret = -EOVERFLOW;
+		goto err;
+	}
+	qsort(ds->files, ds->count, sizeof(*ds->files), cmp_file);
+	return 0;
+err:
+	bench_dataset_free(ds);
+	return ret;
+}
+
+void bench_dataset_free(struct bench_dataset *ds)
+{
+	if (!ds)
+		return;
+	for (size_t i = 0; i < ds->count; i++) {
+		free(ds->files[i].rel);
+		free(ds->files[i].path);
+	}
+	free(ds->files);
+	free(ds->dir);
+	memset(ds, 0, sizeof(*ds));
+}
+
+int bench_dataset_drop_cache(const struct bench_dataset *ds)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < ds->count; i++) {
+		int fd = open(ds->files[i].path, O_RDONLY | O_CLOEXEC);
+		int ret;
+
+		if (fd < 0) {
+			if (!first)
+				first = -errno;
+			continue;
+		}
+		ret = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		if (ret && !first)
+			first = -ret;
+		close(fd);
+	}
+	return first;
+}
+
+/* --- result helpers --- */
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return (a > b) - (a < b);
+}
+
+/* Sorts v in place and fills the per-step percentiles. */
+static void step_stats(double *v, size_t n, struct bench_result *r)
+{
+	if (!n)
+		return;
+	qsort(v, n, sizeof(*v), cmp_double);
+	r->step_p50_ms = v[n / 2] * 1e3;
+	r->step_p99_ms = v[(size_t)((double)(n - 1) * 0.99)] * 1e3;
+	r->step_max_ms = v[n - 1] * 1e3;
+}
+
+/* --- direct reader --- */
+
+/*
+ * Reads one file the way a naive loader does, paying the emulated backend's
+ * costs itself so the A/B comparison is fair: latency before the first byte,
+ * then pacing so that bytes/elapsed never exceeds the cap (one reader at a
+ * time, so a per-read pace is the whole budget).
+ */
+static int read_file(const struct bench_file *f, unsigned char *buf, const struct bench_emul *em)
+{
+	const size_t chunk = em->bandwidth_mb_s > 0 ? 256 * 1024 : 8u << 20;
+	uint64_t off = 0;
+	double t0;
+	int fd, ret = 0;
+
+	if (em->latency_ms > 0 && (ret = bench_sleep(em->latency_ms / 1e3)))
+		return ret;
+	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "stoker-bench: direct: open %s: %s\n", f->path, strerror(-ret));
+		return ret;
+	}
+	t0 = bench_now();
+	while (off < f->size) {
+		size_t want = f->size - off < chunk ? (size_t)(f->size - off) : chunk;
+		ssize_t n = read(fd, buf + off, want);
+
+		if (n < 0) {
+			if (errno == EINTR && !bench_stop)
+				continue;
+			ret = -errno;
+			fprintf(stderr, "stoker-bench: direct: read %s: %s\n", f->path,
+				strerror(-ret));
+			goto out;
+		}
+		if (n == 0) {
+			fprintf(stderr, "stoker-bench: direct: %s shrank below %llu bytes\n",
+				f->path, (unsigned long long)f->size);
+			ret = -EIO;
+			goto out;
+		}
+		off += (uint64_t)n;
+		if (em->bandwidth_mb_s > 0) {
+			ret = bench_sleep_until(t0 + (double)off / (em->bandwidth_mb_s * BENCH_MB));
+			if (ret)
+				goto out;
+		}
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
+		     struct bench_result *r)
+{
+	unsigned char *buf = NULL;
+	double *step = NULL;
+	double t_start;
+	int ret = 0;
+
+	memset(r, 0, sizeof(*r));
+	buf = malloc(ds->max_size ? ds->max_size : 1);
+	step = calloc(rc->steps ? rc->steps : 1, sizeof(*step));
+	if (!buf || !step) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* The host backs RAM lazily and a first touch runs ~10x slower than
+	 * later ones; a loader reuses its buffer, so touch it before timing. */
+	memset(buf, 0, ds->max_size ? ds->max_size : 1);
+
+	t_start = bench_now();
+	for (unsigned long s = 0; s < rc->steps; s++) {
+		double t0 = bench_now();
+
+		for (unsigned long j = 0; j < rc->batch; j++) {
+			const struct bench_file *f = &ds->files[rc->order[s * rc->batch + j]];
+
+			ret = read_file(f, buf, &rc->emul);
+			if (ret)
+				goto out;
+			r->checksum += bench_touch(buf, f->size);
+			r->bytes += f->size;
+			r->objects++;
+		}
+		step[s] = bench_now() - t0;
+		r->stall_s += step[s];
+		ret = bench_sleep(rc->compute_ms / 1e3);
+		if (ret)
+			goto out;
+	}
+	r->wall_s = bench_now() - t_start;
+	step_stats(step, rc->steps, r);
+out:
+	free(step);
+	free(buf);
+	return ret;
+}
+
+/* --- stoker reader --- */
+
+static int open_dataset(const struct bench_dataset *ds, const char *sock, struct stk_client **c,
+			struct stk_dataset **d)
+{
+	struct stk_connect_opts opts = { .opts_size = sizeof(opts), .socket_path = sock };
+	char uri[4200];
+	int ret;
+
+	*c = NULL;
+	*d = NULL;
+	ret = stk_connect(&opts, c);
+	if (ret) {
+		fprintf(stderr, "stoker-bench: cannot connect to stokerd at %s: %s %s\n",
+			sock ? sock : "(default socket)", stk_strerror(ret), stk_errmsg());
+		return ret;
+	}
+	if ((size_t)snprintf(uri, sizeof(uri), "file://%s/", ds->dir) >= sizeof(uri)) {
+		ret = -ENAMETOOLONG;
+		goto err;
+	}
+	ret = stk_dataset_open(*c, uri, 0, d);
+	if (ret) {
+		fprintf(stderr, "stoker-bench: stk_dataset_open(%s): %s %s\n", uri,
+			stk_strerror(ret), stk_errmsg());
+		goto err;
+	}
+	return 0;
+err:
+	stk_close(*c);
+	*c = NULL;
+	return ret;
+}
+
+/*
+ * Maps our index (struct bench_dataset, strcmp order) to the daemon's, by
+ * key, so both modes read the same objects in the same order whatever order
+ * the daemon lists them in.  The daemon's key may be the relative path or a
+ * full URI; both are tried.
+ */
+static int map_indices(const struct bench_dataset *ds, struct stk_dataset *d, uint32_t **out)
+{
+	size_t n = stk_dataset_count(d);
+	uint32_t *map;
+	int ret = 0;
+
+	if (n != ds->count) {
+		fprintf(stderr,
+			"stoker-bench: the daemon lists %zu objects in %s, the bench %zu files\n",
+			n, ds->dir, ds->count);
+		return -EINVAL;
+	}
+	map = malloc(n * sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char uri[4200];
+		size_t idx;
+		uint64_t size;
+
+		ret = stk_dataset_find(d, ds->files[i].rel, &idx);
+		if (ret == -ENOENT &&
+		    (size_t)snprintf(uri, sizeof(uri), "file://%s", ds->files[i].path) < sizeof(uri))
+			ret = stk_dataset_find(d, uri, &idx);
+		if (ret) {
+			fprintf(stderr, "stoker-bench: the daemon's dataset has no key %s: %s\n",
+				ds->files[i].rel, stk_strerror(ret));
+			goto err;
+		}
+		ret = stk_dataset_object(d, idx, NULL, &size);
+		if (ret || size != ds->files[i].size) {
+			fprintf(stderr,
+				"stoker-bench: %s: the daemon says %llu bytes, the file has %llu\n",
+				ds->files[i].rel, (unsigned long long)size,
+				(unsigned long long)ds->files[i].size);
+			ret = ret ? ret : -EINVAL;
+			goto err;
+		}
+		map[i] = (uint32_t)idx;
+	}
+	*out = map;
+	return 0;
+err:
+	free(map);
+	return ret;
+}
+
+static void fetch_stats(struct stk_client *c, struct bench_result *r)
+{
+	struct stk_stats st = { .size = sizeof(st) };
+
+	if (stk_stats(c, &st))
+		return;
+	r->have_stats = true;
+	r->client_gets = st.client_gets;
+	r->client_hits = st.client_hits;
+	r->d_fetches = st.fetches;
+	r->d_prefetches = st.prefetches;
+	r->d_fetch_bytes = st.fetch_bytes;
+	r->d_evictions = st.evictions;
+	r->d_fetch_errors = st.fetch_errors;
+	r->d_fetch_s = (double)st.fetch_ns / 1e9;
+}
+
+int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
+		     const char *sock, struct bench_result *r)
+{
+	struct stk_dataset_status dst;
+	struct stk_client *c = NULL;
+	struct stk_dataset *d = NULL;
+	size_t n = rc->steps * rc->batch;
+	uint32_t *map = NULL, *plan = NULL;
+	double *step = NULL;
+	double t_start, t0;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = open_dataset(ds, sock, &c, &d);
+	if (ret)
+		return ret;
+	ret = map_indices(ds, d, &map);
+	if (ret)
+		goto out;
+	plan = malloc(n * sizeof(*plan));
+	step = calloc(rc->steps ? rc->steps : 1, sizeof(*step));
+	if (!plan || !step) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		plan[i] = map[rc->order[i]];
+	if (!stk_dataset_status(d, &dst))
+		r->resident_at_start = dst.resident;
+
+	/* The plan is on the trainer's critical path (it is sent before the
+	 * first batch), so its time counts in step 0's stall. */
+	t_start = t0 = bench_now();
+	ret = stk_plan(d, plan, n);
+	if (ret) {
+		fprintf(stderr, "stoker-bench: stk_plan(%zu indices): %s %s\n", n,
+			stk_strerror(ret), stk_errmsg());
+		goto out;
+	}
+	r->plan_s = bench_now() - t0;
+	for (unsigned long s = 0; s < rc->steps; s++) {
+		if (s)
+			t0 = bench_now();
+		for (unsigned long j = 0; j < rc->batch; j++) {
+			size_t idx = plan[s * rc->batch + j];
+			struct stk_view v;
+
+			if (bench_stop) {
+				ret = -EINTR;
+				goto out;
+			}
+			ret = stk_get(d, idx, &v);
+			if (ret) {
+				fprintf(stderr, "stoker-bench: stk_get(%zu) at step %lu: %s %s\n",
+					idx, s, stk_strerror(ret), stk_errmsg());
+				goto out;
+			}
+			r->checksum += bench_touch(v.data, v.size);
+			r->bytes += v.size;
+			r->objects++;
+			r->get_wait_s += (double)v.wait_ns / 1e9;
+			if (v.flags & STK_VIEW_HIT)
+				r->hits++;
+			stk_release(&v);
+		}
+		step[s] = bench_now() - t0;
+		r->stall_s += step[s];
+		ret = bench_sleep(rc->compute_ms / 1e3);
+		if (ret)
+			goto out;
+	}
+	r->wall_s = bench_now() - t_start;
+	step_stats(step, rc->steps, r);
+	fetch_stats(c, r);
+out:
+	free(step);
+	free(plan);
+	free(map);
+	stk_dataset_close(d);
+	stk_close(c);
+	return ret;
+}
+
+/*
+ * Asks the daemon to warm d and polls until it is done, stopped by the
+ * budget, or every object has either arrived or failed.  Gives up after 60 s
+ * without progress.  *st holds the last status.
+ */
+static int warm_wait(struct stk_dataset *d, double *seconds, struct stk_dataset_status *st)
+{
+	uint64_t last_bytes = 0;
+	double t0, last_progress;
+	int ret;
+
+	t0 = last_progress = bench_now();
+	ret = stk_warm(d);
+	if (ret) {
+		fprintf(stderr, "stoker-bench: stk_warm: %s %s\n", stk_strerror(ret), stk_errmsg());
+		return ret;
+	}
+	for (;;) {
+		double now;
+
+		ret = stk_dataset_status(d, st);
+		if (ret) {
+			fprintf(stderr, "stoker-bench: stk_dataset_status: %s %s\n",
+				stk_strerror(ret), stk_errmsg());
+			return ret;
+		}
+		now = bench_now();
+		if (st->warm == STK_WARM_DONE || st->warm == STK_WARM_FULL)
+			break;
+		if (st->failed && st->resident + st->failed >= st->objects && !st->inflight) {
+			fprintf(stderr, "stoker-bench: warm: %u of %u objects failed to fetch\n",
+				st->failed, st->objects);
+			*seconds = now - t0;
+			return -EIO;
+		}
+		if (st->resident_bytes != last_bytes) {
+			last_bytes = st->resident_bytes;
+			last_progress = now;
+		} else if (now - last_progress > 60) {
+			fprintf(stderr,
+				"stoker-bench: warm made no progress for 60 s (%u/%u resident, "
+				"state %u)\n", st->resident, st->objects, st->warm);
+			return -ETIMEDOUT;
+		}
+		/* Polls are a round trip (~60 us) each: 1 ms keeps the timing
+		 * error small without loading the daemon. */
+		ret = bench_sleep(0.001);
+		if (ret)
+			return ret;
+	}
+	*seconds = bench_now() - t0;
+	if (st->failed)
+		fprintf(stderr, "stoker-bench: warm: %u objects failed to fetch\n", st->failed);
+	return 0;
+}
+
+int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct bench_warm *w)
+{
+	struct stk_dataset_status st;
+	struct stk_client *c = NULL;
+	struct stk_dataset *d = NULL;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	ret = open_dataset(ds, sock, &c, &d);
+	if (ret)
+		return ret;
+	if (!stk_dataset_status(d, &st) && st.resident)
+		fprintf(stderr, "stoker-bench: warning: %u objects were already resident; "
+			"this is not a cold warm\n", st.resident);
+	ret = warm_wait(d, &w->seconds, &st);
+	w->bytes = st.resident_bytes;
+	w->objects = st.objects;
+	w->resident = st.resident;
+	w->failed = st.failed;
+	w->state = st.warm;
+	stk_dataset_close(d);
+	stk_close(c);
+	return ret;
+}
+
+/* --- hot delivery --- */
+
+int bench_run_hot(const struct bench_dataset *ds, const char *sock, double seconds,
+		  struct bench_hot *h)
+{
+	struct stk_dataset_status st;
+	struct stk_client *c = NULL;
+	struct stk_dataset *d = NULL;
+	uint32_t *big = NULL;
+	size_t n, nbig = 0, i;
+	uint64_t sink = 0;
+	double t0, t1;
+	int ret;
+
+	memset(h, 0, sizeof(*h));
+	ret = open_dataset(ds, sock, &c, &d);
+	if (ret)
+		return ret;
+	ret = warm_wait(d, &h->warm_s, &st);
+	if (ret)
+		goto out;
+	h->warm_bytes = st.resident_bytes;
+	h->warm_state = st.warm;
+	if (st.warm == STK_WARM_FULL)
+		fprintf(stderr, "stoker-bench: hot: the RAM budget filled at %u of %u objects; "
+			"gets of the rest are misses (raise --ram)\n", st.resident, st.objects);
+
+	/* (a) get rate: a get maps the object and a release unmaps it. */
+	n = stk_dataset_count(d);
+	t0 = bench_now();
+	for (i = 0;; i++) {
+		struct stk_view v;
+
+		if ((i & 63) == 0 && (bench_now() - t0 >= seconds || bench_stop))
+			break;
+		ret = stk_get(d, i % n, &v);
+		if (ret) {
+			fprintf(stderr, "stoker-bench: hot: stk_get(%zu): %s %s\n", i % n,
+				stk_strerror(ret), stk_errmsg());
+			goto out;
+		}
+		if (v.flags & STK_VIEW_HIT)
+			h->hits++;
+		stk_release(&v);
+	}
+	h->gets_s = bench_now() - t0;
+	h->gets = i;
+
+	/* (b) streaming reads of the large objects (>= 1 MiB, else all):
+	 * get, hash every byte, release.  One untimed pass first so the
+	 * timed passes measure delivery, not the host's first touch. */
+	big = malloc(n * sizeof(*big));
+	if (!big) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t size;
+
+		if (!stk_dataset_object(d, i, NULL, &size) && size >= (1u << 20))
+			big[nbig++] = (uint32_t)i;
+	}
+	if (!nbig)
+		for (i = 0; i < n; i++)
+			big[nbig++] = (uint32_t)i;
+	t0 = 0;
+	for (i = 0;; i++) {
+		struct stk_view v;
+
+		if (i == nbig)
+			t0 = bench_now();
+		if (i > nbig && (bench_now() - t0 >= seconds || bench_stop))
+			break;
+		ret = stk_get(d, big[i % nbig], &v);
+		if (ret) {
+			fprintf(stderr, "stoker-bench: hot: stk_get(%u): %s %s\n", big[i % nbig],
+				stk_strerror(ret), stk_errmsg());
+			goto out;
+		}
+		sink += bench_touch(v.data, v.size);
+		if (i >= nbig) {
+			h->read_bytes += v.size;
+			h->read_objects++;
+		}
+		stk_release(&v);
+	}
+	t1 = bench_now();
+	h->read_s = t1 - t0;
+	/* Keeps the hashing from being optimised away. */
+	if (sink == 0x5eed)
+		fputc('\n', stderr);
+	ret = bench_stop ? -EINTR : 0;
+out:
+	free(big);
+	stk_dataset_close(d);
+	stk_close(c);
+	return ret;
+}

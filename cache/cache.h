@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The object table and the cache: which objects are resident, in which tier,
+ * who holds them, and which to give up when room is needed.
+ *
+ * Accounting: every object resident or being fetched is charged its size
+ * rounded up to a page against the budget; the cache never lets used exceed
+ * budget (callers ask for room first with stk__cache_fits and evict).
+ * Pinned objects (held by a client) are never evicted.
+ */
+#ifndef STOKER_CACHE_H
+#define STOKER_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/tier.h"
+
+enum stk_obj_state {
+	STK_OBJ_ABSENT,
+	STK_OBJ_FETCHING,
+	STK_OBJ_RESIDENT,
+	STK_OBJ_FAILED, /* the last fetch failed; a get retries */
+};
+
+struct stk_waiter; /* owned by prefetch/: a client request waiting for the object */
+struct stk_plan;   /* owned by prefetch/ */
+struct stk_transport_ops;
+
+struct stk_object {
+	struct stk_ds *ds;
+	const char *key;	/* relative key, shown to clients */
+	const char *uri;	/* what the transport fetches */
+	const struct stk_transport_ops *tp;
+	uint64_t size;
+	uint32_t index;
+	uint8_t state;
+	bool queued;		/* waiting for room on behalf of a get */
+	bool prefetched;	/* fetched by a plan, not a get */
+	int err;		/* last fetch's -errno */
+	char *errmsg;		/* last fetch's message, names the URI */
+	uint32_t pins;
+	uint64_t stamp;		/* when it became resident; ties go to the newest */
+	uint64_t fetch_start;
+	struct stk_tier_obj t;	/* the tier's storage */
+	struct stk_object *rprev, *rnext; /* resident list */
+	struct stk_object *qnext;	/* queue of gets waiting for room */
+	struct stk_waiter *waiters;
+};
+
+/* A dataset: its object table and who uses it. Shared by every client that opens its URI. */
+struct stk_ds {
+	uint32_t id;
+	char *uri;
+	unsigned flags;
+	uint32_t count;
+	uint64_t bytes;
+	struct stk_object *objs;
+	int catalog_fd;		/* sealed memfd sent with every OPEN reply */
+	uint32_t resident, inflight, failed;
+	uint64_t resident_bytes;
+	uint32_t warm;		/* STK_WARM_* */
+	struct stk_plan *plans;
+	struct stk_ds *next;
+	/* Opening: listing runs on a worker; OPENs that arrive meanwhile wait. */
+	bool ready;
+	int open_err;
+	char *open_errmsg;
+	struct stk_waiter *open_waiters;
+};
+
+struct stk_cache {
+	const struct stk_tier_ops *tier;
+	uint64_t budget;
+	uint64_t used;
+	uint64_t stamp;
+	uint64_t resident;
+	uint64_t evictions;
+	bool try_mlock;
+	struct stk_object *res_head;
+};
+
+/* Returns the bytes o is charged: its size rounded up to a page. */
+uint64_t stk__cache_charge(const struct stk_object *o);
+
+/* Returns true when o can be charged without evicting anything. */
+bool stk__cache_fits(const struct stk_cache *c, const struct stk_object *o);
+
+/*
+ * Allocates o's storage, writable, and charges it.  The caller must have made
+ * room.  Returns 0, or -errno with err naming the object.
+ */
+int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen);
+
+/* Seals a filled object read-only and makes it resident. 0 or -errno with err. */
+int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen);
+
+/* Frees o's storage (resident or half-filled) and its charge; o becomes ABSENT. */
+void stk__cache_drop(struct stk_cache *c, struct stk_object *o);
+
+/*
+ * Chooses a victim among unpinned resident objects: the one whose next use
+ * (next_use(arg, o), in plan positions; UINT64_MAX for never) is farthest,
+ * newest first among equals.  That is Belady's MIN when plans are known, and
+ * keep-once-full (the newest unplanned object gives way, so the set cached
+ * first stays) when not: never LRU, which thrashes on cyclic epochs.
+ * Returns the victim with *dist set to its next use, or NULL when every
+ * resident object is pinned.
+ */
+struct stk_object *stk__cache_victim(const struct stk_cache *c,
+				     uint64_t (*next_use)(void *arg, const struct stk_object *o),
+				     void *arg, uint64_t *dist);
+
+#endif

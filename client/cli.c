@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stoker: the command line client of stokerd, for people and for scripts.
+ *
+ *   stoker [--socket PATH] ls [--manifest] DATASET_URI
+ *   stoker [--socket PATH] cat URI...
+ *   stoker [--socket PATH] warm [--manifest] DATASET_URI
+ *   stoker [--socket PATH] stats [--json]
+ *
+ * Exit status: 0 success; 1 a runtime failure (the daemon could not be
+ * reached, an open, get or warm failed, stdout could not be written); 2 a
+ * usage error; 3 "warm" stopped because the daemon's RAM budget is full.
+ *
+ * Output meant for scripts (ls, cat, stats --json) goes to stdout and nothing
+ * else is ever mixed into it; diagnostics and the warm progress line go to
+ * stderr.  SIGPIPE is ignored so that a reader closing the pipe early (stoker
+ * ls | head) ends the command quietly with status 1 instead of a signal, and
+ * so that a daemon going away shows up as -EPIPE from the library.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "stoker.h"
+
+#define EXIT_USAGE 2
+#define EXIT_WARM_FULL 3
+
+/* "COMMAND URI" for messages: room for the longest URI the protocol carries. */
+#define WHAT_MAX 4200
+
+#define MIB (1024.0 * 1024.0)
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+#define WARM_POLL_NS (100 * 1000 * 1000L)
+/*
+ * Polls in a row that may report STK_WARM_NONE after stk_warm() succeeded
+ * before we conclude the daemon is not warming at all (the status request
+ * can overtake the start of the warm; an endless wait helps no script).
+ */
+#define WARM_NONE_POLLS 50
+
+/* What a usage error prints; --help prints help_text after it. */
+static const char usage_text[] =
+	"usage: stoker [--socket PATH] COMMAND [ARGS]\n"
+	"       stoker --help | --version\n"
+	"\n"
+	"commands:\n"
+	"  ls [--manifest] DATASET_URI   print KEY<TAB>SIZE (bytes) for every object\n"
+	"  cat URI...                    write the objects' bytes to stdout\n"
+	"  warm [--manifest] DATASET_URI fetch every object into the daemon's RAM cache\n"
+	"  stats [--json]                print the daemon's and this client's counters\n";
+
+static const char help_text[] =
+	"\n"
+	"DATASET_URI is file:///dir/ (every regular file below dir), file:///dir/obj,\n"
+	"or a plain absolute path; with --manifest it names a manifest file whose\n"
+	"lines are \"URI [SIZE]\".\n"
+	"\n"
+	"options:\n"
+	"  --socket PATH  the daemon's socket (default: $STOKER_SOCKET, else\n"
+	"                 " STK_DEFAULT_SOCKET "); may come before or after COMMAND\n"
+	"  --help         print this help and exit\n"
+	"  --version      print the version and exit\n"
+	"\n"
+	"exit status:\n"
+	"  0  success (warm: every object is resident)\n"
+	"  1  failure: daemon unreachable, an object or dataset could not be read,\n"
+	"     warm: objects failed to fetch, or stdout could not be written\n"
+	"  2  usage error\n"
+	"  3  warm: stopped because the daemon's RAM budget is full (not every\n"
+	"     object is resident)\n";
+
+enum cmd_id {
+	CMD_LS,
+	CMD_CAT,
+	CMD_WARM,
+	CMD_STATS,
+};
+
+/* Sub-command options; each one is valid only for the commands in cmds. */
+#define OPT_MANIFEST 0x1u
+#define OPT_JSON 0x2u
+
+struct cmd {
+	const char *name;
+	enum cmd_id id;
+	unsigned opts;	   /* OPT_* this command accepts */
+	size_t min_args;
+	size_t max_args;   /* SIZE_MAX: any number */
+};
+
+static const struct cmd cmds[] = {
+	{ .name = "ls", .id = CMD_LS, .opts = OPT_MANIFEST, .min_args = 1, .max_args = 1 },
+	{ .name = "cat", .id = CMD_CAT, .opts = 0, .min_args = 1, .max_args = SIZE_MAX },
+	{ .name = "warm", .id = CMD_WARM, .opts = OPT_MANIFEST, .min_args = 1, .max_args = 1 },
+	{ .name = "stats", .id = CMD_STATS, .opts = OPT_JSON, .min_args = 0, .max_args = 0 },
+};
+
+struct cli {
+	const char *socket;	/* --socket, or NULL */
+	const struct cmd *cmd;
+	unsigned opts;		/* OPT_* given */
+	char **args;		/* positional arguments after the command */
+	size_t nargs;
+};
+
+static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("stoker: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\n", stderr);
+	fputs(usage_text, stderr);
+	fputs("Try 'stoker --help' for more.\n", stderr);
+	exit(EXIT_USAGE);
+}
+
+/*
+ * Prints "stoker: WHAT: <stk_strerror>: <stk_errmsg>" for a failed library
+ * call.  The detail is copied before anything else is asked of the library,
+ * since it is only valid until this thread's next call into it.
+ */
+static void report(const char *what, int err)
+{
+	char detail[1024];
+
+	snprintf(detail, sizeof(detail), "%s", stk_errmsg());
+	if (detail[0])
+		fprintf(stderr, "stoker: %s: %s: %s\n", what, stk_strerror(err), detail);
+	else
+		fprintf(stderr, "stoker: %s: %s\n", what, stk_strerror(err));
+}
+
+static const struct cmd *find_cmd(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+/*
+ * Parses argv.  Global options may appear anywhere; sub-command options
+ * anywhere after the command; "--" ends options.  Exits for --help,
+ * --version and usage errors.  Positional arguments are collected in place
+ * at the front of argv, which is ours to reorder.
+ */
+static void parse_args(int argc, char **argv, struct cli *cli)
+{
+	bool opts_done = false;
+	size_t npos = 0;
+	char **pos = argv + 1;
+
+	memset(cli, 0, sizeof(*cli));
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		unsigned opt = 0;
+
+		if (opts_done || a[0] != '-' || !a[1]) {
+			if (!cli->cmd) {
+				cli->cmd = find_cmd(a);
+				if (!cli->cmd)
+					usage_error("unknown command '%s'", a);
+			} else {
+				pos[npos++] = a;
+			}
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			opts_done = true;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
+			exit(ferror(stdout) || fflush(stdout) ? EXIT_FAILURE : EXIT_SUCCESS);
+		} else if (!strcmp(a, "--version")) {
+			printf("stoker %d.%d\n", STK_VERSION_MAJOR, STK_VERSION_MINOR);
+			exit(ferror(stdout) || fflush(stdout) ? EXIT_FAILURE : EXIT_SUCCESS);
+		} else if (!strcmp(a, "--socket")) {
+			if (i + 1 >= argc)
+				usage_error("--socket needs a PATH");
+			cli->socket = argv[++i];
+		} else if (!strncmp(a, "--socket=", 9)) {
+			cli->socket = a + 9;
+		} else if (!strcmp(a, "--manifest")) {
+			opt = OPT_MANIFEST;
+		} else if (!strcmp(a, "--json")) {
+			opt = OPT_JSON;
+		} else {
+			usage_error("unknown option '%s'", a);
+		}
+		if (opt) {
+			if (!cli->cmd)
+				usage_error("%s must follow a command", a);
+			if (!(cli->cmd->opts & opt))
+				usage_error("%s does not take %s", cli->cmd->name, a);
+			cli->opts |= opt;
+		}
+	}
+	if (!cli->cmd)
+		usage_error("no command given");
+	if (cli->socket && !cli->socket[0])
+		usage_error("--socket needs a non-empty PATH");
+	if (npos < cli->cmd->min_args)
+		usage_error("%s: missing %s", cli->cmd->name,
+			    cli->cmd->id == CMD_CAT ? "URI" : "DATASET_URI");
+	if (npos > cli->cmd->max_args)
+		usage_error("%s: unexpected argument '%s'", cli->cmd->name,
+			    pos[cli->cmd->max_args]);
+	cli->args = pos;
+	cli->nargs = npos;
+}
+
+static int connect_daemon(const struct cli *cli, struct stk_client **out)
+{
+	struct stk_connect_opts opts = { .opts_size = sizeof(opts), .socket_path = cli->socket };
+	const char *path = cli->socket;
+	char detail[1024];
+	int err;
+
+	err = stk_connect(&opts, out);
+	if (!err)
+		return 0;
+	snprintf(detail, sizeof(detail), "%s", stk_errmsg());
+	if (!path) {
+		path = getenv("STOKER_SOCKET");
+		if (!path || !path[0])
+			path = STK_DEFAULT_SOCKET;
+	}
+	/* The library's detail only repeats strerror for the common cases; show it for the rest. */
+	if (detail[0] && err != -ENOENT && err != -ECONNREFUSED && err != -EACCES)
+		fprintf(stderr, "stoker: cannot reach stokerd at %s: %s (%s)\n", path,
+			strerror(-err), detail);
+	else
+		fprintf(stderr, "stoker: cannot reach stokerd at %s: %s\n", path, strerror(-err));
+	return err;
+}
+
+/* Writes all of buf to fd. Returns 0 or -errno (-EPIPE when the reader left). */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Flushes stdout. Returns 0, or 1 after saying why (nothing when the reader left). */
+static int finish_stdout(const char *what)
+{
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	if (errno != EPIPE)
+		fprintf(stderr, "stoker: %s: stdout: %s\n", what, strerror(errno));
+	return 1;
+}
+
+static int cmd_ls(struct stk_client *c, const struct cli *cli)
+{
+	const char *uri = cli->args[0];
+	unsigned flags = (cli->opts & OPT_MANIFEST) ? STK_DS_MANIFEST : 0;
+	struct stk_dataset *ds;
+	char what[WHAT_MAX];
+	size_t n;
+	int err;
+
+	snprintf(what, sizeof(what), "ls %s", uri);
+	err = stk_dataset_open(c, uri, flags, &ds);
+	if (err) {
+		report(what, err);
+		return EXIT_FAILURE;
+	}
+	n = stk_dataset_count(ds);
+	for (size_t i = 0; i < n; i++) {
+		const char *key;
+		uint64_t size;
+
+		err = stk_dataset_object(ds, i, &key, &size);
+		if (err) {
+			report(what, err);
+			stk_dataset_close(ds);
+			return EXIT_FAILURE;
+		}
+		if (printf("%s\t%" PRIu64 "\n", key, size) < 0)
+			break;
+	}
+	stk_dataset_close(ds);
+	return finish_stdout("ls");
+}
+
+/*
+ * Writes one object to stdout.  Returns 0; 1 after reporting an error; -EPIPE
+ * when stdout's reader has gone (nothing more can be written, so the caller
+ * stops).
+ */
+static int cat_one(struct stk_client *c, const char *uri)
+{
+	struct stk_dataset *ds = NULL;
+	struct stk_view view;
+	char what[WHAT_MAX];
+	size_t n;
+	int err, ret = 1;
+
+	snprintf(what, sizeof(what), "cat %s", uri);
+	err = stk_dataset_open(c, uri, 0, &ds);
+	if (err) {
+		report(what, err);
+		return 1;
+	}
+	n = stk_dataset_count(ds);
+	if (n != 1) {
+		fprintf(stderr, "stoker: cat: %s is a directory of %zu objects; use stoker ls\n", uri,
+			n);
+		goto out;
+	}
+	err = stk_get(ds, 0, &view);
+	if (err) {
+		report(what, err);
+		goto out;
+	}
+	err = view.size ? write_all(STDOUT_FILENO, view.data, view.size) : 0;
+	stk_release(&view);
+	if (err == -EPIPE) {
+		ret = -EPIPE;
+	} else if (err) {
+		fprintf(stderr, "stoker: %s: stdout: %s\n", what, strerror(-err));
+		ret = -EPIPE;	/* stdout is unusable: stop as if the reader left */
+	} else {
+		ret = 0;
+	}
+out:
+	stk_dataset_close(ds);
+	return ret;
+}
+
+static int cmd_cat(struct stk_client *c, const struct cli *cli)
+{
+	int status = EXIT_SUCCESS;
+
+	for (size_t i = 0; i < cli->nargs; i++) {
+		int ret = cat_one(c, cli->args[i]);
+
+		if (ret == -EPIPE)
+			return EXIT_FAILURE;
+		if (ret)
+			status = EXIT_FAILURE;
+	}
+	return status;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ns(long ns)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = ns };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Rewrites the progress line on stderr; *width is the length of the previous one. */
+static void show_progress(const struct stk_dataset_status *st, double rate, int *width)
+{
+	char line[256];
+	double pct;
+	int len;
+
+	if (st->bytes)
+		pct = 100.0 * (double)st->resident_bytes / (double)st->bytes;
+	else
+		pct = st->objects ? 100.0 * st->resident / st->objects : 100.0;
+	len = snprintf(line, sizeof(line),
+		       "warm: %" PRIu32 "/%" PRIu32 " objects, %.1f/%.1f MiB, %.1f%%, %.1f MB/s",
+		       st->resident, st->objects, (double)st->resident_bytes / MIB,
+		       (double)st->bytes / MIB, pct, rate / 1e6);
+	if (st->failed)
+		len += snprintf(line + len, sizeof(line) - (size_t)len, ", %" PRIu32 " failed",
+				st->failed);
+	fprintf(stderr, "\r%s%*s", line, *width > len ? *width - len : 0, "");
+	fflush(stderr);
+	*width = len;
+}
+
+static void clear_progress(int width)
+{
+	if (width)
+		fprintf(stderr, "\r%*s\r", width, "");
+}
+
+static int cmd_warm(struct stk_client *c, const struct cli *cli)
+{
+	const char *uri = cli->args[0];
+	unsigned flags = (cli->opts & OPT_MANIFEST) ? STK_DS_MANIFEST : 0;
+	bool tty = isatty(STDERR_FILENO);
+	struct stk_dataset_status st;
+	struct stk_dataset *ds;
+	uint64_t start_bytes = 0;
+	int none_polls = 0, width = 0, status = EXIT_FAILURE;
+	char what[WHAT_MAX];
+	double t0, dt = 0, rate;
+	int err;
+
+	snprintf(what, sizeof(what), "warm %s", uri);
+	err = stk_dataset_open(c, uri, flags, &ds);
+	if (err) {
+		report(what, err);
+		return EXIT_FAILURE;
+	}
+	t0 = now_s();
+	err = stk_dataset_status(ds, &st);
+	if (err)
+		goto fail;
+	/* The rate counts only what this warm brought in. */
+	start_bytes = st.resident_bytes;
+	err = stk_warm(ds);
+	if (err)
+		goto fail;
+
+	for (;;) {
+		err = stk_dataset_status(ds, &st);
+		if (err)
+			goto fail;
+		dt = now_s() - t0;
+		if (st.warm == STK_WARM_DONE || st.warm == STK_WARM_FULL)
+			break;
+		if (st.failed && !st.inflight)
+			break;
+		if (st.warm == STK_WARM_NONE && ++none_polls >= WARM_NONE_POLLS) {
+			clear_progress(width);
+			fprintf(stderr,
+				"stoker: %s: stokerd reports no warm in progress for this dataset\n",
+				what);
+			goto out;
+		}
+		if (tty) {
+			uint64_t got = st.resident_bytes > start_bytes ?
+					       st.resident_bytes - start_bytes : 0;
+
+			show_progress(&st, dt > 0 ? (double)got / dt : 0.0, &width);
+		}
+		sleep_ns(WARM_POLL_NS);
+	}
+	clear_progress(width);
+
+	rate = 0.0;
+	if (dt > 0 && st.resident_bytes > start_bytes)
+		rate = (double)(st.resident_bytes - start_bytes) / dt;
+
+	/*
+	 * Failures come first: the daemon may end a warm as DONE once every
+	 * object is either resident or failed.
+	 */
+	if (st.failed) {
+		fprintf(stderr,
+			"stoker: %s: %" PRIu32 " of %" PRIu32 " objects failed to fetch (%" PRIu32
+			" resident, %.1f of %.1f MiB%s); stokerd's log says why\n",
+			what, st.failed, st.objects, st.resident, (double)st.resident_bytes / MIB,
+			(double)st.bytes / MIB, st.warm == STK_WARM_FULL ? ", RAM budget full" : "");
+		status = EXIT_FAILURE;
+	} else if (st.warm == STK_WARM_DONE && st.resident >= st.objects) {
+		printf("warm: all %" PRIu32 " objects resident (%.1f MiB) in %.2f s, %.1f MB/s\n",
+		       st.objects, (double)st.resident_bytes / MIB, dt, rate / 1e6);
+		status = EXIT_SUCCESS;
+	} else if (st.warm == STK_WARM_FULL) {
+		printf("warm: RAM budget full: %" PRIu32 " of %" PRIu32
+		       " objects resident (%.1f of %.1f MiB)\n",
+		       st.resident, st.objects, (double)st.resident_bytes / MIB,
+		       (double)st.bytes / MIB);
+		status = EXIT_WARM_FULL;
+	} else {
+		/* DONE, yet neither failed nor all resident (evicted meanwhile?). */
+		fprintf(stderr,
+			"stoker: %s: warm ended with %" PRIu32 " of %" PRIu32
+			" objects resident and none failed\n",
+			what, st.resident, st.objects);
+		status = EXIT_FAILURE;
+	}
+	if (finish_stdout("warm"))
+		status = EXIT_FAILURE;
+	goto out;
+fail:
+	clear_progress(width);
+	report(what, err);
+	status = EXIT_FAILURE;
+out:
+	stk_dataset_close(ds);
+	return status;
+}
+
+enum stat_kind {
+	ST_COUNT,
+	ST_BYTES,
+	ST_NS,
+};
+
+struct stat_field {
+	const char *name;	/* as in struct stk_stats */
+	size_t off;
+	enum stat_kind kind;
+	const char *help;
+};
+
+#define STAT(f, k, h) { .name = #f, .off = offsetof(struct stk_stats, f), .kind = k, .help = h }
+
+/* Every counter of struct stk_stats, in its order; "size" is the ABI size, not a counter. */
+static const struct stat_field stat_fields[] = {
+	STAT(client_gets, ST_COUNT, "gets by this client"),
+	STAT(client_hits, ST_COUNT, "of which resident when asked for"),
+	STAT(client_misses, ST_COUNT, "of which had to wait for a fetch"),
+	STAT(client_bytes, ST_BYTES, "bytes this client got"),
+	STAT(client_wait_ns, ST_NS, "time this client blocked in stk_get"),
+	STAT(gets, ST_COUNT, "gets by all clients"),
+	STAT(hits_ram, ST_COUNT, "of which resident in RAM"),
+	STAT(misses, ST_COUNT, "of which not resident"),
+	STAT(fetches, ST_COUNT, "objects fetched from backends"),
+	STAT(fetch_bytes, ST_BYTES, "bytes fetched from backends"),
+	STAT(fetch_ns, ST_NS, "summed duration of the fetches"),
+	STAT(fetch_errors, ST_COUNT, "fetches that failed"),
+	STAT(evictions, ST_COUNT, "objects evicted"),
+	STAT(ram_budget, ST_BYTES, "RAM budget"),
+	STAT(ram_used, ST_BYTES, "resident plus in-flight, page-rounded"),
+	STAT(resident_objects, ST_COUNT, "objects resident"),
+	STAT(inflight_objects, ST_COUNT, "objects being fetched"),
+	STAT(pinned_objects, ST_COUNT, "objects held by some client"),
+	STAT(clients, ST_COUNT, "clients connected"),
+	STAT(datasets, ST_COUNT, "datasets open"),
+	STAT(prefetches, ST_COUNT, "fetches started by plans"),
+};
+
+static uint64_t stat_value(const struct stk_stats *st, const struct stat_field *f)
+{
+	uint64_t v;
+
+	memcpy(&v, (const char *)st + f->off, sizeof(v));
+	return v;
+}
+
+static int stats_json(const struct stk_stats *st)
+{
+	json_t *obj = json_object();
+	int ret = EXIT_FAILURE;
+
+	if (!obj)
+		goto nomem;
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		uint64_t v = stat_value(st, &stat_fields[i]);
+		/* json_int_t is signed; a counter past its range would wrap to negative. */
+		json_t *j = v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) :
+							     json_real((double)v);
+
+		if (!j || json_object_set_new(obj, stat_fields[i].name, j))
+			goto nomem;
+	}
+	if (json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || putchar('\n') == EOF) {
+		finish_stdout("stats");
+		goto out;
+	}
+	ret = finish_stdout("stats") ? EXIT_FAILURE : EXIT_SUCCESS;
+	goto out;
+nomem:
+	fprintf(stderr, "stoker: stats: %s\n", strerror(ENOMEM));
+out:
+	json_decref(obj);
+	return ret;
+}
+
+/* Formats v for people into buf: "" or "(1.5 GiB)", "(0.123 s)", "(70.0%)". */
+static void human_extra(const struct stk_stats *st, const struct stat_field *f, uint64_t v,
+			char *buf, size_t len)
+{
+	uint64_t whole = 0;
+
+	buf[0] = '\0';
+	if (f->kind == ST_BYTES) {
+		if ((double)v >= GIB)
+			snprintf(buf, len, "(%.2f GiB)", (double)v / GIB);
+		else if ((double)v >= MIB)
+			snprintf(buf, len, "(%.1f MiB)", (double)v / MIB);
+		return;
+	}
+	if (f->kind == ST_NS) {
+		snprintf(buf, len, "(%.3f s)", (double)v / 1e9);
+		return;
+	}
+	if (f->off == offsetof(struct stk_stats, client_hits) ||
+	    f->off == offsetof(struct stk_stats, client_misses))
+		whole = st->client_gets;
+	else if (f->off == offsetof(struct stk_stats, hits_ram) ||
+		 f->off == offsetof(struct stk_stats, misses))
+		whole = st->gets;
+	if (whole)
+		snprintf(buf, len, "(%.1f%%)", 100.0 * (double)v / (double)whole);
+}
+
+static int stats_human(const struct stk_stats *st)
+{
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		const struct stat_field *f = &stat_fields[i];
+		uint64_t v = stat_value(st, f);
+		char extra[64];
+
+		if (i == 0)
+			puts("this client:");
+		else if (f->off == offsetof(struct stk_stats, gets))
+			puts("stokerd:");
+		human_extra(st, f, v, extra, sizeof(extra));
+		printf("  %-17s %14" PRIu64 " %-12s %s\n", f->name, v, extra, f->help);
+	}
+	if (st->fetch_ns && st->fetch_bytes)
+		printf("  mean rate of one fetch: %.1f MB/s\n",
+		       (double)st->fetch_bytes / ((double)st->fetch_ns / 1e9) / 1e6);
+	return finish_stdout("stats");
+}
+
+static int cmd_stats(struct stk_client *c, const struct cli *cli)
+{
+	struct stk_stats st = { .size = sizeof(st) };
+	int err;
+
+	err = stk_stats(c, &st);
+	if (err) {
+		report("stats", err);
+		return EXIT_FAILURE;
+	}
+	return (cli->opts & OPT_JSON) ? stats_json(&st) : stats_human(&st);
+}
+
+int main(int argc, char **argv)
+{
+	struct stk_client *c;
+	struct cli cli;
+	int status;
+
+	parse_args(argc, argv, &cli);
+	signal(SIGPIPE, SIG_IGN);
+	if (connect_daemon(&cli, &c))
+		return EXIT_FAILURE;
+
+	switch (cli.cmd->id) {
+	case CMD_LS:
+		status = cmd_ls(c, &cli);
+		break;
+	case CMD_CAT:
+		status = cmd_cat(c, &cli);
+		break;
+	case CMD_WARM:
+		status = cmd_warm(c, &cli);
+		break;
+	case CMD_STATS:
+		status = cmd_stats(c, &cli);
+		break;
+	default:
+		status = EXIT_FAILURE;
+		break;
+	}
+	stk_close(c);
+	return status;
+}

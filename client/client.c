@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libstoker: connection, request/reply matching, datasets, views.
+ *
+ * Many threads share one socket.  Each request carries a sequence number; the
+ * daemon may answer out of order (a GET waits for its object while a STATS is
+ * answered at once).  Whichever waiting thread finds no reader becomes the
+ * reader: it receives one datagram outside the lock, hands it to the waiter
+ * whose seq it carries, and wakes everyone.  No thread of our own, no
+ * callbacks into the application.
+ */
+#include "client_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+
+#define REPLY_MAX 1024 /* largest reply the daemon sends */
+
+struct waiter {
+	uint32_t seq;
+	bool done;
+	size_t len;
+	int fd; /* received with the reply, or -1 */
+	struct waiter *next;
+	uint8_t buf[REPLY_MAX];
+};
+
+struct stk_client {
+	int fd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t next_seq;
+	bool reading;
+	bool dead;
+	struct waiter *waiters;
+	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
+};
+
+struct stk_dataset {
+	struct stk_client *c;
+	uint32_t id;
+	uint32_t count;
+	uint64_t bytes;
+	uint64_t *sizes;
+	char **keys;
+	char *keymem;
+	uint32_t *hash; /* open addressing over key indices + 1; 0 = empty */
+	uint32_t hash_mask;
+};
+
+static __thread char tls_err[STK_ERRMSG_MAX];
+
+const char *stk_errmsg(void)
+{
+	return tls_err;
+}
+
+void stk__set_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tls_err, sizeof(tls_err), fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Receives one datagram and at most one fd. Returns its length, 0 on EOF, -errno. */
+static ssize_t recv_one(int fd, void *buf, size_t cap, int *rfd)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+	} cm;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			     .msg_controllen = sizeof(cm.b) };
+	*rfd = -1;
+	ssize_t n;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[4];
+		memcpy(fds, CMSG_DATA(c), nfd * sizeof(int));
+		for (size_t i = 0; i < nfd; i++) {
+			if (*rfd < 0)
+				*rfd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	if (mh.msg_flags & MSG_TRUNC) {
+		if (*rfd >= 0)
+			close(*rfd);
+		*rfd = -1;
+		return -EMSGSIZE;
+	}
+	return n;
+}
+
+/*
+ * Sends msg (its seq field is patched in here) and waits for the reply into w.
+ * Returns 0 with w filled, or -EPIPE when the daemon is gone.
+ */
+static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w)
+{
+	w->done = false;
+	w->fd = -1;
+	pthread_mutex_lock(&c->mu);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->mu);
+		stk__set_err("the connection to stokerd is closed");
+		return -EPIPE;
+	}
+	w->seq = c->next_seq++;
+	if (w->seq == 0)
+		w->seq = c->next_seq++;
+	w->next = c->waiters;
+	c->waiters = w;
+	pthread_mutex_unlock(&c->mu);
+
+	for (int i = 0; i < 4; i++)
+		msg[4 + i] = (uint8_t)(w->seq >> (8 * i));
+	ssize_t s;
+	do
+		s = send(c->fd, msg, len, MSG_NOSIGNAL);
+	while (s < 0 && errno == EINTR);
+
+	pthread_mutex_lock(&c->mu);
+	if (s < 0)
+		c->dead = true;
+	while (!w->done && !c->dead) {
+		if (c->reading) {
+			pthread_cond_wait(&c->cv, &c->mu);
+			continue;
+		}
+		c->reading = true;
+		pthread_mutex_unlock(&c->mu);
+		uint8_t buf[REPLY_MAX];
+		int rfd;
+		ssize_t n = recv_one(c->fd, buf, sizeof(buf), &rfd);
+		pthread_mutex_lock(&c->mu);
+		c->reading = false;
+		if (n <= 0) {
+			c->dead = true;
+		} else if (n >= (ssize_t)STK_HDR_SIZE) {
+			uint32_t seq = stk__get_u32(buf + 4);
+			struct waiter *x = c->waiters;
+			while (x && x->seq != seq)
+				x = x->next;
+			if (x && !x->done) {
+				memcpy(x->buf, buf, (size_t)n);
+				x->len = (size_t)n;
+				x->fd = rfd;
+				x->done = true;
+				rfd = -1;
+			}
+		}
+		if (rfd >= 0)
+			close(rfd);
+		pthread_cond_broadcast(&c->cv);
+	}
+	for (struct waiter **p = &c->waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	bool ok = w->done;
+	pthread_mutex_unlock(&c->mu);
+	if (!ok) {
+		stk__set_err("stokerd closed the connection");
+		return -EPIPE;
+	}
+	return 0;
+}
+
+/* Sends a request that has no reply. */
+static void post(struct stk_client *c, const uint8_t *msg, size_t len)
+{
+	ssize_t s;
+	do
+		s = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (s < 0 && errno == EINTR);
+	if (s < 0 && errno == EAGAIN) /* the daemon is slow to read; wait for room */
+		send(c->fd, msg, len, MSG_NOSIGNAL);
+}
+
+/* Decodes w's reply; on a daemon error returns its status with the message set. */
+static int reply(struct waiter *w, uint16_t type, struct stk_reply *r)
+{
+	char err[256];
+	if (stk__reply_decode(w->buf, w->len, r, err, sizeof(err)) < 0) {
+		stk__set_err("malformed reply from stokerd: %s", err);
+		goto bad;
+	}
+	if (r->h.type != (type | STK_MSG_REPLY)) {
+		stk__set_err("stokerd answered %s with a reply to %s", stk__msg_name(type),
+			     stk__msg_name(r->h.type));
+		goto bad;
+	}
+	if (r->status < 0) {
+		stk__set_err("%s", r->errmsg);
+		goto fail;
+	}
+	return 0;
+bad:
+	r->status = -EPROTO;
+fail:
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
+	return r->status;
+}
+
+int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
+{
+	const char *path = opts && opts->opts_size >= sizeof(*opts) ? opts->socket_path : NULL;
+	if (!path)
+		path = getenv("STOKER_SOCKET");
+	if (!path || !*path)
+		path = STK_DEFAULT_SOCKET;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		stk__set_err("socket path %s is too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+
+	struct stk_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->next_seq = 1;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	int r;
+	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		goto err;
+	}
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		stk__set_err("cannot connect to stokerd at %s: %s", path, strerror(-r));
+		goto err;
+	}
+	uint8_t msg[64];
+	long len = stk__enc_hello(msg, sizeof(msg), 0, (uint32_t)getpid());
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w) {
+		r = -ENOMEM;
+		goto err;
+	}
+	struct stk_reply rp;
+	r = call(c, msg, (size_t)len, w);
+	if (!r)
+		r = reply(w, STK_MSG_HELLO, &rp);
+	if (!r && rp.u.hello.version != STK_PROTO_VERSION) {
+		stk__set_err("stokerd at %s speaks protocol %u, this library %u", path,
+			     rp.u.hello.version, STK_PROTO_VERSION);
+		r = -EPROTO;
+	}
+	free(w);
+	if (r)
+		goto err;
+	*out = c;
+	return 0;
+err:
+	stk_close(c);
+	return r;
+}
+
+void stk_close(struct stk_client *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static uint32_t hash_key(const char *k)
+{
+	uint32_t h = 2166136261u;
+	for (; *k; k++)
+		h = (h ^ (uint8_t)*k) * 16777619u;
+	return h;
+}
+
+struct cat_fill {
+	struct stk_dataset *ds;
+	char *p;
+};
+
+static int cat_entry(void *arg, uint32_t i, const char *key, uint32_t kl, uint64_t size)
+{
+	struct cat_fill *f = arg;
+	f->ds->sizes[i] = size;
+	f->ds->keys[i] = f->p;
+	memcpy(f->p, key, kl);
+	f->p[kl] = 0;
+	f->p += kl + 1;
+	return 0;
+}
+
+/* Reads the catalog memfd into ds. */
+static int load_catalog(struct stk_dataset *ds, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	size_t len = (size_t)st.st_size;
+	void *map = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
+	if (len && map == MAP_FAILED)
+		return -errno;
+	char err[256];
+	uint32_t n = 0;
+	int r = stk__catalog_walk(map, len, NULL, NULL, &n, err, sizeof(err));
+	if (r || n != ds->count) {
+		stk__set_err("bad catalog from stokerd: %s", r ? err : "count mismatch");
+		r = -EPROTO;
+		goto out;
+	}
+	ds->sizes = calloc(n ? n : 1, sizeof(*ds->sizes));
+	ds->keys = calloc(n ? n : 1, sizeof(*ds->keys));
+	ds->keymem = malloc(len + 1); /* keys + NULs fit in the catalog's bytes */
+	uint32_t hn = 16;
+	while (hn < 2 * n)
+		hn <<= 1;
+	ds->hash = calloc(hn, sizeof(*ds->hash));
+	ds->hash_mask = hn - 1;
+	if (!ds->sizes || !ds->keys || !ds->keymem || !ds->hash) {
+		r = -ENOMEM;
+		goto out;
+	}
+	struct cat_fill f = { ds, ds->keymem };
+	stk__catalog_walk(map, len, cat_entry, &f, NULL, NULL, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = hash_key(ds->keys[i]) & ds->hash_mask;
+		while (ds->hash[h])
+			h = (h + 1) & ds->hash_mask;
+		ds->hash[h] = i + 1;
+	}
+out:
+	if (map)
+		munmap(map, len);
+	return r;
+}
+
+int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
+		     struct stk_dataset **out)
+{
+	char fixed[STK_URI_MAX + 8];
+	if (uri && uri[0] == '/') {
+		snprintf(fixed, sizeof(fixed), "file://%s", uri);
+		uri = fixed;
+	}
+	if (!uri || !*uri || strlen(uri) > STK_URI_MAX) {
+		stk__set_err("dataset URI is empty or longer than %u bytes", STK_URI_MAX);
+		return -EINVAL;
+	}
+	struct stk_dataset *ds = calloc(1, sizeof(*ds));
+	struct waiter *w = malloc(sizeof(*w));
+	uint8_t *msg = malloc(STK_URI_MAX + 64);
+	int r = -ENOMEM;
+	if (!ds || !w || !msg)
+		goto out;
+	ds->c = c;
+	long len = stk__enc_open(msg, STK_URI_MAX + 64, 0, flags, uri);
+	struct stk_reply rp;
+	r = call(c, msg, (size_t)len, w);
+	if (!r)
+		r = reply(w, STK_MSG_OPEN, &rp);
+	if (r)
+		goto out;
+	ds->id = rp.u.open.ds;
+	ds->count = rp.u.open.count;
+	ds->bytes = rp.u.open.bytes;
+	if (w->fd < 0) {
+		stk__set_err("stokerd sent no catalog for %s", uri);
+		r = -EPROTO;
+		goto out;
+	}
+	r = load_catalog(ds, w->fd);
+	close(w->fd);
+	if (r)
+		goto out;
+	*out = ds;
+	ds = NULL;
+out:
+	if (ds && ds->id) {
+		len = stk__enc_ds(msg, 64, STK_MSG_CLOSE, 0, ds->id);
+		post(c, msg, (size_t)len);
+	}
+	if (ds) {
+		free(ds->sizes);
+		free(ds->keys);
+		free(ds->keymem);
+		free(ds->hash);
+		free(ds);
+	}
+	free(w);
+	free(msg);
+	return r;
+}
+
+void stk_dataset_close(struct stk_dataset *ds)
+{
+	if (!ds)
+		return;
+	uint8_t msg[32];
+	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
+	post(ds->c, msg, (size_t)len);
+	free(ds->sizes);
+	free(ds->keys);
+	free(ds->keymem);
+	free(ds->hash);
+	free(ds);
+}
+
+size_t stk_dataset_count(const struct stk_dataset *ds)
+{
+	return ds->count;
+}
+
+uint64_t stk_dataset_bytes(const struct stk_dataset *ds)
+{
+	return ds->bytes;
+}
+
+int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key,
+		       uint64_t *size)
+{
+	if (index >= ds->count) {
+		stk__set_err("object index %zu is out of range (dataset has %u)", index,
+			     ds->count);
+		return -ERANGE;
+	}
+	if (key)
+		*key = ds->keys[index];
+	if (size)
+		*size = ds->sizes[index];
+	return 0;
+}
+
+int stk_dataset_find(const struct stk_dataset *ds, const char *key, size_t *index)
+{
+	for (uint32_t h = hash_key(key) & ds->hash_mask; ds->hash[h]; h = (h + 1) & ds->hash_mask) {
+		if (!strcmp(ds->keys[ds->hash[h] - 1], key)) {
+			*index = ds->hash[h] - 1;
+			return 0;
+		}
+	}
+	stk__set_err("no object with key %s", key);
+	return -ENOENT;
+}
+
+int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (order[i] >= ds->count) {
+			stk__set_err("plan entry %zu: object index %u is out of range (dataset has %u)",
+				     i, order[i], ds->count);
+			return -ERANGE;
+		}
+	}
+	uint8_t *msg = malloc(STK_MSG_MAX);
+	struct waiter *w = malloc(sizeof(*w));
+	int r = -ENOMEM;
+	if (!msg || !w)
+		goto out;
+	size_t off = 0;
+	do {
+		uint32_t k = (uint32_t)(n - off < STK_PLAN_CHUNK ? n - off : STK_PLAN_CHUNK);
+		long len = stk__enc_plan(msg, STK_MSG_MAX, 0, off == 0 ? STK_PLAN_RESET : 0, ds->id,
+					 order + off, k);
+		struct stk_reply rp;
+		r = call(ds->c, msg, (size_t)len, w);
+		if (!r)
+			r = reply(w, STK_MSG_PLAN, &rp);
+		off += k;
+	} while (!r && off < n);
+out:
+	free(msg);
+	free(w);
+	return r;
+}
+
+static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size,
+		      uint32_t *flags, uint64_t *wait)
+{
+	if (index >= ds->count) {
+		stk__set_err("object index %zu is out of range (dataset has %u)", index,
+			     ds->count);
+		return -ERANGE;
+	}
+	uint8_t msg[32];
+	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_GET, 0, ds->id, (uint32_t)index);
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	uint64_t t0 = now_ns();
+	struct stk_reply rp;
+	int r = call(ds->c, msg, (size_t)len, w);
+	if (!r)
+		r = reply(w, STK_MSG_GET, &rp);
+	*wait = now_ns() - t0;
+	if (!r && w->fd < 0) {
+		stk__set_err("stokerd sent no descriptor for object %zu", index);
+		r = -EPROTO;
+	}
+	if (!r) {
+		*fd = w->fd;
+		*size = rp.u.get.size;
+		*flags = rp.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
+		struct stk_client *c = ds->c;
+		__atomic_fetch_add(&c->gets, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(*flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->bytes, *size, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->wait_ns, *wait, __ATOMIC_RELAXED);
+	}
+	free(w);
+	return r;
+}
+
+int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
+{
+	int fd;
+	memset(v, 0, sizeof(*v));
+	int r = get_common(ds, index, &fd, &v->size, &v->flags, &v->wait_ns);
+	if (r)
+		return r;
+	if (v->size) {
+		void *p = mmap(NULL, v->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+		if (p == MAP_FAILED) {
+			r = -errno;
+			stk__set_err("cannot map object %s (%llu bytes): %s", ds->keys[index],
+				     (unsigned long long)v->size, strerror(-r));
+			close(fd);
+			stk_release_index(ds, index);
+			return r;
+		}
+		v->data = p;
+	}
+	close(fd);
+	v->index = (uint32_t)index;
+	v->ds = ds;
+	return 0;
+}
+
+int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
+{
+	uint32_t flags;
+	uint64_t wait;
+	return get_common(ds, index, fd, size, &flags, &wait);
+}
+
+void stk_release_index(struct stk_dataset *ds, size_t index)
+{
+	uint8_t msg[32];
+	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id, (uint32_t)index);
+	post(ds->c, msg, (size_t)len);
+}
+
+void stk_release(struct stk_view *v)
+{
+	if (!v || !v->ds)
+		return;
+	if (v->data)
+		munmap((void *)v->data, v->size);
+	stk_release_index(v->ds, v->index);
+	memset(v, 0, sizeof(*v));
+}
+
+static int simple_call(struct stk_client *c, uint8_t *msg, long len, uint16_t type,
+		       struct stk_reply *rp, struct waiter *w)
+{
+	int r = call(c, msg, (size_t)len, w);
+	if (!r)
+		r = reply(w, type, rp);
+	if (!r && w->fd >= 0)
+		close(w->fd);
+	return r;
+}
+
+int stk_warm(struct stk_dataset *ds)
+{
+	uint8_t msg[32];
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	struct stk_reply rp;
+	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_WARM, 0, ds->id);
+	int r = simple_call(ds->c, msg, len, STK_MSG_WARM, &rp, w);
+	free(w);
+	return r;
+}
+
+int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
+{
+	uint8_t msg[32];
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	struct stk_reply rp;
+	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_STATUS, 0, ds->id);
+	int r = simple_call(ds->c, msg, len, STK_MSG_STATUS, &rp, w);
+	free(w);
+	if (r)
+		return r;
+	st->objects = rp.u.status.objects;
+	st->resident = rp.u.status.resident;
+	st->inflight = rp.u.status.inflight;
+	st->failed = rp.u.status.failed;
+	st->warm = rp.u.status.warm;
+	st->bytes = rp.u.status.bytes;
+	st->resident_bytes = rp.u.status.resident_bytes;
+	return 0;
+}
+
+int stk_stats(struct stk_client *c, struct stk_stats *st)
+{
+	if (!st || st->size < sizeof(*st)) {
+		stk__set_err("struct stk_stats size field is %zu, expected %zu", st ? st->size : 0,
+			     sizeof(*st));
+		return -EINVAL;
+	}
+	uint8_t msg[32];
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	struct stk_reply rp;
+	long len = stk__enc_stats(msg, sizeof(msg), 0);
+	int r = simple_call(c, msg, len, STK_MSG_STATS, &rp, w);
+	free(w);
+	if (r)
+		return r;
+	size_t size = st->size;
+	memset(st, 0, sizeof(*st));
+	st->size = size;
+	st->client_gets = __atomic_load_n(&c->gets, __ATOMIC_RELAXED);
+	st->client_hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+	st->client_misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+	st->client_bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+	st->client_wait_ns = __atomic_load_n(&c->wait_ns, __ATOMIC_RELAXED);
+	const uint64_t *v = rp.u.stats.v;
+	st->gets = v[STK_ST_GETS];
+	st->hits_ram = v[STK_ST_HITS_RAM];
+	st->misses = v[STK_ST_MISSES];
+	st->fetches = v[STK_ST_FETCHES];
+	st->fetch_bytes = v[STK_ST_FETCH_BYTES];
+	st->fetch_ns = v[STK_ST_FETCH_NS];
+	st->fetch_errors = v[STK_ST_FETCH_ERRORS];
+	st->evictions = v[STK_ST_EVICTIONS];
+	st->ram_budget = v[STK_ST_RAM_BUDGET];
+	st->ram_used = v[STK_ST_RAM_USED];
+	st->resident_objects = v[STK_ST_RESIDENT];
+	st->inflight_objects = v[STK_ST_INFLIGHT];
+	st->pinned_objects = v[STK_ST_PINNED];
+	st->clients = v[STK_ST_CLIENTS];
+	st->datasets = v[STK_ST_DATASETS];
+	st->prefetches = v[STK_ST_PREFETCHES];
+	return 0;
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libstoker: the client side of stoker.
+ *
+ * A process connects to the local stokerd over its Unix socket, opens a
+ * dataset (a directory or prefix, a single object, or a manifest of URIs),
+ * optionally tells the daemon in which order it will read the objects (a
+ * plan), and gets objects.  A get returns a read-only, zero-copy view of the
+ * object's bytes: the daemon passes the object's sealed memfd over the socket
+ * and the library maps it.  The kernel keeps the pages alive for as long as
+ * the view exists, so the daemon can never pull bytes out from under a reader.
+ *
+ * Conventions, kept by every function below:
+ *  - int functions return 0 or a negative errno; nothing sets errno for you.
+ *  - After a failure, stk_errmsg() returns a sentence for people naming the
+ *    dataset, object or field that was wrong (thread-local, valid until the
+ *    calling thread's next call into the library).
+ *  - Handles are opaque; every create has a destroy, and destroy accepts NULL.
+ *  - A client and its datasets may be used from many threads at once.
+ */
+#ifndef STOKER_H
+#define STOKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(STOKER_BUILDING)
+#define STK_EXTERN __attribute__((visibility("default")))
+#else
+#define STK_EXTERN
+#endif
+
+#define STK_VERSION_MAJOR 0
+#define STK_VERSION_MINOR 1
+
+/* Where clients and the daemon meet unless told otherwise (or $STOKER_SOCKET). */
+#define STK_DEFAULT_SOCKET "/run/stoker/stoker.sock"
+
+struct stk_client;
+struct stk_dataset;
+
+/* Options for stk_connect(). Zero-initialise, then set opts_size = sizeof(opts). */
+struct stk_connect_opts {
+	size_t opts_size;
+	const char *socket_path; /* NULL: $STOKER_SOCKET, else STK_DEFAULT_SOCKET */
+};
+
+/*
+ * Connects to stokerd and performs the versioned handshake.
+ * opts may be NULL (all defaults).
+ * Returns 0 with *out set on success; -ENOENT or -ECONNREFUSED when no daemon
+ * listens there, -EACCES when the daemon refuses this user, -EPROTO when the
+ * daemon speaks another protocol version, -ENOMEM.
+ * The caller frees *out with stk_close().
+ */
+STK_EXTERN int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out);
+
+/*
+ * Closes the connection.  The daemon releases every object this client still
+ * held and forgets its plans.  Views obtained through the client stay mapped
+ * and readable until released; datasets must be closed before the client.
+ * Accepts NULL.
+ */
+STK_EXTERN void stk_close(struct stk_client *c);
+
+/* Flags for stk_dataset_open(). */
+#define STK_DS_MANIFEST 0x1u /* uri names a manifest: one URI per line, optional size */
+
+/*
+ * Opens a dataset.  uri is one of
+ *   file:///dir/         every regular file below dir, sorted by path
+ *   file:///dir/obj.bin  a one-object dataset
+ * or, with STK_DS_MANIFEST, the URI of a manifest file whose lines are
+ * "URI [SIZE]" ('#' starts a comment).  A plain absolute path is taken as a
+ * file:// URI.
+ * Returns 0 with *out set; -EINVAL for a malformed URI or manifest line,
+ * -EPROTONOSUPPORT for a scheme the daemon has no transport for, -ENOENT,
+ * -EACCES (outside the daemon's --allow-root directories, or unreadable),
+ * -ENOMEM, -EPIPE if the daemon went away.  stk_errmsg() names the URI.
+ * The caller frees *out with stk_dataset_close().
+ */
+STK_EXTERN int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
+				struct stk_dataset **out);
+
+/* Releases the dataset handle and its plan in the daemon. Accepts NULL. */
+STK_EXTERN void stk_dataset_close(struct stk_dataset *ds);
+
+/* Returns the number of objects in the dataset. */
+STK_EXTERN size_t stk_dataset_count(const struct stk_dataset *ds);
+
+/* Returns the sum of the objects' sizes in bytes. */
+STK_EXTERN uint64_t stk_dataset_bytes(const struct stk_dataset *ds);
+
+/*
+ * Describes object index: *key (relative path or URI, NUL-terminated, owned by
+ * the dataset and valid until it is closed) and *size.  Either pointer may be
+ * NULL.  Returns 0, or -ERANGE when index >= stk_dataset_count().
+ */
+STK_EXTERN int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key,
+				  uint64_t *size);
+
+/* Looks up a key. Returns 0 with *index set, or -ENOENT. */
+STK_EXTERN int stk_dataset_find(const struct stk_dataset *ds, const char *key, size_t *index);
+
+/*
+ * Tells the daemon the order in which this handle will get objects (indices
+ * may repeat; an epoch is one plan).  The daemon prefetches ahead of this
+ * order within its budget and evicts what is needed last.  A new plan replaces
+ * the previous one of this handle.
+ * Returns 0; -ERANGE naming the first index out of range; -ENOMEM; -EPIPE.
+ */
+STK_EXTERN int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n);
+
+/* A read-only view of one object, filled in by stk_get(). */
+struct stk_view {
+	const void *data;  /* NULL when size == 0 */
+	uint64_t size;
+	uint32_t index;
+	uint32_t flags;    /* STK_VIEW_* */
+	uint64_t wait_ns;  /* how long stk_get() blocked */
+	struct stk_dataset *ds; /* private */
+};
+
+#define STK_VIEW_HIT 0x1u /* the object was resident when asked for */
+
+/*
+ * Gets object index, blocking until it is resident.  On success the view maps
+ * the object read-only; the bytes never change and stay valid until
+ * stk_release(view), even if the daemon evicts the object or exits.
+ * Returns 0; -ERANGE; -ENOENT, -EACCES or -EIO when the backend could not
+ * deliver it (stk_errmsg() names the object and the cause; the daemon goes on
+ * serving, and a later get retries); -EFBIG when the object is larger than the
+ * daemon's whole RAM budget; -EPIPE if the daemon went away.
+ */
+STK_EXTERN int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *view);
+
+/*
+ * Returns the object's file descriptor instead of a mapping: a sealed memfd
+ * the caller owns and closes.  The same errors as stk_get().  The object
+ * counts as held until stk_release_index() is called for it.
+ */
+STK_EXTERN int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size);
+
+/* Unmaps the view and tells the daemon the object is no longer held. Accepts NULL. */
+STK_EXTERN void stk_release(struct stk_view *view);
+
+/* Tells the daemon that one stk_get_fd() hold on index is over. */
+STK_EXTERN void stk_release_index(struct stk_dataset *ds, size_t index);
+
+/*
+ * Warms a dataset: the daemon fetches its objects in index order without
+ * evicting anything.  Returns immediately; follow with stk_dataset_status().
+ * Returns 0, -EPIPE.
+ */
+STK_EXTERN int stk_warm(struct stk_dataset *ds);
+
+/* A dataset's state in the daemon's cache, from stk_dataset_status(). */
+struct stk_dataset_status {
+	uint32_t objects;
+	uint32_t resident;   /* objects resident in the cache */
+	uint32_t inflight;   /* objects being fetched */
+	uint32_t failed;     /* objects whose last fetch failed */
+	uint64_t bytes;
+	uint64_t resident_bytes;
+	uint32_t warm;       /* STK_WARM_* */
+};
+
+#define STK_WARM_NONE    0 /* no warm requested */
+#define STK_WARM_RUNNING 1
+#define STK_WARM_DONE    2 /* every object resident */
+#define STK_WARM_FULL    3 /* stopped: the budget is full */
+
+/* Fills *st. Returns 0, -EPIPE. */
+STK_EXTERN int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st);
+
+/*
+ * Counters.  Fields prefixed client_ are this process's own view (kept by the
+ * library); the rest are the daemon's, over all clients since it started.
+ */
+struct stk_stats {
+	size_t size; /* set to sizeof(struct stk_stats) before the call */
+	/* this client */
+	uint64_t client_gets;
+	uint64_t client_hits;      /* resident in RAM when asked for */
+	uint64_t client_misses;
+	uint64_t client_bytes;
+	uint64_t client_wait_ns;   /* total time blocked in stk_get() */
+	/* daemon */
+	uint64_t gets;
+	uint64_t hits_ram;
+	uint64_t misses;
+	uint64_t fetches;          /* objects fetched from backends */
+	uint64_t fetch_bytes;
+	uint64_t fetch_ns;         /* summed duration of those fetches */
+	uint64_t fetch_errors;
+	uint64_t evictions;
+	uint64_t ram_budget;
+	uint64_t ram_used;         /* resident plus in-flight bytes, page-rounded */
+	uint64_t resident_objects;
+	uint64_t inflight_objects;
+	uint64_t pinned_objects;   /* held by some client */
+	uint64_t clients;
+	uint64_t datasets;
+	uint64_t prefetches;       /* fetches started by plans rather than gets */
+};
+
+/* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */
+STK_EXTERN int stk_stats(struct stk_client *c, struct stk_stats *st);
+
+/* Returns a static description of a negative errno returned by this library. */
+STK_EXTERN const char *stk_strerror(int err);
+
+/* Returns this thread's detail message for its last failed call, or "". */
+STK_EXTERN const char *stk_errmsg(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STOKER_H */

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stokerd's state: configuration, datasets, plans, client sessions.
+ * Everything here is touched only on the loop thread.
+ */
+#ifndef STOKER_DAEMON_H
+#define STOKER_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cache/cache.h"
+#include "common/loop.h"
+#include "proto/proto.h"
+
+#define STK_NONE UINT32_MAX
+
+struct stk_config {
+	const char *socket_path;
+	uint64_t ram;
+	char **roots; /* NULL-terminated */
+	unsigned nroots;
+	unsigned max_inflight;	/* objects prefetched at once */
+	unsigned workers;
+	bool no_uring;
+	bool no_direct;
+	uint32_t emulate_latency_ms;
+	uint64_t emulate_bandwidth; /* bytes/s */
+};
+
+/* A request waiting for an object (GET) or a dataset (OPEN). */
+struct stk_waiter {
+	struct stk_session *s;
+	uint32_t seq;
+	uint32_t handle;
+	struct stk_waiter *next;
+};
+
+/*
+ * An order of gets.  head[obj] is obj's first position at or after cursor
+ * (STK_NONE if none), next[pos] the next position of order[pos]'s object, so
+ * an object's next use is head[obj] - cursor, and advancing costs O(1) per
+ * position passed.  scan is where the search for the next object to prefetch
+ * resumes; it only moves back when an object before it is evicted.
+ */
+struct stk_plan {
+	struct stk_ds *ds;
+	struct stk_session *owner; /* NULL for a warm */
+	bool warm;
+	uint32_t *order, *next;
+	uint32_t n, cap;
+	uint32_t *head, *last; /* per object of ds */
+	uint32_t cursor, scan;
+	struct stk_plan *ds_next;
+	struct stk_plan *all_next;
+};
+
+struct stk_handle {
+	struct stk_ds *ds; /* NULL: slot free */
+	struct stk_plan *plan;
+};
+
+struct stk_out; /* a queued datagram, see server.c */
+
+struct stk_session {
+	struct stk_daemon *d;
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool authorized;
+	bool dead;
+	unsigned refs; /* pending polls and waiters; freed at 0 once dead */
+	struct stk_op in_op, out_op;
+	bool in_armed, out_armed;
+	struct stk_out *outq, **outq_tail;
+	struct stk_handle *handles;
+	uint32_t nhandles;
+	struct stk_object **pins;
+	uint32_t npins, cappins;
+	struct stk_session *prev, *next;
+};
+
+struct stk_daemon {
+	struct stk_config cfg;
+	struct stk_loop *loop;
+	struct stk_cache cache;
+	struct stk_ds *datasets;
+	uint32_t next_ds_id;
+	struct stk_plan *plans;
+	struct stk_session *sessions;
+	struct stk_object *demand_head, *demand_tail;
+	unsigned inflight, prefetch_inflight, pinned;
+	unsigned live_sessions; /* allocated, dead or alive */
+	int listen_fd, sig_fd;
+	struct stk_op listen_op, sig_op, stop_op;
+	bool stopping;
+	uint64_t st[STK_STATS_COUNT];
+	/* Delivers a fetched object (err 0) or a failure to a waiting GET. Set by the server. */
+	void (*on_ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_object *o, bool hit,
+			 int err, const char *msg);
+};
+
+/* sched.c: plans, prefetching, gets. */
+struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds,
+			       struct stk_session *owner, bool warm);
+int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *idx, uint32_t n);
+void stk__plan_advance(struct stk_plan *p, uint32_t obj);
+void stk__plan_free(struct stk_daemon *d, struct stk_plan *p);
+uint64_t stk__next_use(void *d, const struct stk_object *o);
+void stk__sched_run(struct stk_daemon *d);
+/* A get: delivers now through on_ready or queues w. Takes ownership of w. */
+void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
+	      struct stk_waiter *w);
+void stk__pin(struct stk_daemon *d, struct stk_object *o);
+void stk__unpin(struct stk_daemon *d, struct stk_object *o);
+/* Starts a warm of ds (no-op if one runs). 0 or -ENOMEM. */
+int stk__warm(struct stk_daemon *d, struct stk_ds *ds);
+
+/* dataset.c: the dataset registry. */
+/*
+ * Finds or creates the dataset for uri+flags and queues w until it is listed;
+ * ready(d, w, ds, err, msg) is then called once (maybe before this returns).
+ */
+void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsigned flags,
+		  struct stk_waiter *w,
+		  void (*ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds *ds,
+				int err, const char *msg));
+void stk__ds_free_all(struct stk_daemon *d);
+
+/* server.c: the control socket. */
+int stk__server_start(struct stk_daemon *d);
+void stk__server_stop_accepting(struct stk_daemon *d);
+void stk__server_close_all(struct stk_daemon *d);
+unsigned stk__server_sessions(const struct stk_daemon *d);
+
+#endif

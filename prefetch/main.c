@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/* stokerd: flags, signals, the loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "prefetch/daemon.h"
+#include "stoker.h"
+#include "transports/transport.h"
+
+#define DRAIN_NS (30ull * 1000000000ull) /* how long SIGTERM waits for in-flight fetches */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stokerd [options]\n"
+		"Streams dataset objects into a RAM cache ahead of need and hands them to\n"
+		"training processes over a Unix socket.\n\n"
+		"  -s, --socket PATH         control socket (STOKER_SOCKET; default %s)\n"
+		"  -m, --ram SIZE            RAM budget, e.g. 4G (STOKER_RAM; default 25%% of memory)\n"
+		"  -r, --allow-root DIR      serve file:// only below DIR; repeatable\n"
+		"                            (STOKER_ALLOW_ROOT, colon-separated). As root with none,\n"
+		"                            no file:// is served; otherwise the default is /\n"
+		"  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
+		"  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
+		"      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 32)\n"
+		"      --workers N           worker threads (STOKER_WORKERS; 4)\n"
+		"      --no-uring            use poll(2) and threads instead of io_uring\n"
+		"                            (STOKER_NO_URING=1)\n"
+		"      --no-direct           never read files with O_DIRECT (STOKER_NO_DIRECT=1)\n"
+		"      --emulate-latency MS  EMULATION for demos: add MS before each file:// object\n"
+		"                            (STOKER_EMULATE_LATENCY_MS)\n"
+		"      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
+		"                            (STOKER_EMULATE_BANDWIDTH)\n"
+		"  -h, --help                this text\n"
+		"SIGTERM or SIGINT: stop accepting, finish in-flight fetches, exit 0.\n",
+		STK_DEFAULT_SOCKET);
+}
+
+enum { OPT_INFLIGHT = 256, OPT_WORKERS, OPT_NO_URING, OPT_NO_DIRECT, OPT_LAT, OPT_BW };
+
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+static int add_root(struct stk_config *c, const char *dir)
+{
+	char **r = realloc(c->roots, (c->nroots + 2) * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	c->roots = r;
+	c->roots[c->nroots] = strdup(dir);
+	if (!c->roots[c->nroots])
+		return -ENOMEM;
+	c->roots[++c->nroots] = NULL;
+	return 0;
+}
+
+/* Applies one setting; the same code serves flags and environment variables. */
+static int apply(struct stk_config *c, int opt, const char *v, const char *from)
+{
+	uint64_t n;
+	int r = 0;
+	switch (opt) {
+	case 's':
+		c->socket_path = v;
+		break;
+	case 'm':
+		r = stk__parse_size(v, &n);
+		if (!r && n < 4096)
+			r = -EINVAL;
+		c->ram = n;
+		break;
+	case 'r': {
+		char *copy = strdup(v), *save = NULL;
+		for (char *t = strtok_r(copy, ":", &save); t && !r; t = strtok_r(NULL, ":", &save))
+			r = add_root(c, t);
+		free(copy);
+		break;
+	}
+	case 'l':
+		r = stk__log_parse(v);
+		if (r >= 0)
+			stk__log_level = r;
+		r = r < 0 ? r : 0;
+		break;
+	case OPT_INFLIGHT:
+		r = stk__parse_u64(v, 4096, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->max_inflight = (unsigned)n;
+		break;
+	case OPT_WORKERS:
+		r = stk__parse_u64(v, 256, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->workers = (unsigned)n;
+		break;
+	case OPT_LAT:
+		r = stk__parse_u64(v, 600000, &n);
+		c->emulate_latency_ms = (uint32_t)n;
+		break;
+	case OPT_BW:
+		r = stk__parse_u64(v, 1000000, &n);
+		c->emulate_bandwidth = n * 1000000u;
+		break;
+	}
+	if (r)
+		fprintf(stderr, "stokerd: %s: invalid value '%s'\n", from, v);
+	return r;
+}
+
+static void sig_cb(struct stk_op *op, int res);
+
+static bool tick_armed;
+
+static void stop_tick(struct stk_op *op, int res)
+{
+	tick_armed = false;
+}
+
+static bool drain_pending(const struct stk_daemon *d)
+{
+	return d->inflight > 0;
+}
+
+static bool sessions_pending(const struct stk_daemon *d)
+{
+	return d->live_sessions > 0;
+}
+
+/* Runs the loop while pending(d), for at most ns, waking at least every 50 ms. */
+static void run_while(struct stk_daemon *d, bool (*pending)(const struct stk_daemon *d),
+		      uint64_t ns)
+{
+	uint64_t deadline = stk__now_ns() + ns;
+	while (pending(d) && stk__now_ns() < deadline) {
+		if (!tick_armed) {
+			d->stop_op.cb = stop_tick;
+			if (stk_loop_timeout(d->loop, &d->stop_op, 50000000u))
+				return;
+			tick_armed = true;
+		}
+		if (stk_loop_run_once(d->loop))
+			return;
+	}
+}
+
+static void sig_cb(struct stk_op *op, int res)
+{
+	struct stk_daemon *d = (struct stk_daemon *)((char *)op - offsetof(struct stk_daemon, sig_op));
+	struct signalfd_siginfo si;
+	if (read(d->sig_fd, &si, sizeof(si)) == sizeof(si))
+		stk_info("%s: stop accepting, finishing %u in-flight fetches",
+			 strsignal((int)si.ssi_signo), d->inflight);
+	d->stopping = true;
+	stk__server_stop_accepting(d);
+}
+
+int main(int argc, char **argv)
+{
+	static struct stk_daemon daemon_state;
+	struct stk_daemon *d = &daemon_state;
+	struct stk_config *c = &d->cfg;
+	c->socket_path = STK_DEFAULT_SOCKET;
+	c->max_inflight = 32;
+	c->workers = 4;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	c->ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
+
+	static const struct { const char *env; int opt; } envs[] = {
+		{ "STOKER_SOCKET", 's' }, { "STOKER_RAM", 'm' }, { "STOKER_ALLOW_ROOT", 'r' },
+		{ "STOKER_LOG_LEVEL", 'l' }, { "STOKER_MAX_INFLIGHT", OPT_INFLIGHT },
+		{ "STOKER_WORKERS", OPT_WORKERS }, { "STOKER_EMULATE_LATENCY_MS", OPT_LAT },
+		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW },
+	};
+	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
+		const char *v = getenv(envs[i].env);
+		if (v && *v && apply(c, envs[i].opt, v, envs[i].env))
+			return 2;
+	}
+	bool foreground = env_true("STOKER_FOREGROUND");
+	c->no_uring = env_true("STOKER_NO_URING");
+	c->no_direct = env_true("STOKER_NO_DIRECT");
+
+	static const struct option opts[] = {
+		{ "socket", required_argument, 0, 's' },
+		{ "ram", required_argument, 0, 'm' },
+		{ "allow-root", required_argument, 0, 'r' },
+		{ "log-level", required_argument, 0, 'l' },
+		{ "foreground", no_argument, 0, 'f' },
+		{ "max-inflight", required_argument, 0, OPT_INFLIGHT },
+		{ "workers", required_argument, 0, OPT_WORKERS },
+		{ "no-uring", no_argument, 0, OPT_NO_URING },
+		{ "no-direct", no_argument, 0, OPT_NO_DIRECT },
+		{ "emulate-latency", required_argument, 0, OPT_LAT },
+		{ "emulate-bandwidth", required_argument, 0, OPT_BW },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	bool roots_from_env = c->nroots > 0;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "s:m:r:l:fh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			foreground = true;
+			break;
+		case OPT_NO_URING:
+			c->no_uring = true;
+			break;
+		case OPT_NO_DIRECT:
+			c->no_direct = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case '?':
+			usage(stderr);
+			return 2;
+		case 'r':
+			if (roots_from_env) { /* flags replace the environment's list */
+				for (unsigned i = 0; i < c->nroots; i++)
+					free(c->roots[i]);
+				c->nroots = 0;
+				roots_from_env = false;
+			}
+			/* fall through */
+		default:
+			if (apply(c, opt, optarg, argv[optind - 1]))
+				return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "stokerd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	/* One fd per resident object: take all the descriptors the system allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	int ready_pipe[2] = { -1, -1 };
+	if (!foreground) {
+		if (pipe(ready_pipe) < 0) {
+			perror("stokerd: pipe");
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("stokerd: fork");
+			return 1;
+		}
+		if (pid > 0) { /* the parent exits once the daemon listens, with its verdict */
+			close(ready_pipe[1]);
+			char ok = 0;
+			ssize_t n = read(ready_pipe[0], &ok, 1);
+			return n == 1 && ok == 1 ? 0 : 1;
+		}
+		close(ready_pipe[0]);
+		setsid();
+		if (chdir("/") < 0)
+			stk_warn("chdir /: %s", strerror(errno));
+	}
+
+	int rc = 1;
+	int r = stk_loop_create(!c->no_uring, c->workers, &d->loop);
+	if (r) {
+		stk_err("cannot create the event loop: %s", strerror(-r));
+		goto out;
+	}
+	struct stk_tp_env env = {
+		.loop = d->loop,
+		.roots = c->roots,
+		.emulate_latency_ms = c->emulate_latency_ms,
+		.emulate_bandwidth = c->emulate_bandwidth,
+		.no_direct = c->no_direct,
+	};
+	r = stk__transports_init(&env);
+	if (r)
+		goto out;
+	d->cache.tier = &stk_tier_ram;
+	d->cache.budget = c->ram;
+	d->cache.try_mlock = true;
+	d->listen_fd = -1;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->sig_op.cb = sig_cb;
+	if (d->sig_fd < 0 || stk_loop_poll(d->loop, &d->sig_op, d->sig_fd, POLLIN)) {
+		stk_err("cannot watch signals: %s", strerror(errno));
+		goto out;
+	}
+	r = stk__server_start(d);
+	if (r)
+		goto out;
+	stk_info("RAM budget %llu MiB, %u prefetches in flight", (unsigned long long)(c->ram >> 20),
+		 c->max_inflight);
+	if (ready_pipe[1] >= 0) {
+		char ok = 1;
+		if (write(ready_pipe[1], &ok, 1) < 0)
+			stk_warn("cannot tell the parent we are ready: %s", strerror(errno));
+		close(ready_pipe[1]);
+		ready_pipe[1] = -1;
+	}
+
+	while (!d->stopping) {
+		r = stk_loop_run_once(d->loop);
+		if (r) {
+			stk_err("event loop: %s", strerror(-r));
+			goto out;
+		}
+	}
+	/* Finish in-flight fetches, so clients waiting on them get their objects. */
+	run_while(d, drain_pending, DRAIN_NS);
+	if (d->inflight)
+		stk_warn("exiting with %u fetches unfinished", d->inflight);
+	stk__server_close_all(d);
+	run_while(d, sessions_pending, 1000000000u);
+	rc = 0;
+	stk_info("stopped");
+out:
+	if (ready_pipe[1] >= 0)
+		close(ready_pipe[1]);
+	stk__server_stop_accepting(d);
+	stk__ds_free_all(d);
+	stk__transports_fini();
+	stk_loop_destroy(d->loop);
+	if (d->sig_fd > 0)
+		close(d->sig_fd);
+	for (unsigned i = 0; i < c->nroots; i++)
+		free(c->roots[i]);
+	free(c->roots);
+	return rc;
+}

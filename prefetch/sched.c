@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The prefetch scheduler.
+ *
+ * Clients submit plans (the order of their gets).  After every event the
+ * scheduler keeps the earliest-needed absent objects of all plans in flight,
+ * up to max_inflight objects and within the RAM budget.  When the budget is
+ * full it evicts the resident object whose next use is farthest (Belady's
+ * MIN), but only if that is farther than the candidate's own next use:
+ * otherwise prefetching would push out something needed sooner.  A get for
+ * an absent object (a demand miss) jumps the queue: it is fetched before any
+ * prefetch and may evict anything unpinned.  Nothing is fetched twice: an
+ * object is absent, being fetched, resident or failed, and only absent ones
+ * start a fetch.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "prefetch/daemon.h"
+#include "stoker.h"
+#include "transports/transport.h"
+
+struct fetch_ctx {
+	struct stk_fetch f;
+	struct stk_daemon *d;
+	struct stk_object *o;
+};
+
+struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds,
+			       struct stk_session *owner, bool warm)
+{
+	struct stk_plan *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	size_t n = ds->count ? ds->count : 1;
+	p->head = malloc(n * sizeof(*p->head));
+	p->last = malloc(n * sizeof(*p->last));
+	if (!p->head || !p->last) {
+		free(p->head);
+		free(p->last);
+		free(p);
+		return NULL;
+	}
+	memset(p->head, 0xff, n * sizeof(*p->head));
+	memset(p->last, 0xff, n * sizeof(*p->last));
+	p->ds = ds;
+	p->owner = owner;
+	p->warm = warm;
+	p->ds_next = ds->plans;
+	ds->plans = p;
+	p->all_next = d->plans;
+	d->plans = p;
+	return p;
+}
+
+int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *idx, uint32_t n)
+{
+	if (n > UINT32_MAX - 1 - p->n)
+		return -E2BIG;
+	if (p->n + n > p->cap) {
+		uint32_t cap = p->cap ? p->cap : 1024;
+		while (cap < p->n + n)
+			cap = cap > UINT32_MAX / 2 ? UINT32_MAX - 1 : cap * 2;
+		uint32_t *o = realloc(p->order, (size_t)cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		p->order = o;
+		uint32_t *x = realloc(p->next, (size_t)cap * sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+		p->next = x;
+		p->cap = cap;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t obj = le_idx ? stk__get_u32(le_idx + 4 * (size_t)i) : idx[i];
+		if (obj >= p->ds->count)
+			return -ERANGE;
+		uint32_t pos = p->n++;
+		p->order[pos] = obj;
+		p->next[pos] = STK_NONE;
+		if (p->last[obj] != STK_NONE)
+			p->next[p->last[obj]] = pos;
+		if (p->head[obj] == STK_NONE)
+			p->head[obj] = pos;
+		p->last[obj] = pos;
+	}
+	return 0;
+}
+
+void stk__plan_advance(struct stk_plan *p, uint32_t obj)
+{
+	uint32_t h = p->head[obj];
+	if (h == STK_NONE)
+		return;
+	for (uint32_t k = p->cursor; k <= h; k++)
+		p->head[p->order[k]] = p->next[k];
+	p->cursor = h + 1;
+}
+
+void stk__plan_free(struct stk_daemon *d, struct stk_plan *p)
+{
+	if (!p)
+		return;
+	for (struct stk_plan **pp = &p->ds->plans; *pp; pp = &(*pp)->ds_next) {
+		if (*pp == p) {
+			*pp = p->ds_next;
+			break;
+		}
+	}
+	for (struct stk_plan **pp = &d->plans; *pp; pp = &(*pp)->all_next) {
+		if (*pp == p) {
+			*pp = p->all_next;
+			break;
+		}
+	}
+	free(p->order);
+	free(p->next);
+	free(p->head);
+	free(p->last);
+	free(p);
+}
+
+uint64_t stk__next_use(void *arg, const struct stk_object *o)
+{
+	(void)arg;
+	uint64_t best = UINT64_MAX;
+	for (struct stk_plan *p = o->ds->plans; p; p = p->ds_next) {
+		uint32_t h = p->head[o->index];
+		if (h != STK_NONE && (uint64_t)(h - p->cursor) < best)
+			best = h - p->cursor;
+	}
+	return best;
+}
+
+static void notify(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
+{
+	struct stk_waiter *w = o->waiters;
+	o->waiters = NULL;
+	while (w) {
+		struct stk_waiter *n = w->next;
+		d->on_ready(d, w, o, false, err, msg);
+		w = n;
+	}
+}
+
+static void evict(struct stk_daemon *d, struct stk_object *o)
+{
+	struct stk_ds *ds = o->ds;
+	stk__cache_drop(&d->cache, o);
+	ds->resident--;
+	ds->resident_bytes -= o->size;
+	d->st[STK_ST_EVICTIONS]++;
+	for (struct stk_plan *p = ds->plans; p; p = p->ds_next) {
+		uint32_t h = p->head[o->index];
+		if (h != STK_NONE && h < p->scan)
+			p->scan = h;
+	}
+	stk_dbg("evicted %s", o->uri);
+}
+
+static void fetch_failed(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
+{
+	o->state = STK_OBJ_FAILED;
+	o->err = err;
+	free(o->errmsg);
+	o->errmsg = strdup(msg ? msg : o->uri);
+	o->ds->failed++;
+	d->st[STK_ST_FETCH_ERRORS]++;
+	stk_warn("fetch failed: %s", msg ? msg : o->uri);
+	notify(d, o, err, msg ? msg : o->uri);
+}
+
+static void fetch_done(struct stk_fetch *f, int err, const char *msg)
+{
+	struct fetch_ctx *fc = (struct fetch_ctx *)f;
+	struct stk_daemon *d = fc->d;
+	struct stk_object *o = fc->o;
+	free(fc);
+	o->ds->inflight--;
+	d->inflight--;
+	if (o->prefetched)
+		d->prefetch_inflight--;
+	char e[512];
+	if (!err) {
+		err = stk__cache_seal(&d->cache, o, e, sizeof(e));
+		msg = e;
+	}
+	if (err) {
+		stk__cache_drop(&d->cache, o);
+		fetch_failed(d, o, err, msg);
+	} else {
+		d->st[STK_ST_FETCHES]++;
+		d->st[STK_ST_FETCH_BYTES] += o->size;
+		d->st[STK_ST_FETCH_NS] += stk__now_ns() - o->fetch_start;
+		o->ds->resident++;
+		o->ds->resident_bytes += o->size;
+		notify(d, o, 0, NULL);
+	}
+	stk__sched_run(d);
+}
+
+/* Starts fetching o; the caller made room. Returns false when the transport is busy. */
+static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetch)
+{
+	char e[512];
+	int r = stk__cache_alloc(&d->cache, o, e, sizeof(e));
+	if (r) {
+		fetch_failed(d, o, r, e);
+		return true;
+	}
+	struct fetch_ctx *fc = calloc(1, sizeof(*fc));
+	if (!fc) {
+		stk__cache_drop(&d->cache, o);
+		snprintf(e, sizeof(e), "%s: out of memory", o->uri);
+		fetch_failed(d, o, -ENOMEM, e);
+		return true;
+	}
+	fc->d = d;
+	fc->o = o;
+	fc->f.uri = o->uri;
+	fc->f.buf = o->t.map;
+	fc->f.size = o->size;
+	fc->f.done = fetch_done;
+	o->prefetched = prefetch;
+	o->fetch_start = stk__now_ns();
+	o->ds->inflight++;
+	d->inflight++;
+	if (prefetch) {
+		d->prefetch_inflight++;
+		d->st[STK_ST_PREFETCHES]++;
+	}
+	int q = o->tp->submit(&fc->f);
+	if (q == STK_Q_QUEUED)
+		return true;
+	free(fc);
+	o->ds->inflight--;
+	d->inflight--;
+	if (prefetch) {
+		d->prefetch_inflight--;
+		d->st[STK_ST_PREFETCHES]--;
+	}
+	stk__cache_drop(&d->cache, o);
+	if (q == STK_Q_BUSY)
+		return false;
+	snprintf(e, sizeof(e), "%s: %s", o->uri, strerror(-q));
+	fetch_failed(d, o, q, e);
+	return true;
+}
+
+/* Evicts until o fits, farthest next use first. Returns false if pins prevent it. */
+static bool make_room(struct stk_daemon *d, struct stk_object *o)
+{
+	while (!stk__cache_fits(&d->cache, o)) {
+		uint64_t dist;
+		struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &dist);
+		if (!v)
+			return false;
+		evict(d, v);
+	}
+	return true;
+}
+
+/* The absent object needed soonest by any plan, with its distance and plan. */
+static struct stk_object *candidate(struct stk_daemon *d, struct stk_plan **pp, uint64_t *dist)
+{
+	struct stk_object *best = NULL;
+	for (struct stk_plan *p = d->plans; p; p = p->all_next) {
+		uint32_t s = p->scan > p->cursor ? p->scan : p->cursor;
+		struct stk_object *objs = p->ds->objs;
+		while (s < p->n && (objs[p->order[s]].state != STK_OBJ_ABSENT ||
+				    objs[p->order[s]].queued))
+			s++;
+		p->scan = s;
+		if (s < p->n && (!best || s - p->cursor < *dist)) {
+			best = &objs[p->order[s]];
+			*dist = s - p->cursor;
+			*pp = p;
+		}
+	}
+	return best;
+}
+
+static void warm_end(struct stk_daemon *d, struct stk_plan *p, uint32_t state)
+{
+	p->ds->warm = state;
+	stk_info("warm of %s: %s (%u of %u objects resident)", p->ds->uri,
+		 state == STK_WARM_FULL ? "RAM budget full" : "done", p->ds->resident,
+		 p->ds->count);
+	stk__plan_free(d, p);
+}
+
+void stk__sched_run(struct stk_daemon *d)
+{
+	/* Demand misses first, in arrival order. */
+	while (d->demand_head) {
+		struct stk_object *o = d->demand_head;
+		if (!make_room(d, o))
+			break;
+		if (!start_fetch(d, o, false))
+			break;
+		d->demand_head = o->qnext;
+		if (!d->demand_head)
+			d->demand_tail = NULL;
+		o->qnext = NULL;
+		o->queued = false;
+	}
+	while (!d->stopping && d->prefetch_inflight < d->cfg.max_inflight) {
+		struct stk_plan *p = NULL;
+		uint64_t dist = 0;
+		struct stk_object *o = candidate(d, &p, &dist);
+		if (!o)
+			break;
+		if (stk__cache_charge(o) > d->cache.budget) {
+			char e[512];
+			snprintf(e, sizeof(e), "%s: %llu bytes is larger than the whole RAM budget",
+				 o->uri, (unsigned long long)o->size);
+			fetch_failed(d, o, -EFBIG, e);
+			continue;
+		}
+		if (!stk__cache_fits(&d->cache, o)) {
+			if (p->warm) {
+				warm_end(d, p, STK_WARM_FULL);
+				continue;
+			}
+			uint64_t vd;
+			struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &vd);
+			if (!v || vd <= dist)
+				break;
+			evict(d, v);
+			continue;
+		}
+		if (!start_fetch(d, o, true))
+			break;
+	}
+	for (struct stk_plan *p = d->plans, *n; p; p = n) {
+		n = p->all_next;
+		if (p->warm && p->scan >= p->n && p->ds->inflight == 0)
+			warm_end(d, p, p->ds->resident + p->ds->failed == p->ds->count ? STK_WARM_DONE
+										: STK_WARM_FULL);
+	}
+}
+
+void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
+	      struct stk_waiter *w)
+{
+	d->st[STK_ST_GETS]++;
+	if (plan)
+		stk__plan_advance(plan, o->index);
+	if (o->state == STK_OBJ_RESIDENT) {
+		d->st[STK_ST_HITS_RAM]++;
+		d->on_ready(d, w, o, true, 0, NULL);
+		stk__sched_run(d); /* the cursor moved: the window moves with it */
+		return;
+	}
+	d->st[STK_ST_MISSES]++;
+	if (stk__cache_charge(o) > d->cache.budget) {
+		char e[512];
+		snprintf(e, sizeof(e), "%s: %llu bytes is larger than the whole RAM budget (%llu)",
+			 o->uri, (unsigned long long)o->size, (unsigned long long)d->cache.budget);
+		d->on_ready(d, w, o, false, -EFBIG, e);
+		return;
+	}
+	w->next = o->waiters;
+	o->waiters = w;
+	if (o->state == STK_OBJ_FAILED) {
+		o->ds->failed--;
+		o->state = STK_OBJ_ABSENT; /* a get retries what failed before */
+	}
+	if (o->state == STK_OBJ_ABSENT && !o->queued) {
+		o->queued = true;
+		o->qnext = NULL;
+		if (d->demand_tail)
+			d->demand_tail->qnext = o;
+		else
+			d->demand_head = o;
+		d->demand_tail = o;
+	}
+	stk__sched_run(d);
+}
+
+void stk__pin(struct stk_daemon *d, struct stk_object *o)
+{
+	if (o->pins++ == 0)
+		d->pinned++;
+}
+
+void stk__unpin(struct stk_daemon *d, struct stk_object *o)
+{
+	if (o->pins && --o->pins == 0) {
+		d->pinned--;
+		if (d->demand_head)
+			stk__sched_run(d);
+	}
+}
+
+int stk__warm(struct stk_daemon *d, struct stk_ds *ds)
+{
+	if (ds->warm == STK_WARM_RUNNING)
+		return 0;
+	struct stk_plan *p = stk__plan_new(d, ds, NULL, true);
+	if (!p)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < ds->count; i++) {
+		int r = stk__plan_append(p, NULL, &i, 1);
+		if (r) {
+			stk__plan_free(d, p);
+			return r;
+		}
+	}
+	ds->warm = STK_WARM_RUNNING;
+	stk__sched_run(d);
+	return 0;
+}

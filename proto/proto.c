@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+#include "proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void stk__buf_init(struct stk_buf *b, void *mem, size_t cap)
+{
+	b->p = mem;
+	b->cap = cap;
+	b->len = 0;
+	b->overflow = false;
+}
+
+void stk__put_bytes(struct stk_buf *b, const void *p, size_t n)
+{
+	if (b->overflow || n > b->cap - b->len) {
+		b->overflow = true;
+		return;
+	}
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+void stk__put_u16(struct stk_buf *b, uint16_t v)
+{
+	uint8_t x[2] = { (uint8_t)v, (uint8_t)(v >> 8) };
+	stk__put_bytes(b, x, 2);
+}
+
+void stk__put_u32(struct stk_buf *b, uint32_t v)
+{
+	uint8_t x[4];
+	for (int i = 0; i < 4; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	stk__put_bytes(b, x, 4);
+}
+
+void stk__put_u64(struct stk_buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	for (int i = 0; i < 8; i++)
+		x[i] = (uint8_t)(v >> (8 * i));
+	stk__put_bytes(b, x, 8);
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+uint32_t stk__get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t stk__get_u64(const uint8_t *p)
+{
+	return (uint64_t)stk__get_u32(p) | (uint64_t)stk__get_u32(p + 4) << 32;
+}
+
+void stk__msg_begin(struct stk_buf *b, uint16_t type, uint16_t flags, uint32_t seq)
+{
+	stk__put_u16(b, type);
+	stk__put_u16(b, flags);
+	stk__put_u32(b, seq);
+	stk__put_u32(b, 0);
+}
+
+long stk__msg_end(struct stk_buf *b)
+{
+	if (b->overflow || b->len < STK_HDR_SIZE || b->len > STK_MSG_MAX)
+		return -EMSGSIZE;
+	uint32_t body = (uint32_t)(b->len - STK_HDR_SIZE);
+	for (int i = 0; i < 4; i++)
+		b->p[8 + i] = (uint8_t)(body >> (8 * i));
+	return (long)b->len;
+}
+
+long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_HELLO, 0, seq);
+	stk__put_u32(&b, STK_PROTO_MAGIC);
+	stk__put_u32(&b, STK_PROTO_VERSION);
+	stk__put_u32(&b, pid);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_open(void *mem, size_t cap, uint32_t seq, uint32_t flags, const char *uri)
+{
+	size_t n = strlen(uri);
+	if (n == 0 || n > STK_URI_MAX)
+		return -ENAMETOOLONG;
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_OPEN, 0, seq);
+	stk__put_u32(&b, flags);
+	stk__put_u32(&b, (uint32_t)n);
+	stk__put_bytes(&b, uri, n);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t ds,
+		   const uint32_t *idx, uint32_t n)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_PLAN, flags, seq);
+	stk__put_u32(&b, ds);
+	stk__put_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++)
+		stk__put_u32(&b, idx[i]);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, type, 0, seq);
+	stk__put_u32(&b, ds);
+	stk__put_u32(&b, index);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_ds(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, type, 0, seq);
+	stk__put_u32(&b, ds);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_stats(void *mem, size_t cap, uint32_t seq)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_STATS, 0, seq);
+	return stk__msg_end(&b);
+}
+
+void stk__reply_begin(struct stk_buf *b, const struct stk_msg_hdr *req, int32_t status,
+		      const char *errmsg)
+{
+	stk__msg_begin(b, (uint16_t)(req->type | STK_MSG_REPLY), 0, req->seq);
+	stk__put_u32(b, (uint32_t)status);
+	if (status < 0) {
+		size_t n = errmsg ? strnlen(errmsg, STK_ERRMSG_MAX - 1) : 0;
+		stk__put_u16(b, (uint16_t)n);
+		stk__put_bytes(b, errmsg, n);
+		stk__put_bytes(b, "", 1);
+	}
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EPROTO;
+}
+
+static int decode_hdr(const uint8_t *p, size_t len, struct stk_msg_hdr *h, char *err,
+		      size_t errlen)
+{
+	if (len < STK_HDR_SIZE)
+		return fail(err, errlen, "message of %zu bytes is shorter than the %u-byte header",
+			    len, STK_HDR_SIZE);
+	h->type = get_u16(p);
+	h->flags = get_u16(p + 2);
+	h->seq = stk__get_u32(p + 4);
+	h->len = stk__get_u32(p + 8);
+	if ((size_t)h->len != len - STK_HDR_SIZE)
+		return fail(err, errlen, "header field len=%u but the datagram carries %zu body bytes",
+			    h->len, len - STK_HDR_SIZE);
+	return 0;
+}
+
+/* Checks that a body of len bytes is exactly want bytes long. */
+static int want_len(const struct stk_msg_hdr *h, size_t want, char *err, size_t errlen)
+{
+	if (h->len != want) {
+		fail(err, errlen, "%s body is %u bytes, expected %zu", stk__msg_name(h->type),
+		     h->len, want);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, size_t errlen)
+{
+	const uint8_t *p = buf;
+	int r = decode_hdr(p, len, &m->h, err, errlen);
+	if (r)
+		return r;
+	const uint8_t *b = p + STK_HDR_SIZE;
+	switch (m->h.type) {
+	case STK_MSG_HELLO:
+		if ((r = want_len(&m->h, 12, err, errlen)))
+			return r;
+		m->u.hello.magic = stk__get_u32(b);
+		m->u.hello.version = stk__get_u32(b + 4);
+		m->u.hello.pid = stk__get_u32(b + 8);
+		if (m->u.hello.magic != STK_PROTO_MAGIC) {
+			fail(err, errlen, "HELLO magic 0x%08x is not stoker's", m->u.hello.magic);
+			return -EBADMSG;
+		}
+		return 0;
+	case STK_MSG_OPEN:
+		if (m->h.len < 8) {
+			fail(err, errlen, "OPEN body of %u bytes lacks flags and uri_len", m->h.len);
+			return -EBADMSG;
+		}
+		m->u.open.flags = stk__get_u32(b);
+		m->u.open.uri_len = stk__get_u32(b + 4);
+		if (m->u.open.uri_len == 0 || m->u.open.uri_len > STK_URI_MAX) {
+			fail(err, errlen, "OPEN uri_len=%u is outside 1..%u", m->u.open.uri_len,
+			     STK_URI_MAX);
+			return -EBADMSG;
+		}
+		if ((r = want_len(&m->h, 8 + (size_t)m->u.open.uri_len, err, errlen)))
+			return r;
+		m->u.open.uri = (const char *)b + 8;
+		if (memchr(m->u.open.uri, 0, m->u.open.uri_len)) {
+			fail(err, errlen, "OPEN uri contains a NUL byte");
+			return -EBADMSG;
+		}
+		return 0;
+	case STK_MSG_PLAN:
+		if (m->h.len < 8) {
+			fail(err, errlen, "PLAN body of %u bytes lacks ds and n", m->h.len);
+			return -EBADMSG;
+		}
+		m->u.plan.ds = stk__get_u32(b);
+		m->u.plan.n = stk__get_u32(b + 4);
+		if (m->u.plan.n > STK_PLAN_CHUNK) {
+			fail(err, errlen, "PLAN n=%u exceeds %u per message", m->u.plan.n,
+			     STK_PLAN_CHUNK);
+			return -EBADMSG;
+		}
+		if ((r = want_len(&m->h, 8 + 4 * (size_t)m->u.plan.n, err, errlen)))
+			return r;
+		m->u.plan.idx = b + 8;
+		return 0;
+	case STK_MSG_GET:
+	case STK_MSG_RELEASE:
+		if ((r = want_len(&m->h, 8, err, errlen)))
+			return r;
+		m->u.obj.ds = stk__get_u32(b);
+		m->u.obj.index = stk__get_u32(b + 4);
+		return 0;
+	case STK_MSG_CLOSE:
+	case STK_MSG_WARM:
+	case STK_MSG_STATUS:
+		if ((r = want_len(&m->h, 4, err, errlen)))
+			return r;
+		m->u.ds.ds = stk__get_u32(b);
+		return 0;
+	case STK_MSG_STATS:
+		return want_len(&m->h, 0, err, errlen);
+	default:
+		fail(err, errlen, "unknown message type %u", m->h.type);
+		return -EBADMSG;
+	}
+}
+
+int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *err, size_t errlen)
+{
+	const uint8_t *p = buf;
+	int rc = decode_hdr(p, len, &r->h, err, errlen);
+	if (rc)
+		return rc;
+	if (!(r->h.type & STK_MSG_REPLY))
+		return fail(err, errlen, "type %u is not a reply", r->h.type);
+	if (r->h.len < 4)
+		return fail(err, errlen, "reply body of %u bytes lacks a status", r->h.len);
+	const uint8_t *b = p + STK_HDR_SIZE;
+	size_t n = r->h.len;
+	r->status = (int32_t)stk__get_u32(b);
+	r->errmsg = "";
+	if (r->status < 0) {
+		if (n < 7)
+			return fail(err, errlen, "error reply lacks its message");
+		uint16_t ml = get_u16(b + 4);
+		if ((size_t)ml + 7 != n || b[6 + ml] != 0)
+			return fail(err, errlen, "error message length %u does not fit the reply", ml);
+		r->errmsg = (const char *)b + 6;
+		return 0;
+	}
+	b += 4;
+	n -= 4;
+	switch (r->h.type & ~STK_MSG_REPLY) {
+	case STK_MSG_HELLO:
+		if (n != 4)
+			return fail(err, errlen, "HELLO reply is %zu bytes", n);
+		r->u.hello.version = stk__get_u32(b);
+		return 0;
+	case STK_MSG_OPEN:
+		if (n != 16)
+			return fail(err, errlen, "OPEN reply is %zu bytes", n);
+		r->u.open.ds = stk__get_u32(b);
+		r->u.open.count = stk__get_u32(b + 4);
+		r->u.open.bytes = stk__get_u64(b + 8);
+		return 0;
+	case STK_MSG_GET:
+		if (n != 12)
+			return fail(err, errlen, "GET reply is %zu bytes", n);
+		r->u.get.flags = stk__get_u32(b);
+		r->u.get.size = stk__get_u64(b + 4);
+		return 0;
+	case STK_MSG_STATS: {
+		if (n < 4)
+			return fail(err, errlen, "STATS reply lacks its count");
+		uint32_t cnt = stk__get_u32(b);
+		if ((size_t)cnt * 8 + 4 != n)
+			return fail(err, errlen, "STATS reply count %u does not fit %zu bytes", cnt, n);
+		r->u.stats.n = cnt < STK_STATS_COUNT ? cnt : STK_STATS_COUNT;
+		memset(r->u.stats.v, 0, sizeof(r->u.stats.v));
+		for (uint32_t i = 0; i < r->u.stats.n; i++)
+			r->u.stats.v[i] = stk__get_u64(b + 4 + 8 * i);
+		return 0;
+	}
+	case STK_MSG_STATUS:
+		if (n != 36)
+			return fail(err, errlen, "STATUS reply is %zu bytes", n);
+		r->u.status.objects = stk__get_u32(b);
+		r->u.status.resident = stk__get_u32(b + 4);
+		r->u.status.inflight = stk__get_u32(b + 8);
+		r->u.status.failed = stk__get_u32(b + 12);
+		r->u.status.warm = stk__get_u32(b + 16);
+		r->u.status.bytes = stk__get_u64(b + 20);
+		r->u.status.resident_bytes = stk__get_u64(b + 28);
+		return 0;
+	case STK_MSG_PLAN:
+	case STK_MSG_WARM:
+		if (n != 0)
+			return fail(err, errlen, "%s reply has %zu unexpected bytes",
+				    stk__msg_name(r->h.type & ~STK_MSG_REPLY), n);
+		return 0;
+	default:
+		return fail(err, errlen, "reply to unknown type %u", r->h.type & ~STK_MSG_REPLY);
+	}
+}
+
+int stk__catalog_walk(const void *buf, size_t len,
+		      int (*fn)(void *arg, uint32_t i, const char *key, uint32_t key_len,
+				uint64_t size),
+		      void *arg, uint32_t *count, char *err, size_t errlen)
+{
+	const uint8_t *p = buf;
+	if (len < 8 || stk__get_u32(p) != STK_CATALOG_MAGIC)
+		return fail(err, errlen, "catalog lacks its header");
+	uint32_t cnt = stk__get_u32(p + 4);
+	size_t off = 8;
+	for (uint32_t i = 0; i < cnt; i++) {
+		if (len - off < 12)
+			return fail(err, errlen, "catalog entry %u is truncated", i);
+		uint64_t size = stk__get_u64(p + off);
+		uint32_t kl = stk__get_u32(p + off + 8);
+		off += 12;
+		if (kl > len - off || kl > STK_URI_MAX)
+			return fail(err, errlen, "catalog entry %u key_len=%u overruns", i, kl);
+		if (fn) {
+			int r = fn(arg, i, (const char *)p + off, kl, size);
+			if (r)
+				return r;
+		}
+		off += kl;
+	}
+	if (off != len)
+		return fail(err, errlen, "catalog has %zu trailing bytes", len - off);
+	if (count)
+		*count = cnt;
+	return 0;
+}
+
+const char *stk__msg_name(uint16_t type)
+{
+	static const char *const names[] = {
+		[STK_MSG_HELLO] = "HELLO", [STK_MSG_OPEN] = "OPEN",   [STK_MSG_PLAN] = "PLAN",
+		[STK_MSG_GET] = "GET",	   [STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
+		[STK_MSG_CLOSE] = "CLOSE", [STK_MSG_WARM] = "WARM",   [STK_MSG_STATUS] = "STATUS",
+	};
+	type &= (uint16_t)~STK_MSG_REPLY;
+	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";
+}

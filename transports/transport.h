@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * For transport authors.  A transport is a table of operations for one URI
+ * scheme; adding a backend is one new file plus one line in registry.c, and
+ * nothing in prefetch/ changes (the fio ioengine / curl vtls pattern).
+ */
+#ifndef STOKER_TRANSPORT_H
+#define STOKER_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct stk_loop;
+
+/* Return values of submit besides -errno. */
+#define STK_Q_QUEUED 0 /* done() will be called exactly once */
+#define STK_Q_BUSY 1   /* no capacity now; the caller retries later, done() is not called */
+
+/* One object to fetch into memory the cache allocated. */
+struct stk_fetch {
+	const char *uri;
+	void *buf;	/* writable, page-aligned, page-rounded capacity */
+	uint64_t size;	/* bytes expected, exactly */
+	/* Called once on the loop thread: err 0, or -errno with msg naming the URI. */
+	void (*done)(struct stk_fetch *f, int err, const char *msg);
+	void *arg;	/* the caller's */
+	void *priv;	/* the transport's */
+};
+
+/* A listed object. */
+struct stk_catalog_entry {
+	char *key;
+	char *uri;
+	uint64_t size;
+};
+
+struct stk_catalog {
+	struct stk_catalog_entry *e;
+	uint32_t n, cap;
+};
+
+/* Appends an entry (copies key and uri). 0 or -ENOMEM. */
+int stk__catalog_add(struct stk_catalog *c, const char *key, size_t key_len, const char *uri,
+		     uint64_t size);
+void stk__catalog_free(struct stk_catalog *c);
+/* Sorts entries by key (strcmp). */
+void stk__catalog_sort(struct stk_catalog *c);
+
+/* What every transport may need from the daemon. */
+struct stk_tp_env {
+	struct stk_loop *loop;
+	char **roots;		/* file://: directories it may serve; NULL-terminated */
+	uint32_t emulate_latency_ms;	/* file://: added before each object (emulation) */
+	uint64_t emulate_bandwidth;	/* file://: bytes/s cap over all reads, 0 = none */
+	bool no_direct;			/* file://: never O_DIRECT */
+};
+
+struct stk_transport_ops {
+	const char *name; /* the URI scheme */
+	/* Optional - may be NULL. Called once at startup on the loop thread. 0 or -errno. */
+	int (*init)(const struct stk_tp_env *env);
+	/* Optional - may be NULL. Called once at exit. */
+	void (*fini)(void);
+	/*
+	 * Required. Lists uri, on a worker thread (it may block): a prefix gives
+	 * every object below it with keys relative to it, a single object gives
+	 * itself with its base name as key.  0 or -errno with err naming the URI.
+	 */
+	int (*list)(const char *uri, struct stk_catalog *cat, char *err, size_t errlen);
+	/* Required. The size of one object, on a worker thread. 0 or -errno with err. */
+	int (*stat)(const char *uri, uint64_t *size, char *err, size_t errlen);
+	/* Required. Reads a small object whole (a manifest), on a worker thread; *buf is malloc'd. */
+	int (*read_all)(const char *uri, size_t max, char **buf, size_t *len, char *err,
+			size_t errlen);
+	/* Required. Starts a fetch, on the loop thread: STK_Q_QUEUED, STK_Q_BUSY or -errno. */
+	int (*submit)(struct stk_fetch *f);
+};
+
+/*
+ * Finds the transport for uri's scheme.  Returns it, or NULL with err saying
+ * why (-EINVAL for no scheme, -EPROTONOSUPPORT for an unknown one in *errp).
+ */
+const struct stk_transport_ops *stk__transport_find(const char *uri, int *errp, char *err,
+						    size_t errlen);
+
+/* Initialises every transport. 0 or the first failure's -errno. */
+int stk__transports_init(const struct stk_tp_env *env);
+void stk__transports_fini(void);
+
+/*
+ * Builds a dataset's catalog on a worker thread: lists uri, or, with
+ * manifest, reads and parses the manifest at uri and sizes entries that give
+ * none.  0 or -errno with err naming the URI (and line, for a manifest).
+ */
+int stk__catalog_build(const char *uri, bool manifest, struct stk_catalog *cat, char *err,
+		       size_t errlen);
+
+#define STK_SIZE_UNKNOWN UINT64_MAX
+
+/*
+ * Parses manifest text ("URI [SIZE]" per line, '#' comments, blank lines) into
+ * cat; an entry without a size gets STK_SIZE_UNKNOWN.  Keys are the URIs.
+ * 0 or -EINVAL with err naming the manifest (name) and the line.
+ */
+int stk__manifest_parse(const char *text, size_t len, const char *name, struct stk_catalog *cat,
+			char *err, size_t errlen);
+
+extern const struct stk_transport_ops stk_transport_file;
+
+#endif
