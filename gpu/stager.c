@@ -220,7 +220,7 @@ static int pin(struct stk_gpu_stager *s, uintptr_t lo, uintptr_t hi)
 
 int stk_gpu_copy_async(struct stk_gpu_stager *s, void *dst_device, const void *host, size_t len)
 {
-	uintptr_t lo, hi;
+	uintptr_t lo = 0, hi = 0;
 	cudaError_t e;
 	int prev, ret;
 
@@ -253,7 +253,7 @@ out:
 
 int stk_gpu_unregister(struct stk_gpu_stager *s, const void *host, size_t len)
 {
-	uintptr_t lo, hi;
+	uintptr_t lo = 0, hi = 0;
 	cudaError_t e;
 	size_t i;
 	int ret;

@@ -277,6 +277,13 @@ int main(int argc, char **argv)
 			stk_warn("chdir /: %s", strerror(errno));
 	}
 
+	/* Block the stop signals before any thread exists, so that all inherit the
+	 * mask and the signals reach only the signalfd the loop watches. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int rc = 1;
 	int r = stk_loop_create(!c->no_uring, c->workers, &d->loop);
 	if (r) {
@@ -298,11 +305,6 @@ int main(int argc, char **argv)
 	d->cache.try_mlock = true;
 	d->listen_fd = -1;
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->sig_op.cb = sig_cb;
 	if (d->sig_fd < 0 || stk_loop_poll(d->loop, &d->sig_op, d->sig_fd, POLLIN)) {

@@ -21,7 +21,7 @@
 #define STK_HDR_SIZE 12u
 #define STK_URI_MAX 4096u
 #define STK_ERRMSG_MAX 512u
-#define STK_PLAN_CHUNK ((STK_MSG_MAX - STK_HDR_SIZE - 12u) / 4u) /* indices per PLAN message */
+#define STK_PLAN_CHUNK ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
 #define STK_STATS_COUNT 16u	 /* counters in a STATS reply, see stk_stats_field */
 
 enum stk_msg_type {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what stoker needs to build, test and benchmark on Debian 12.
+# Idempotent: installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config git ca-certificates
+      liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+      libjansson-dev libexpat1-dev libcriterion-dev
+      fio python3)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+	SUDO=sudo
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
