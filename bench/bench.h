@@ -84,6 +84,8 @@ struct bench_hot {
 	uint64_t read_bytes;
 	double read_s;
 	uint64_t read_objects;
+	uint64_t ref_bytes;	/* the same hash over private, touched memory */
+	double ref_s;
 };
 
 /* Results of --warm-only. */

@@ -50,8 +50,15 @@ int bench_find_stokerd(const char *explicit_path, char *buf, size_t len)
 			for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 				if ((size_t)snprintf(buf, len, "%s/%s", self, rel[i]) >= len)
 					continue;
-				if (executable(buf))
+				if (executable(buf)) {
+					char *real = realpath(buf, NULL);
+
+					/* Shown in the report: say ../ free. */
+					if (real && strlen(real) < len)
+						memcpy(buf, real, strlen(real) + 1);
+					free(real);
 					return 0;
+				}
 			}
 		}
 	}

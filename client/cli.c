@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * stoker: the command line client of stokerd, for people and for scripts.
  *
@@ -67,6 +67,9 @@ static const char help_text[] =
 	"DATASET_URI is file:///dir/ (every regular file below dir), file:///dir/obj,\n"
 	"or a plain absolute path; with --manifest it names a manifest file whose\n"
 	"lines are \"URI [SIZE]\".\n"
+	"\n"
+	"warm shows its progress on stderr when stderr is a terminal, and prints one\n"
+	"line on stdout when it ends.\n"
 	"\n"
 	"options:\n"
 	"  --socket PATH  the daemon's socket (default: $STOKER_SOCKET, else\n"
@@ -456,7 +459,12 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 		if (err)
 			goto fail;
 		dt = now_s() - t0;
-		if (st.warm == STK_WARM_DONE || st.warm == STK_WARM_FULL)
+		/*
+		 * The daemon may declare the budget full while the fetches it
+		 * already started are still in flight; they will land, so wait
+		 * for them and report what is really resident.
+		 */
+		if ((st.warm == STK_WARM_DONE || st.warm == STK_WARM_FULL) && !st.inflight)
 			break;
 		if (st.failed && !st.inflight)
 			break;

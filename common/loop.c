@@ -35,8 +35,11 @@ struct stk_loop {
 	int efd;
 	struct stk_op efd_op;
 
+	struct stk_op cancel_op; /* completions of cancel requests land here */
+
 	/* poll(2) backend. */
 	struct stk_op *polls;
+	struct stk_op *cancelled; /* run with -ECANCELED on the next turn */
 	struct stk_op *timers; /* sorted by deadline */
 };
 
@@ -112,6 +115,10 @@ static struct io_uring_sqe *get_sqe(struct stk_loop *l)
 	return sqe;
 }
 
+static void ignore_cb(struct stk_op *op, int res)
+{
+}
+
 static void efd_cb(struct stk_op *op, int res)
 {
 	struct stk_loop *l = container_of(op, struct stk_loop, efd_op);
@@ -128,6 +135,7 @@ int stk_loop_create(bool try_uring, unsigned workers, struct stk_loop **out)
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->jobs_tail = &l->jobs;
+	l->cancel_op.cb = ignore_cb;
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	int r = -errno;
 	if (l->efd < 0)
@@ -227,6 +235,37 @@ int stk_loop_timeout(struct stk_loop *l, struct stk_op *op, uint64_t ns)
 		p = &(*p)->next;
 	op->next = *p;
 	*p = op;
+	return 0;
+}
+
+/* Unlinks op from a singly linked list. Returns true if it was there. */
+static bool unlink_op(struct stk_op **list, struct stk_op *op)
+{
+	for (struct stk_op **p = list; *p; p = &(*p)->next) {
+		if (*p == op) {
+			*p = op->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+int stk_loop_cancel(struct stk_loop *l, struct stk_op *op)
+{
+	if (op->kind != OP_POLL && op->kind != OP_TIMEOUT)
+		return -ENOENT;
+	if (l->uring) {
+		struct io_uring_sqe *sqe = get_sqe(l);
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_cancel(sqe, op, 0);
+		io_uring_sqe_set_data(sqe, &l->cancel_op);
+		return 0;
+	}
+	if (!unlink_op(op->kind == OP_POLL ? &l->polls : &l->timers, op))
+		return -ENOENT;
+	op->next = l->cancelled;
+	l->cancelled = op;
 	return 0;
 }
 
@@ -333,8 +372,8 @@ static int run_poll(struct stk_loop *l)
 	size_t i = 1;
 	for (struct stk_op *op = l->polls; op; op = op->next, i++)
 		pfd[i] = (struct pollfd){ .fd = op->fd, .events = op->events };
-	int timeout = -1;
-	if (l->timers) {
+	int timeout = l->cancelled ? 0 : -1;
+	if (l->timers && timeout) {
 		uint64_t now = stk__now_ns();
 		uint64_t d = l->timers->deadline > now ? l->timers->deadline - now : 0;
 		timeout = (int)((d + 999999) / 1000000);
@@ -369,6 +408,14 @@ static int run_poll(struct stk_loop *l)
 		struct stk_op *op = l->timers;
 		l->timers = op->next;
 		op->res = 0;
+		op->next = NULL;
+		*tail = op;
+		tail = &op->next;
+	}
+	while (l->cancelled) {
+		struct stk_op *op = l->cancelled;
+		l->cancelled = op->next;
+		op->res = -ECANCELED;
 		op->next = NULL;
 		*tail = op;
 		tail = &op->next;

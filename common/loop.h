@@ -73,6 +73,13 @@ int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size
 int stk_loop_openat2(struct stk_loop *l, struct stk_op *op, int dirfd, const char *path,
 		     const struct open_how *how);
 
+/*
+ * Cancels a pending poll or timeout.  Its callback still runs exactly once:
+ * with -ECANCELED, or with its own result if it completed first.
+ * Returns 0, or -ENOENT if op is not a pending poll or timeout.
+ */
+int stk_loop_cancel(struct stk_loop *l, struct stk_op *op);
+
 /* Queues w on the worker pool. Always succeeds; done() is called exactly once. */
 void stk_loop_work(struct stk_loop *l, struct stk_work *w);
 

@@ -27,6 +27,11 @@ struct stk_config {
 	bool no_direct;
 	uint32_t emulate_latency_ms;
 	uint64_t emulate_bandwidth; /* bytes/s */
+	uint64_t part_size;
+	unsigned max_host_conns, retries;
+	bool insecure;
+	const char *s3_endpoint, *s3_region;
+	int s3_addressing;
 };
 
 /* A request waiting for an object (GET) or a dataset (OPEN). */
@@ -48,6 +53,7 @@ struct stk_plan {
 	struct stk_ds *ds;
 	struct stk_session *owner; /* NULL for a warm */
 	bool warm;
+	bool stalled; /* a warm that hit the budget: it starts nothing more */
 	uint32_t *order, *next;
 	uint32_t n, cap;
 	uint32_t *head, *last; /* per object of ds */

@@ -40,12 +40,29 @@ static void usage(FILE *f)
 		"                            (STOKER_EMULATE_LATENCY_MS)\n"
 		"      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
 		"                            (STOKER_EMULATE_BANDWIDTH)\n"
+		"      --part-size SIZE      http/s3: objects above SIZE are fetched as parallel\n"
+		"                            ranged GETs of SIZE (STOKER_PART_SIZE; 8M)\n"
+		"      --http-max-conns N    http/s3: requests in flight per endpoint\n"
+		"                            (STOKER_HTTP_MAX_CONNS; 64)\n"
+		"      --retries N           http/s3: retries of a failed request, with backoff\n"
+		"                            (STOKER_RETRIES; 5)\n"
+		"      --insecure            http/s3: do not verify TLS certificates\n"
+		"      --s3-endpoint URL     s3: endpoint, e.g. http://127.0.0.1:9000\n"
+		"                            (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS)\n"
+		"      --s3-region REGION    s3: region (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config)\n"
+		"      --s3-addressing MODE  s3: path, virtual or auto (STOKER_S3_ADDRESSING; auto:\n"
+		"                            virtual-hosted on AWS, path-style on a custom endpoint)\n"
+		"  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
+		"  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
 		"  -h, --help                this text\n"
 		"SIGTERM or SIGINT: stop accepting, finish in-flight fetches, exit 0.\n",
 		STK_DEFAULT_SOCKET);
 }
 
-enum { OPT_INFLIGHT = 256, OPT_WORKERS, OPT_NO_URING, OPT_NO_DIRECT, OPT_LAT, OPT_BW };
+enum {
+	OPT_INFLIGHT = 256, OPT_WORKERS, OPT_NO_URING, OPT_NO_DIRECT, OPT_LAT, OPT_BW,
+	OPT_PART, OPT_CONNS, OPT_RETRIES, OPT_INSECURE, OPT_S3_EP, OPT_S3_REGION, OPT_S3_ADDR,
+};
 
 static bool env_true(const char *name)
 {
@@ -114,6 +131,40 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 		r = stk__parse_u64(v, 1000000, &n);
 		c->emulate_bandwidth = n * 1000000u;
 		break;
+	case OPT_PART:
+		r = stk__parse_size(v, &n);
+		if (!r && (n < 65536 || n > (1ull << 32)))
+			r = -EINVAL;
+		c->part_size = n;
+		break;
+	case OPT_CONNS:
+		r = stk__parse_u64(v, 4096, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->max_host_conns = (unsigned)n;
+		break;
+	case OPT_RETRIES:
+		r = stk__parse_u64(v, 100, &n);
+		c->retries = (unsigned)n;
+		break;
+	case OPT_S3_EP:
+		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+			r = -EINVAL;
+		c->s3_endpoint = v;
+		break;
+	case OPT_S3_REGION:
+		c->s3_region = v;
+		break;
+	case OPT_S3_ADDR:
+		if (!strcmp(v, "auto"))
+			c->s3_addressing = STK_S3_AUTO;
+		else if (!strcmp(v, "path"))
+			c->s3_addressing = STK_S3_PATH;
+		else if (!strcmp(v, "virtual"))
+			c->s3_addressing = STK_S3_VIRTUAL;
+		else
+			r = -EINVAL;
+		break;
 	}
 	if (r)
 		fprintf(stderr, "stokerd: %s: invalid value '%s'\n", from, v);
@@ -175,6 +226,7 @@ int main(int argc, char **argv)
 	c->socket_path = STK_DEFAULT_SOCKET;
 	c->max_inflight = 32;
 	c->workers = 4;
+	c->retries = 5;
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	c->ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
 
@@ -182,7 +234,10 @@ int main(int argc, char **argv)
 		{ "STOKER_SOCKET", 's' }, { "STOKER_RAM", 'm' }, { "STOKER_ALLOW_ROOT", 'r' },
 		{ "STOKER_LOG_LEVEL", 'l' }, { "STOKER_MAX_INFLIGHT", OPT_INFLIGHT },
 		{ "STOKER_WORKERS", OPT_WORKERS }, { "STOKER_EMULATE_LATENCY_MS", OPT_LAT },
-		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW },
+		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW }, { "STOKER_PART_SIZE", OPT_PART },
+		{ "STOKER_HTTP_MAX_CONNS", OPT_CONNS }, { "STOKER_RETRIES", OPT_RETRIES },
+		{ "AWS_ENDPOINT_URL", OPT_S3_EP }, { "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
+		{ "STOKER_S3_ADDRESSING", OPT_S3_ADDR },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -205,6 +260,13 @@ int main(int argc, char **argv)
 		{ "no-direct", no_argument, 0, OPT_NO_DIRECT },
 		{ "emulate-latency", required_argument, 0, OPT_LAT },
 		{ "emulate-bandwidth", required_argument, 0, OPT_BW },
+		{ "part-size", required_argument, 0, OPT_PART },
+		{ "http-max-conns", required_argument, 0, OPT_CONNS },
+		{ "retries", required_argument, 0, OPT_RETRIES },
+		{ "insecure", no_argument, 0, OPT_INSECURE },
+		{ "s3-endpoint", required_argument, 0, OPT_S3_EP },
+		{ "s3-region", required_argument, 0, OPT_S3_REGION },
+		{ "s3-addressing", required_argument, 0, OPT_S3_ADDR },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -220,6 +282,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_DIRECT:
 			c->no_direct = true;
+			break;
+		case OPT_INSECURE:
+			c->insecure = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -296,6 +361,13 @@ int main(int argc, char **argv)
 		.emulate_latency_ms = c->emulate_latency_ms,
 		.emulate_bandwidth = c->emulate_bandwidth,
 		.no_direct = c->no_direct,
+		.part_size = c->part_size,
+		.max_host_conns = c->max_host_conns,
+		.retries = c->retries,
+		.insecure = c->insecure,
+		.s3_endpoint = c->s3_endpoint,
+		.s3_region = c->s3_region,
+		.s3_addressing = c->s3_addressing,
 	};
 	r = stk__transports_init(&env);
 	if (r)

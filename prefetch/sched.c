@@ -268,6 +268,8 @@ static struct stk_object *candidate(struct stk_daemon *d, struct stk_plan **pp, 
 {
 	struct stk_object *best = NULL;
 	for (struct stk_plan *p = d->plans; p; p = p->all_next) {
+		if (p->stalled)
+			continue;
 		uint32_t s = p->scan > p->cursor ? p->scan : p->cursor;
 		struct stk_object *objs = p->ds->objs;
 		while (s < p->n && (objs[p->order[s]].state != STK_OBJ_ABSENT ||
@@ -322,7 +324,8 @@ void stk__sched_run(struct stk_daemon *d)
 		}
 		if (!stk__cache_fits(&d->cache, o)) {
 			if (p->warm) {
-				warm_end(d, p, STK_WARM_FULL);
+				/* A warm never evicts: it is over once what it started lands. */
+				p->stalled = true;
 				continue;
 			}
 			uint64_t vd;
@@ -337,9 +340,10 @@ void stk__sched_run(struct stk_daemon *d)
 	}
 	for (struct stk_plan *p = d->plans, *n; p; p = n) {
 		n = p->all_next;
-		if (p->warm && p->scan >= p->n && p->ds->inflight == 0)
-			warm_end(d, p, p->ds->resident + p->ds->failed == p->ds->count ? STK_WARM_DONE
-										: STK_WARM_FULL);
+		if (p->warm && (p->stalled || p->scan >= p->n) && p->ds->inflight == 0)
+			warm_end(d, p, !p->stalled && p->ds->resident + p->ds->failed == p->ds->count
+					       ? STK_WARM_DONE
+					       : STK_WARM_FULL);
 	}
 }
 

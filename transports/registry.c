@@ -8,6 +8,8 @@
 /* One line per backend. */
 static const struct stk_transport_ops *const transports[] = {
 	&stk_transport_file,
+	&stk_transport_http,
+	&stk_transport_https,
 };
 
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))

@@ -26,6 +26,7 @@ struct stk_fetch {
 	void (*done)(struct stk_fetch *f, int err, const char *msg);
 	void *arg;	/* the caller's */
 	void *priv;	/* the transport's */
+	char etag[128];	/* set by transports that have one, on success */
 };
 
 /* A listed object. */
@@ -54,7 +55,18 @@ struct stk_tp_env {
 	uint32_t emulate_latency_ms;	/* file://: added before each object (emulation) */
 	uint64_t emulate_bandwidth;	/* file://: bytes/s cap over all reads, 0 = none */
 	bool no_direct;			/* file://: never O_DIRECT */
+	uint64_t part_size;		/* http, s3: ranged part size; 0 = 8 MiB */
+	unsigned max_host_conns;	/* http, s3: requests in flight per endpoint; 0 = 64 */
+	unsigned retries;		/* http, s3: retries of a failed request */
+	bool insecure;			/* http, s3: skip TLS verification */
+	const char *s3_endpoint;	/* s3: e.g. http://127.0.0.1:9000; NULL = AWS */
+	const char *s3_region;		/* s3: NULL = from the environment/config */
+	int s3_addressing;		/* s3: STK_S3_* */
 };
+
+#define STK_S3_AUTO 0	  /* virtual-hosted for AWS, path-style for a custom endpoint */
+#define STK_S3_PATH 1
+#define STK_S3_VIRTUAL 2
 
 struct stk_transport_ops {
 	const char *name; /* the URI scheme */
@@ -107,5 +119,8 @@ int stk__manifest_parse(const char *text, size_t len, const char *name, struct s
 			char *err, size_t errlen);
 
 extern const struct stk_transport_ops stk_transport_file;
+extern const struct stk_transport_ops stk_transport_http;
+extern const struct stk_transport_ops stk_transport_https;
+extern const struct stk_transport_ops stk_transport_s3;
 
 #endif

@@ -231,8 +231,13 @@ Test(sched, warm_stops_when_full_without_evicting)
 	setup_n(6, 4096, 4 * 4096, 2);
 	cr_assert_eq(stk__warm(&d, &ds), 0);
 	cr_assert_eq(ds.warm, STK_WARM_RUNNING);
-	while (npending)
-		complete(0);
+	cr_assert_eq(npending, 2);
+	complete(0);
+	complete(0);
+	cr_assert_eq(npending, 2);
+	complete(0);
+	cr_assert_eq(ds.warm, STK_WARM_RUNNING, "full, but a fetch it started is still in flight");
+	complete(0);
 	cr_assert_eq(ds.resident, 4);
 	cr_assert_eq(ds.warm, STK_WARM_FULL);
 	cr_assert_eq(d.st[STK_ST_EVICTIONS], 0);

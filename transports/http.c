@@ -1,0 +1,739 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP engine: libcurl multi on stokerd's loop.
+ *
+ * curl tells us which sockets it wants watched (CURLMOPT_SOCKETFUNCTION) and
+ * when to wake it (CURLMOPT_TIMERFUNCTION); we arm one-shot polls and
+ * timeouts on the loop and hand readiness back with curl_multi_socket_action.
+ * A poll armed for events curl no longer wants is cancelled and re-armed.
+ *
+ * An object larger than part_size is fetched as parallel ranged GETs, each
+ * written at its offset in the object's pages.  A part whose body is short
+ * or long, or that failed with a 5xx, 429, a timeout or a reset, is retried
+ * with exponential backoff and full jitter; an object is delivered only when
+ * every part has exactly its bytes, so nothing partial is ever cached.
+ */
+#include "transports/http.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/loop.h"
+
+#define ERRBODY_MAX 4096
+#define BACKOFF_BASE_NS 50000000ull	/* 50 ms */
+#define BACKOFF_CAP_NS 5000000000ull	/* 5 s */
+#define MAX_ENDPOINTS 64
+
+struct sock {
+	curl_socket_t fd;
+	int want;	/* CURL_POLL_* */
+	short armed_ev;
+	bool armed, dead, busy;
+	struct stk_op op;
+};
+
+struct timer {
+	struct stk_op op;
+	bool live;
+};
+
+struct object_fetch {
+	struct stk_fetch *f;
+	stk_http_prepare_fn prepare;
+	stk_http_error_fn error;
+	unsigned left;
+	int err;
+	char msg[512];
+	char etag[128];
+};
+
+struct part {
+	struct object_fetch *of;
+	CURL *easy;
+	uint64_t off, len, got;
+	unsigned attempt;
+	bool overflow;
+	bool in_multi;
+	char range[64];
+	char *url;
+	struct curl_slist *hdrs;
+	char etag[128];
+	char errbody[ERRBODY_MAX];
+	size_t errlen;
+	uint64_t t0;
+	struct stk_op retry_op;
+	int ep;
+};
+
+static struct {
+	struct stk_loop *loop;
+	struct stk_http_opts o;
+	CURLM *multi;
+	struct timer *timer;
+	pthread_mutex_t mu; /* endpoints, shared with worker threads */
+	struct stk_http_endpoint_stats ep[MAX_ENDPOINTS];
+	unsigned nep;
+	bool init;
+} H = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+int stk__http_status_errno(long status)
+{
+	switch (status) {
+	case 404:
+	case 410:
+		return -ENOENT;
+	case 401:
+	case 403:
+		return -EACCES;
+	case 400:
+		return -EINVAL;
+	case 416:
+		return -ERANGE;
+	default:
+		return -EIO;
+	}
+}
+
+/* Returns the index of url's endpoint (scheme://host:port) in the table. */
+static int endpoint_of(const char *url)
+{
+	char key[128];
+	const char *p = strstr(url, "://");
+	const char *end = p ? strchr(p + 3, '/') : NULL;
+	size_t n = end ? (size_t)(end - url) : strlen(url);
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;
+	memcpy(key, url, n);
+	key[n] = 0;
+	pthread_mutex_lock(&H.mu);
+	unsigned i;
+	for (i = 0; i < H.nep; i++)
+		if (!strcmp(H.ep[i].endpoint, key))
+			break;
+	if (i == H.nep && H.nep < MAX_ENDPOINTS) {
+		memcpy(H.ep[i].endpoint, key, n + 1);
+		H.nep++;
+	}
+	pthread_mutex_unlock(&H.mu);
+	return i < MAX_ENDPOINTS ? (int)i : -1;
+}
+
+static void count(int ep, uint64_t req, uint64_t retries, uint64_t errors, uint64_t bytes,
+		  uint64_t ns)
+{
+	if (ep < 0)
+		return;
+	pthread_mutex_lock(&H.mu);
+	H.ep[ep].requests += req;
+	H.ep[ep].retries += retries;
+	H.ep[ep].errors += errors;
+	H.ep[ep].bytes += bytes;
+	H.ep[ep].busy_ns += ns;
+	pthread_mutex_unlock(&H.mu);
+}
+
+unsigned stk__http_endpoints(struct stk_http_endpoint_stats *out, unsigned max)
+{
+	pthread_mutex_lock(&H.mu);
+	unsigned n = H.nep;
+	memcpy(out, H.ep, (n < max ? n : max) * sizeof(*out));
+	pthread_mutex_unlock(&H.mu);
+	return n;
+}
+
+/* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)]. */
+static uint64_t backoff_ns(unsigned attempt)
+{
+	uint64_t d = BACKOFF_BASE_NS << (attempt < 16 ? attempt : 16);
+	if (d > BACKOFF_CAP_NS)
+		d = BACKOFF_CAP_NS;
+	static __thread unsigned seed;
+	if (!seed)
+		seed = (unsigned)stk__now_ns() ^ (unsigned)pthread_self();
+	return d / 4 + (uint64_t)rand_r(&seed) % (d - d / 4 + 1);
+}
+
+/* Retryable: the server or the path failed, not the request. */
+static bool retryable(CURLcode rc, long status)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return status >= 500 || status == 429 || status == 408;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_WRITE_ERROR: /* a body longer than asked for */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+	char *etag = arg;
+	size_t len = sz * n;
+	if (len > 5 && !strncmp(p, "HTTP/", 5)) {
+		etag[0] = 0; /* a new response (after a redirect or 100) */
+	} else if (len > 5 && !strncasecmp(p, "etag:", 5)) {
+		const char *v = p + 5;
+		size_t vl = len - 5;
+		while (vl && (*v == ' ' || *v == '\t')) {
+			v++;
+			vl--;
+		}
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		if (vl > 127)
+			vl = 127;
+		memcpy(etag, v, vl);
+		etag[vl] = 0;
+	}
+	return len;
+}
+
+static size_t on_write(char *p, size_t sz, size_t n, void *arg)
+{
+	struct part *pt = arg;
+	size_t len = sz * n;
+	long status = 0;
+	curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300) { /* keep the start of an error body */
+		size_t k = ERRBODY_MAX - 1 - pt->errlen < len ? ERRBODY_MAX - 1 - pt->errlen : len;
+		memcpy(pt->errbody + pt->errlen, p, k);
+		pt->errlen += k;
+		pt->errbody[pt->errlen] = 0;
+		return len;
+	}
+	if (len > pt->len - pt->got) {
+		pt->overflow = true;
+		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	memcpy((char *)pt->of->f->buf + pt->off + pt->got, p, len);
+	pt->got += len;
+	return len;
+}
+
+static void set_common(CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* stalled: < 1 KiB/s ... */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... for 30 s */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, H.o.insecure ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, H.o.insecure ? 0L : 2L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+}
+
+static void object_part_done(struct object_fetch *of)
+{
+	if (--of->left)
+		return;
+	struct stk_fetch *f = of->f;
+	int err = of->err;
+	char msg[512];
+	memcpy(msg, of->msg, sizeof(msg));
+	if (!err)
+		memcpy(f->etag, of->etag, sizeof(f->etag));
+	free(of);
+	f->done(f, err, err ? msg : NULL);
+}
+
+static void part_free(struct part *pt)
+{
+	if (pt->easy)
+		curl_easy_cleanup(pt->easy);
+	curl_slist_free_all(pt->hdrs);
+	free(pt->url);
+	free(pt);
+}
+
+static void part_fail(struct part *pt, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void part_fail(struct part *pt, int err, const char *fmt, ...)
+{
+	struct object_fetch *of = pt->of;
+	if (!of->err) {
+		of->err = err;
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(of->msg, sizeof(of->msg), fmt, ap);
+		va_end(ap);
+	}
+	count(pt->ep, 0, 0, 1, 0, 0);
+	part_free(pt);
+	object_part_done(of);
+}
+
+static void part_start(struct part *pt);
+
+static void retry_cb(struct stk_op *op, int res)
+{
+	struct part *pt = (struct part *)((char *)op - offsetof(struct part, retry_op));
+	if (pt->of->err) { /* another part failed for good: stop */
+		struct object_fetch *of = pt->of;
+		part_free(pt);
+		object_part_done(of);
+		return;
+	}
+	part_start(pt);
+}
+
+static void part_start(struct part *pt)
+{
+	struct object_fetch *of = pt->of;
+	char err[400];
+	curl_slist_free_all(pt->hdrs);
+	free(pt->url);
+	pt->hdrs = NULL;
+	pt->url = NULL;
+	int r = of->prepare(of->f->uri, "GET", pt->len ? pt->range : NULL, &pt->url, &pt->hdrs,
+			    err, sizeof(err));
+	if (r) {
+		part_fail(pt, r, "%s", err);
+		return;
+	}
+	if (!pt->easy && !(pt->easy = curl_easy_init())) {
+		part_fail(pt, -ENOMEM, "%s: out of memory", of->f->uri);
+		return;
+	}
+	CURL *e = pt->easy;
+	curl_easy_reset(e);
+	set_common(e);
+	curl_easy_setopt(e, CURLOPT_URL, pt->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pt->hdrs);
+	if (pt->len)
+		curl_easy_setopt(e, CURLOPT_RANGE, pt->range + 6); /* past "bytes=" */
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, pt);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, pt->etag);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
+	pt->got = 0;
+	pt->overflow = false;
+	pt->errlen = 0;
+	pt->errbody[0] = 0;
+	pt->etag[0] = 0;
+	pt->t0 = stk__now_ns();
+	CURLMcode mc = curl_multi_add_handle(H.multi, e);
+	if (mc != CURLM_OK) {
+		part_fail(pt, -EIO, "%s: curl_multi_add_handle: %s", of->f->uri,
+			  curl_multi_strerror(mc));
+		return;
+	}
+	pt->in_multi = true;
+	count(pt->ep, 1, 0, 0, 0, 0);
+}
+
+static void part_retry(struct part *pt, const char *why)
+{
+	struct object_fetch *of = pt->of;
+	if (of->err || pt->attempt >= H.o.retries) {
+		part_fail(pt, -EIO, "%s: %s (gave up after %u attempts)", of->f->uri, why,
+			  pt->attempt + 1);
+		return;
+	}
+	uint64_t d = backoff_ns(pt->attempt++);
+	stk_dbg("%s [%s]: %s; retry %u in %llu ms", of->f->uri, pt->range, why, pt->attempt,
+		(unsigned long long)(d / 1000000));
+	count(pt->ep, 0, 1, 0, 0, 0);
+	pt->retry_op.cb = retry_cb;
+	if (stk_loop_timeout(H.loop, &pt->retry_op, d))
+		part_fail(pt, -EIO, "%s: %s (cannot schedule a retry)", of->f->uri, why);
+}
+
+static void part_finished(struct part *pt, CURLcode rc)
+{
+	struct object_fetch *of = pt->of;
+	long status = 0;
+	curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(H.multi, pt->easy);
+	pt->in_multi = false;
+	count(pt->ep, 0, 0, 0, pt->got, stk__now_ns() - pt->t0);
+	char why[300];
+	if (of->err) { /* the object already failed: do not spend retries on it */
+		struct object_fetch *o = of;
+		part_free(pt);
+		object_part_done(o);
+		return;
+	}
+	if (rc == CURLE_OK && status >= 200 && status < 300) {
+		bool whole = pt->off == 0 && pt->len == of->f->size;
+		if (status == 200 && pt->len && !whole) {
+			part_fail(pt, -EIO, "%s: the server ignored the Range header (HTTP 200)",
+				  of->f->uri);
+			return;
+		}
+		if (pt->got != pt->len) {
+			snprintf(why, sizeof(why), "truncated body: %llu of %llu bytes",
+				 (unsigned long long)pt->got, (unsigned long long)pt->len);
+			part_retry(pt, why);
+			return;
+		}
+		if (pt->etag[0]) {
+			if (!of->etag[0]) {
+				memcpy(of->etag, pt->etag, sizeof(of->etag));
+			} else if (strcmp(of->etag, pt->etag)) {
+				part_fail(pt, -EAGAIN, "%s: changed while being fetched (ETag %s, then %s)",
+					  of->f->uri, of->etag, pt->etag);
+				return;
+			}
+		}
+		part_free(pt);
+		object_part_done(of);
+		return;
+	}
+	if (rc == CURLE_WRITE_ERROR && pt->overflow) {
+		snprintf(why, sizeof(why), "body longer than the %llu bytes asked for",
+			 (unsigned long long)pt->len);
+		part_retry(pt, why);
+		return;
+	}
+	if (rc == CURLE_OK && retryable(rc, status)) {
+		snprintf(why, sizeof(why), "HTTP %ld", status);
+		part_retry(pt, why);
+		return;
+	}
+	if (rc != CURLE_OK && retryable(rc, 0)) {
+		snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
+		part_retry(pt, why);
+		return;
+	}
+	if (rc != CURLE_OK) {
+		part_fail(pt, rc == CURLE_PEER_FAILED_VERIFICATION ? -EACCES : -EIO, "%s: %s%s",
+			  of->f->uri, curl_easy_strerror(rc),
+			  rc == CURLE_PEER_FAILED_VERIFICATION ? " (--insecure skips verification)" : "");
+		return;
+	}
+	char m[512];
+	int err = of->error(of->f->uri, status, pt->errbody, pt->errlen, m, sizeof(m));
+	part_fail(pt, err, "%s", m);
+}
+
+static void check_done(void)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(H.multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct part *pt = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&pt);
+		part_finished(pt, msg->data.result);
+	}
+}
+
+static void sock_arm(struct sock *sk);
+
+static void sock_cb(struct stk_op *op, int res)
+{
+	struct sock *sk = (struct sock *)((char *)op - offsetof(struct sock, op));
+	sk->armed = false;
+	if (sk->dead) {
+		free(sk);
+		return;
+	}
+	if (res == -ECANCELED || res == 0) {
+		sock_arm(sk);
+		return;
+	}
+	int ev = 0;
+	if (res > 0) {
+		if (res & POLLIN)
+			ev |= CURL_CSELECT_IN;
+		if (res & POLLOUT)
+			ev |= CURL_CSELECT_OUT;
+		if (res & (POLLERR | POLLHUP))
+			ev |= CURL_CSELECT_ERR;
+	} else {
+		ev = CURL_CSELECT_ERR;
+	}
+	int running;
+	sk->busy = true;
+	curl_multi_socket_action(H.multi, sk->fd, ev, &running);
+	sk->busy = false;
+	if (sk->dead) {
+		free(sk);
+	} else {
+		sock_arm(sk);
+	}
+	check_done();
+}
+
+/* Arms a poll for what curl wants; cancels one armed for something else. */
+static void sock_arm(struct sock *sk)
+{
+	short ev = (short)(((sk->want & CURL_POLL_IN) ? POLLIN : 0) |
+			   ((sk->want & CURL_POLL_OUT) ? POLLOUT : 0));
+	if (sk->armed) {
+		if (sk->armed_ev != ev)
+			stk_loop_cancel(H.loop, &sk->op); /* sock_cb re-arms */
+		return;
+	}
+	if (!ev || sk->busy)
+		return;
+	sk->op.cb = sock_cb;
+	if (stk_loop_poll(H.loop, &sk->op, sk->fd, ev) == 0) {
+		sk->armed = true;
+		sk->armed_ev = ev;
+	}
+}
+
+static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct sock *sk = socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (!sk)
+			return 0;
+		curl_multi_assign(H.multi, fd, NULL);
+		sk->dead = true;
+		sk->want = 0;
+		if (sk->armed)
+			stk_loop_cancel(H.loop, &sk->op); /* sock_cb frees it */
+		else if (!sk->busy)
+			free(sk);
+		return 0;
+	}
+	if (!sk) {
+		sk = calloc(1, sizeof(*sk));
+		if (!sk)
+			return -1;
+		sk->fd = fd;
+		curl_multi_assign(H.multi, fd, sk);
+	}
+	sk->want = what;
+	sock_arm(sk);
+	return 0;
+}
+
+static void timer_cb(struct stk_op *op, int res)
+{
+	struct timer *t = (struct timer *)op;
+	bool live = t->live && res != -ECANCELED;
+	if (H.timer == t)
+		H.timer = NULL;
+	free(t);
+	if (!live)
+		return;
+	int running;
+	curl_multi_socket_action(H.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+static int on_timer(CURLM *m, long ms, void *userp)
+{
+	if (H.timer) {
+		H.timer->live = false;
+		stk_loop_cancel(H.loop, &H.timer->op);
+		H.timer = NULL;
+	}
+	if (ms < 0)
+		return 0;
+	struct timer *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -1;
+	t->live = true;
+	t->op.cb = timer_cb;
+	if (stk_loop_timeout(H.loop, &t->op, (uint64_t)ms * 1000000u)) {
+		free(t);
+		return -1;
+	}
+	H.timer = t;
+	return 0;
+}
+
+int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
+{
+	if (H.init)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return -EIO;
+	H.loop = loop;
+	H.o = *opts;
+	if (!H.o.part_size)
+		H.o.part_size = 8u << 20;
+	if (!H.o.max_host_conns)
+		H.o.max_host_conns = 64;
+	H.multi = curl_multi_init();
+	if (!H.multi)
+		return -ENOMEM;
+	curl_multi_setopt(H.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(H.multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(H.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(H.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)H.o.max_host_conns);
+	curl_multi_setopt(H.multi, CURLMOPT_MAXCONNECTS, (long)H.o.max_host_conns * 4);
+	H.init = true;
+	return 0;
+}
+
+void stk__http_fini(void)
+{
+	if (!H.init)
+		return;
+	curl_multi_cleanup(H.multi);
+	curl_global_cleanup();
+	H.init = false;
+}
+
+int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_error_fn error)
+{
+	if (!H.init)
+		return -ENOTCONN;
+	uint64_t ps = H.o.part_size;
+	uint64_t nparts = f->size ? (f->size + ps - 1) / ps : 1;
+	struct object_fetch *of = calloc(1, sizeof(*of));
+	if (!of)
+		return -ENOMEM;
+	of->f = f;
+	of->prepare = prepare;
+	of->error = error;
+	of->left = (unsigned)nparts;
+	f->etag[0] = 0;
+	int ep = endpoint_of(f->uri);
+	for (uint64_t i = 0; i < nparts; i++) {
+		struct part *pt = calloc(1, sizeof(*pt));
+		if (!pt) {
+			of->err = -ENOMEM;
+			snprintf(of->msg, sizeof(of->msg), "%s: out of memory", f->uri);
+			of->left -= (unsigned)(nparts - i);
+			if (of->left == 0) {
+				/* Nothing was started: report as a submit failure. */
+				free(of);
+				return -ENOMEM;
+			}
+			break;
+		}
+		pt->of = of;
+		pt->ep = ep;
+		pt->off = i * ps;
+		pt->len = f->size - pt->off < ps ? f->size - pt->off : ps;
+		if (pt->len)
+			snprintf(pt->range, sizeof(pt->range), "bytes=%llu-%llu",
+				 (unsigned long long)pt->off,
+				 (unsigned long long)(pt->off + pt->len - 1));
+		part_start(pt);
+	}
+	return STK_Q_QUEUED;
+}
+
+/* Blocking requests, for worker threads. */
+
+struct body {
+	char *p;
+	size_t len, max;
+	bool over;
+};
+
+static size_t body_write(char *p, size_t sz, size_t n, void *arg)
+{
+	struct body *b = arg;
+	size_t len = sz * n;
+	if (len > b->max - b->len) {
+		b->over = true;
+		return 0;
+	}
+	char *np = realloc(b->p, b->len + len + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, p, len);
+	b->len += len;
+	b->p[b->len] = 0;
+	return len;
+}
+
+int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn prepare,
+		      stk_http_error_fn error, size_t max, char **body, size_t *len,
+		      uint64_t *length, char *err, size_t errlen)
+{
+	CURL *e = curl_easy_init();
+	if (!e)
+		return -ENOMEM;
+	bool head = !strcmp(method, "HEAD");
+	int r = -EIO;
+	int ep = endpoint_of(uri);
+	for (unsigned attempt = 0;; attempt++) {
+		char *url = NULL;
+		struct curl_slist *hdrs = NULL;
+		struct body b = { .max = max ? max : ERRBODY_MAX };
+		r = prepare(uri, method, NULL, &url, &hdrs, err, errlen);
+		if (r)
+			break;
+		curl_easy_reset(e);
+		set_common(e);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(e, CURLOPT_NOBODY, head ? 1L : 0L);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+		uint64_t t0 = stk__now_ns();
+		CURLcode rc = curl_easy_perform(e);
+		long status = 0;
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		count(ep, 1, attempt ? 1 : 0, 0, b.len, stk__now_ns() - t0);
+		curl_slist_free_all(hdrs);
+		free(url);
+		if (rc == CURLE_OK && status >= 200 && status < 300) {
+			if (length) {
+				curl_off_t cl = -1;
+				curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+				*length = cl < 0 ? 0 : (uint64_t)cl;
+			}
+			if (body) {
+				*body = b.p ? b.p : calloc(1, 1);
+				if (len)
+					*len = b.len;
+			} else {
+				free(b.p);
+			}
+			r = 0;
+			break;
+		}
+		bool again = (rc == CURLE_OK && retryable(rc, status)) ||
+			     (rc != CURLE_OK && rc != CURLE_WRITE_ERROR && retryable(rc, 0));
+		if (again && attempt < H.o.retries) {
+			free(b.p);
+			uint64_t d = backoff_ns(attempt);
+			struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (rc == CURLE_WRITE_ERROR && b.over) {
+			snprintf(err, errlen, "%s: larger than %zu bytes", uri, b.max);
+			r = -EFBIG;
+		} else if (rc != CURLE_OK) {
+			snprintf(err, errlen, "%s: %s%s", uri, curl_easy_strerror(rc),
+				 again ? " (gave up after retries)" : "");
+			r = rc == CURLE_PEER_FAILED_VERIFICATION ? -EACCES : -EIO;
+		} else {
+			r = error(uri, status, b.p ? b.p : "", b.len, err, errlen);
+		}
+		count(ep, 0, 0, 1, 0, 0);
+		free(b.p);
+		break;
+	}
+	curl_easy_cleanup(e);
+	return r;
+}

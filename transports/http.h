@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP engine shared by the http(s):// and s3:// transports: libcurl's
+ * multi interface with its sockets and timers driven by stokerd's loop (no
+ * second event loop, no thread per request), objects split into parallel
+ * ranged GETs written straight into the cache's pages, retries with
+ * exponential backoff and jitter, and per-endpoint counters.
+ */
+#ifndef STOKER_HTTP_H
+#define STOKER_HTTP_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "transports/transport.h"
+
+struct stk_http_opts {
+	uint64_t part_size;	/* objects larger than this are fetched in ranged parts */
+	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
+	unsigned retries;	/* attempts after the first, for retryable failures */
+	bool insecure;		/* skip TLS verification */
+};
+
+/*
+ * How a transport turns one request into a URL and headers.  Called on the
+ * loop thread before each attempt (so signatures are fresh).  Returns 0 with
+ * *url (malloc'd, freed by the engine) and *hdrs (freed by the engine with
+ * curl_slist_free_all), or -errno with err filled in.
+ */
+typedef int (*stk_http_prepare_fn)(const char *uri, const char *method, const char *range,
+				   char **url, struct curl_slist **hdrs, char *err, size_t errlen);
+
+/* Maps an HTTP error response to -errno and a message naming the URI. */
+typedef int (*stk_http_error_fn)(const char *uri, long status, const char *body, size_t len,
+				 char *err, size_t errlen);
+
+int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts);
+void stk__http_fini(void);
+
+/* Starts fetching f (see struct stk_fetch). Returns STK_Q_QUEUED or -errno. */
+int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_error_fn error);
+
+/*
+ * Blocking request for worker threads (listing, HEAD, small reads).  method
+ * "GET" or "HEAD".  On 2xx returns 0 with the body in *body (malloc'd, NUL-
+ * terminated, at most max bytes) and the Content-Length in *length (HEAD);
+ * otherwise -errno with err from error().  Retries like fetches do.
+ */
+int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn prepare,
+		      stk_http_error_fn error, size_t max, char **body, size_t *len,
+		      uint64_t *length, char *err, size_t errlen);
+
+/* Counters for one endpoint (scheme://host:port). */
+struct stk_http_endpoint_stats {
+	char endpoint[128];
+	uint64_t requests, retries, errors, bytes, busy_ns;
+};
+
+/* Copies up to max endpoints' counters into out. Returns how many there are. */
+unsigned stk__http_endpoints(struct stk_http_endpoint_stats *out, unsigned max);
+
+/* Classic error mapping for plain HTTP: 404 -ENOENT, 401/403 -EACCES, else -EIO. */
+int stk__http_status_errno(long status);
+
+#endif
