@@ -210,7 +210,8 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 	pfd[0] = -1;
 	if (n == (ssize_t)sizeof(err)) {
 		fprintf(stderr, "stoker-bench: cannot run %s: %s%s\n", stokerd, strerror(err),
-			err == ENOENT ? " (build it, or pass --stokerd PATH or --socket PATH)" : "");
+			err == ENOENT ? " (build it, or pass --stokerd PATH or --socket PATH)"
+				      : "");
 		waitpid(d->pid, NULL, 0);
 		d->pid = 0;
 		ret = -err;
@@ -219,7 +220,10 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 
 	deadline = bench_now() + 10.0;
 	for (;;) {
-		struct stk_connect_opts opts = { .opts_size = sizeof(opts), .socket_path = d->sock };
+		struct stk_connect_opts opts = {
+			.opts_size = sizeof(opts),
+			.socket_path = d->sock,
+		};
 		struct stk_client *c;
 		pid_t w;
 
@@ -266,6 +270,13 @@ int bench_daemon_stop(struct bench_daemon *d)
 	double deadline;
 	char why[128];
 
+	if (d->pid > 0 && waitpid(d->pid, &status, WNOHANG) == d->pid) {
+		/* It died during the run: that is the news, whatever the status. */
+		describe_status(status, why, sizeof(why));
+		fprintf(stderr, "stoker-bench: stokerd died during the run: it %s\n", why);
+		d->pid = 0;
+		ret = -ECHILD;
+	}
 	if (d->pid > 0) {
 		kill(d->pid, SIGTERM);
 		deadline = bench_now() + 10.0;
@@ -279,8 +290,8 @@ int bench_daemon_stop(struct bench_daemon *d)
 				break;
 			}
 			if (bench_now() > deadline) {
-				fprintf(stderr, "stoker-bench: stokerd (pid %d) ignored SIGTERM for "
-					"10 s; sending SIGKILL\n", (int)d->pid);
+				fprintf(stderr, "stoker-bench: stokerd (pid %d) ignored "
+					"SIGTERM for 10 s; sending SIGKILL\n", (int)d->pid);
 				kill(d->pid, SIGKILL);
 				waitpid(d->pid, &status, 0);
 				ret = -ETIMEDOUT;
@@ -356,7 +367,8 @@ int bench_make_demo_dataset(const char *dir, unsigned count, uint64_t min, uint6
 				continue;
 			if (n <= 0) {
 				ret = n < 0 ? -errno : -EIO;
-				fprintf(stderr, "stoker-bench: write %s: %s\n", path, strerror(-ret));
+				fprintf(stderr, "stoker-bench: write %s: %s\n", path,
+					strerror(-ret));
 				close(fd);
 				goto out;
 			}

@@ -638,8 +638,8 @@ static void report_text(const struct ctx *x)
 		printf("daemon: the running one at %s (its cache may be warm)\n", o->socket);
 
 	if (x->ran_direct || x->ran_stoker) {
-		printf("\n%-7s %8s %8s %7s %9s %8s %9s %9s %s\n", "mode", "wall s", "stall s", "stall", "MB", "MB/s",
-		       "objects/s", "hit ratio", "step load p50/p99 ms");
+		printf("\n%-7s %8s %8s %7s %9s %8s %9s %9s %s\n", "mode", "wall s", "stall s",
+		       "stall", "MB", "MB/s", "objects/s", "hit ratio", "step load p50/p99 ms");
 		if (x->ran_direct)
 			print_row("direct", &x->direct, false);
 		if (x->ran_stoker)
@@ -658,12 +658,14 @@ static void report_text(const struct ctx *x)
 			       x->stoker.get_wait_s);
 		printf("checksums: %s\n", x->checksums_match ?
 		       "every run read identical bytes" : "MISMATCH (see above)");
-		if (x->ran_direct && x->ran_stoker)
+		if (x->ran_direct && x->ran_stoker) {
+			double avoided = x->direct.stall_s - x->stoker.stall_s;
+
 			printf("\nstall avoided (measured): %.2f s (direct stall - stoker stall), "
-			       "%.0f%% of the direct stall; wall time %.2fx shorter\n",
-			       x->direct.stall_s - x->stoker.stall_s,
-			       100 * ratio(x->direct.stall_s - x->stoker.stall_s, x->direct.stall_s),
+			       "%.0f%% of the direct stall; wall time %.2fx shorter\n", avoided,
+			       100 * ratio(avoided, x->direct.stall_s),
 			       ratio(x->direct.wall_s, x->stoker.wall_s));
+		}
 	}
 	if (x->ran_warm)
 		printf("warm: %u/%u objects, %.1f MB resident in %.3f s: %.1f MB/s (cold)%s\n",
@@ -748,6 +750,7 @@ int main(int argc, char **argv)
 {
 	struct ctx *x;
 	int ret, status = 1;
+	bool bad = false;
 
 	x = calloc(1, sizeof(*x));
 	if (!x)
@@ -796,7 +799,9 @@ int main(int argc, char **argv)
 
 	if (ab_wanted(&x->o)) {
 		ret = run_ab(x);
-		if (ret && ret != -EBADMSG)
+		if (ret == -EBADMSG)
+			bad = true; /* report the figures, then fail */
+		else if (ret)
 			goto out;
 	}
 	if (x->o.warm_only && !bench_stop) {
@@ -820,7 +825,7 @@ int main(int argc, char **argv)
 		ret = report_json(x) ? -EIO : ret;
 	else
 		report_text(x);
-	status = ret || x->daemon_unclean ? 1 : 0;
+	status = ret || bad || x->daemon_unclean ? 1 : 0;
 out:
 	if (ret == -EINTR)
 		fprintf(stderr, "stoker-bench: interrupted\n");

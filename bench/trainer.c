@@ -244,7 +244,8 @@ uint64_t bench_touch(const void *buf, uint64_t len)
 	}
 	for (int k = 0; k < 4; k++)
 		for (int l = 0; l < 2; l++)
-			h = (h ^ a[k][l] ^ (b[k][l] * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+			h = (h ^ a[k][l] ^ (b[k][l] * 0x9e3779b97f4a7c15ull)) *
+			    0xff51afd7ed558ccdull;
 	for (; i + 8 <= len; i += 8) {
 		memcpy(&t, p + i, 8);
 		h = (h ^ t) * 0xff51afd7ed558ccdull;
@@ -595,8 +596,8 @@ static int map_indices(const struct bench_dataset *ds, struct stk_dataset *d, ui
 		uint64_t size;
 
 		ret = stk_dataset_find(d, ds->files[i].rel, &idx);
-		if (ret == -ENOENT &&
-		    (size_t)snprintf(uri, sizeof(uri), "file://%s", ds->files[i].path) < sizeof(uri))
+		if (ret == -ENOENT && (size_t)snprintf(uri, sizeof(uri), "file://%s",
+						       ds->files[i].path) < sizeof(uri))
 			ret = stk_dataset_find(d, uri, &idx);
 		if (ret) {
 			fprintf(stderr, "stoker-bench: the daemon's dataset has no key %s: %s\n",

@@ -10,6 +10,7 @@ static const struct stk_transport_ops *const transports[] = {
 	&stk_transport_file,
 	&stk_transport_http,
 	&stk_transport_https,
+	&stk_transport_s3,
 };
 
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
