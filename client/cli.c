@@ -583,7 +583,7 @@ static uint64_t stat_value(const struct stk_stats *st, const struct stat_field *
 	return v;
 }
 
-static int stats_json(const struct stk_stats *st)
+static int stats_json(const struct stk_stats *st, const struct stk_endpoint_stats *ep, size_t nep)
 {
 	json_t *obj = json_object();
 	int ret = EXIT_FAILURE;
@@ -597,6 +597,18 @@ static int stats_json(const struct stk_stats *st)
 							     json_real((double)v);
 
 		if (!j || json_object_set_new(obj, stat_fields[i].name, j))
+			goto nomem;
+	}
+	json_t *eps = json_array();
+	if (!eps || json_object_set_new(obj, "endpoints", eps))
+		goto nomem;
+	for (size_t i = 0; i < nep; i++) {
+		json_t *e = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "endpoint", ep[i].endpoint,
+				      "requests", (json_int_t)ep[i].requests, "retries",
+				      (json_int_t)ep[i].retries, "errors", (json_int_t)ep[i].errors,
+				      "bytes", (json_int_t)ep[i].bytes, "busy_ns",
+				      (json_int_t)ep[i].busy_ns);
+		if (!e || json_array_append_new(eps, e))
 			goto nomem;
 	}
 	if (json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || putchar('\n') == EOF) {
@@ -640,7 +652,7 @@ static void human_extra(const struct stk_stats *st, const struct stat_field *f, 
 		snprintf(buf, len, "(%.1f%%)", 100.0 * (double)v / (double)whole);
 }
 
-static int stats_human(const struct stk_stats *st)
+static int stats_human(const struct stk_stats *st, const struct stk_endpoint_stats *ep, size_t nep)
 {
 	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
 		const struct stat_field *f = &stat_fields[i];
@@ -657,6 +669,14 @@ static int stats_human(const struct stk_stats *st)
 	if (st->fetch_ns && st->fetch_bytes)
 		printf("  mean rate of one fetch: %.1f MB/s\n",
 		       (double)st->fetch_bytes / ((double)st->fetch_ns / 1e9) / 1e6);
+	if (nep)
+		printf("endpoints:\n  %-36s %10s %8s %7s %12s %10s\n", "endpoint", "requests",
+		       "retries", "errors", "MiB", "MB/s busy");
+	for (size_t i = 0; i < nep; i++)
+		printf("  %-36s %10" PRIu64 " %8" PRIu64 " %7" PRIu64 " %12.1f %10.1f\n",
+		       ep[i].endpoint, ep[i].requests, ep[i].retries, ep[i].errors,
+		       (double)ep[i].bytes / MIB,
+		       ep[i].busy_ns ? (double)ep[i].bytes / ((double)ep[i].busy_ns / 1e9) / 1e6 : 0.0);
 	return finish_stdout("stats");
 }
 
@@ -666,11 +686,16 @@ static int cmd_stats(struct stk_client *c, const struct cli *cli)
 	int err;
 
 	err = stk_stats(c, &st);
+	static struct stk_endpoint_stats ep[64];
+	size_t nep = 0;
+	if (!err)
+		err = stk_endpoint_stats(c, ep, 64, &nep);
 	if (err) {
 		report("stats", err);
 		return EXIT_FAILURE;
 	}
-	return (cli->opts & OPT_JSON) ? stats_json(&st) : stats_human(&st);
+	nep = nep < 64 ? nep : 64;
+	return (cli->opts & OPT_JSON) ? stats_json(&st, ep, nep) : stats_human(&st, ep, nep);
 }
 
 int main(int argc, char **argv)

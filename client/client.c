@@ -27,7 +27,7 @@
 
 #include "proto/proto.h"
 
-#define REPLY_MAX 1024 /* largest reply the daemon sends */
+#define REPLY_MAX 16384 /* largest reply the daemon sends (ENDPOINTS) */
 
 struct waiter {
 	uint32_t seq;
@@ -643,6 +643,41 @@ int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 	st->bytes = rp.u.status.bytes;
 	st->resident_bytes = rp.u.status.resident_bytes;
 	return 0;
+}
+
+int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max,
+		       size_t *n)
+{
+	uint8_t msg[32];
+	struct waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	struct stk_reply rp;
+	struct stk_buf b;
+	stk__buf_init(&b, msg, sizeof(msg));
+	stk__msg_begin(&b, STK_MSG_ENDPOINTS, 0, 0);
+	int r = simple_call(c, msg, stk__msg_end(&b), STK_MSG_ENDPOINTS, &rp, w);
+	if (!r) {
+		const uint8_t *p = rp.u.endpoints.p;
+		for (uint32_t i = 0; i < rp.u.endpoints.n; i++) {
+			uint16_t nl = (uint16_t)(p[0] | p[1] << 8);
+			if (i < max) {
+				struct stk_endpoint_stats *e = &out[i];
+				memcpy(e->endpoint, p + 2, nl);
+				e->endpoint[nl] = 0;
+				const uint8_t *v = p + 2 + nl;
+				e->requests = stk__get_u64(v);
+				e->retries = stk__get_u64(v + 8);
+				e->errors = stk__get_u64(v + 16);
+				e->bytes = stk__get_u64(v + 24);
+				e->busy_ns = stk__get_u64(v + 32);
+			}
+			p += 2 + nl + 40;
+		}
+		*n = rp.u.endpoints.n;
+	}
+	free(w);
+	return r;
 }
 
 int stk_stats(struct stk_client *c, struct stk_stats *st)

@@ -211,6 +211,24 @@ struct stk_stats {
 /* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */
 STK_EXTERN int stk_stats(struct stk_client *c, struct stk_stats *st);
 
+/* The daemon's counters for one object-store or HTTP endpoint. */
+struct stk_endpoint_stats {
+	char endpoint[128];	/* scheme://host[:port] */
+	uint64_t requests;	/* requests sent, retries included */
+	uint64_t retries;
+	uint64_t errors;	/* requests that failed for good */
+	uint64_t bytes;		/* body bytes received */
+	uint64_t busy_ns;	/* summed request durations */
+};
+
+/*
+ * Copies the counters of up to max endpoints into out and sets *n to how
+ * many endpoints the daemon knows (which may be more than max).
+ * Returns 0, -EPIPE.
+ */
+STK_EXTERN int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out,
+				  size_t max, size_t *n);
+
 /* Returns a static description of a negative errno returned by this library. */
 STK_EXTERN const char *stk_strerror(int err);
 

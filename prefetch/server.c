@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "transports/http.h"
 #include "prefetch/daemon.h"
 #include "stoker.h"
 
@@ -433,6 +434,28 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		stk__put_u32(&b, ds->warm);
 		stk__put_u64(&b, ds->bytes);
 		stk__put_u64(&b, ds->resident_bytes);
+		send_msg(d, s, out, stk__msg_end(&b), -1);
+		return;
+	}
+	case STK_MSG_ENDPOINTS: {
+		static struct stk_http_endpoint_stats ep[64];
+		static uint8_t out[64 * 200 + 64];
+		unsigned nep = stk__http_endpoints(ep, 64);
+		nep = nep < 64 ? nep : 64;
+		struct stk_buf b;
+		stk__buf_init(&b, out, sizeof(out));
+		stk__reply_begin(&b, &m.h, 0, NULL);
+		stk__put_u32(&b, nep);
+		for (unsigned i = 0; i < nep; i++) {
+			size_t nl = strnlen(ep[i].endpoint, STK_ENDPOINT_NAME_MAX);
+			stk__put_u16(&b, (uint16_t)nl);
+			stk__put_bytes(&b, ep[i].endpoint, nl);
+			stk__put_u64(&b, ep[i].requests);
+			stk__put_u64(&b, ep[i].retries);
+			stk__put_u64(&b, ep[i].errors);
+			stk__put_u64(&b, ep[i].bytes);
+			stk__put_u64(&b, ep[i].busy_ns);
+		}
 		send_msg(d, s, out, stk__msg_end(&b), -1);
 		return;
 	}

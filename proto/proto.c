@@ -266,6 +266,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		m->u.ds.ds = stk__get_u32(b);
 		return 0;
 	case STK_MSG_STATS:
+	case STK_MSG_ENDPOINTS:
 		return want_len(&m->h, 0, err, errlen);
 	default:
 		fail(err, errlen, "unknown message type %u", m->h.type);
@@ -340,6 +341,25 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		r->u.status.bytes = stk__get_u64(b + 20);
 		r->u.status.resident_bytes = stk__get_u64(b + 28);
 		return 0;
+	case STK_MSG_ENDPOINTS: {
+		if (n < 4)
+			return fail(err, errlen, "ENDPOINTS reply lacks its count");
+		uint32_t cnt = stk__get_u32(b);
+		size_t off = 4;
+		for (uint32_t i = 0; i < cnt; i++) {
+			if (n - off < 2)
+				return fail(err, errlen, "ENDPOINTS entry %u is truncated", i);
+			uint16_t nl = get_u16(b + off);
+			if (nl > STK_ENDPOINT_NAME_MAX || n - off - 2 < (size_t)nl + 40)
+				return fail(err, errlen, "ENDPOINTS entry %u overruns", i);
+			off += 2 + (size_t)nl + 40;
+		}
+		if (off != n)
+			return fail(err, errlen, "ENDPOINTS reply has %zu trailing bytes", n - off);
+		r->u.endpoints.n = cnt;
+		r->u.endpoints.p = b + 4;
+		return 0;
+	}
 	case STK_MSG_PLAN:
 	case STK_MSG_WARM:
 		if (n != 0)
@@ -388,7 +408,7 @@ const char *stk__msg_name(uint16_t type)
 	static const char *const names[] = {
 		[STK_MSG_HELLO] = "HELLO", [STK_MSG_OPEN] = "OPEN",   [STK_MSG_PLAN] = "PLAN",
 		[STK_MSG_GET] = "GET",	   [STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
-		[STK_MSG_CLOSE] = "CLOSE", [STK_MSG_WARM] = "WARM",   [STK_MSG_STATUS] = "STATUS",
+		[STK_MSG_CLOSE] = "CLOSE", [STK_MSG_WARM] = "WARM",   [STK_MSG_STATUS] = "STATUS", [STK_MSG_ENDPOINTS] = "ENDPOINTS",
 	};
 	type &= (uint16_t)~STK_MSG_REPLY;
 	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";

@@ -22,7 +22,8 @@
 #define STK_URI_MAX 4096u
 #define STK_ERRMSG_MAX 512u
 #define STK_PLAN_CHUNK ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT 16u	 /* counters in a STATS reply, see stk_stats_field */
+#define STK_STATS_COUNT 16u
+#define STK_ENDPOINT_NAME_MAX 127u	 /* counters in a STATS reply, see stk_stats_field */
 
 enum stk_msg_type {
 	STK_MSG_HELLO = 1,
@@ -34,7 +35,8 @@ enum stk_msg_type {
 	STK_MSG_CLOSE = 7,	/* closes a dataset handle; no reply */
 	STK_MSG_WARM = 8,
 	STK_MSG_STATUS = 9,
-	STK_MSG_TYPE_MAX = 9,
+	STK_MSG_ENDPOINTS = 10,	/* per-endpoint HTTP counters */
+	STK_MSG_TYPE_MAX = 10,
 	STK_MSG_REPLY = 0x8000, /* or'ed into the type of a reply */
 };
 
@@ -83,6 +85,9 @@ struct stk_reply {
 		struct { uint32_t n; uint64_t v[STK_STATS_COUNT]; } stats;
 		struct { uint32_t objects, resident, inflight, failed, warm;
 			 uint64_t bytes, resident_bytes; } status;
+		/* n entries of { u16 name_len, name, u64 requests, retries, errors, bytes,
+		 * busy_ns }, bounds already checked */
+		struct { uint32_t n; const uint8_t *p; } endpoints;
 	} u;
 };
 

@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
       libjansson-dev libexpat1-dev libcriterion-dev
-      fio python3)
+      fio python3
+      nodejs npm nginx-light)   # the S3 server (npm @20minutes/s3rver) and HTTP server of the tests
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -315,6 +315,7 @@ static void part_start(struct part *pt)
 		part_fail(pt, r, "%s", err);
 		return;
 	}
+	pt->ep = endpoint_of(pt->url);
 	if (!pt->easy && !(pt->easy = curl_easy_init())) {
 		part_fail(pt, -ENOMEM, "%s: out of memory", of->f->uri);
 		return;
@@ -611,7 +612,6 @@ int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_e
 	of->error = error;
 	of->left = (unsigned)nparts;
 	f->etag[0] = 0;
-	int ep = endpoint_of(f->uri);
 	for (uint64_t i = 0; i < nparts; i++) {
 		struct part *pt = calloc(1, sizeof(*pt));
 		if (!pt) {
@@ -626,7 +626,7 @@ int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_e
 			break;
 		}
 		pt->of = of;
-		pt->ep = ep;
+		pt->ep = -1;
 		pt->off = i * ps;
 		pt->len = f->size - pt->off < ps ? f->size - pt->off : ps;
 		if (pt->len)
@@ -673,7 +673,7 @@ int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn p
 		return -ENOMEM;
 	bool head = !strcmp(method, "HEAD");
 	int r = -EIO;
-	int ep = endpoint_of(uri);
+	int ep = -1;
 	for (unsigned attempt = 0;; attempt++) {
 		char *url = NULL;
 		struct curl_slist *hdrs = NULL;
@@ -681,6 +681,7 @@ int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn p
 		r = prepare(uri, method, NULL, &url, &hdrs, err, errlen);
 		if (r)
 			break;
+		ep = endpoint_of(url);
 		curl_easy_reset(e);
 		set_common(e);
 		curl_easy_setopt(e, CURLOPT_URL, url);
