@@ -21,13 +21,13 @@
 
 /* What one file says for the profile. */
 struct ini_vals {
-	bool section;	/* the profile's section exists */
+	bool section; /* the profile's section exists */
 	bool has_ak, has_sk, has_region;
 	char ak[sizeof(((struct stk_aws_creds *)0)->access_key)];
 	char sk[sizeof(((struct stk_aws_creds *)0)->secret_key)];
 	char region[sizeof(((struct stk_aws_creds *)0)->region)];
-	char *token;	/* malloc'd */
-	const char *too_long; /* the key whose value did not fit, or NULL */
+	char *token;		/* malloc'd */
+	const char *too_long;	/* the key whose value did not fit, or NULL */
 	char section_name[160]; /* as written in this file, for messages */
 };
 
@@ -40,7 +40,8 @@ static void ini_vals_wipe(struct ini_vals *v)
 	explicit_bzero(v, sizeof(*v));
 }
 
-static void msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void msg(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void msg(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -53,7 +54,8 @@ static void msg(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* Appends to a message built in err. */
-static void append(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void append(char *err, size_t errlen, const char *fmt, ...)
 {
 	size_t n;
@@ -287,12 +289,13 @@ static bool valid_region(const char *s)
 }
 
 /* Moves keys found in a file into c.  0 or -EINVAL (err set). */
-static int take_file_keys(struct stk_aws_creds *c, struct ini_vals *v, const char *path,
-			  char *err, size_t errlen)
+static int take_file_keys(struct stk_aws_creds *c, struct ini_vals *v, const char *path, char *err,
+			  size_t errlen)
 {
 	if (!v->has_sk) {
-		msg(err, errlen, "%s [%s]: aws_access_key_id is set but aws_secret_access_key is not",
-		    path, v->section_name);
+		msg(err, errlen,
+		    "%s [%s]: aws_access_key_id is set but aws_secret_access_key is not", path,
+		    v->section_name);
 		return -EINVAL;
 	}
 	memcpy(c->access_key, v->ak, sizeof(c->access_key));
@@ -341,13 +344,15 @@ int stk__aws_creds_load(struct stk_aws_creds *c, char *err, size_t errlen)
 		const char *sk = env("AWS_SECRET_ACCESS_KEY"), *tok = env("AWS_SESSION_TOKEN");
 
 		if (!sk) {
-			msg(err, errlen, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+			msg(err, errlen,
+			    "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
 			r = -EINVAL;
 			goto fail;
 		}
 		if (strlen(ak) >= sizeof(c->access_key) || strlen(sk) >= sizeof(c->secret_key)) {
 			msg(err, errlen, "AWS_%s is too long (at most %zu bytes)",
-			    strlen(ak) >= sizeof(c->access_key) ? "ACCESS_KEY_ID" : "SECRET_ACCESS_KEY",
+			    strlen(ak) >= sizeof(c->access_key) ? "ACCESS_KEY_ID"
+								: "SECRET_ACCESS_KEY",
 			    sizeof(c->access_key) - 1);
 			r = -EINVAL;
 			goto fail;
@@ -428,8 +433,8 @@ int stk__aws_creds_load(struct stk_aws_creds *c, char *err, size_t errlen)
 	if (!found) {
 		if (explicit_profile && !cv.section && !fv.section) {
 			msg(err, errlen,
-			    "AWS_PROFILE names profile '%s', which is in neither %s nor %s", profile,
-			    cred_path, conf_path);
+			    "AWS_PROFILE names profile '%s', which is in neither %s nor %s",
+			    profile, cred_path, conf_path);
 			r = -EINVAL;
 			goto fail;
 		}

@@ -48,8 +48,12 @@ static int s3_init(const struct stk_tp_env *env)
 	char err[512];
 	r = stk__aws_creds_load(&S.creds, err, sizeof(err));
 	S.signed_requests = r == 0;
-	if (r)
+	if (r == -ENOENT) {
 		stk_warn("s3://: %s; requests will be unsigned (public buckets only)", err);
+	} else if (r) {
+		stk_err("s3://: %s", err); /* e.g. AWS_PROFILE names no profile: say so, do not go anonymous */
+		return r;
+	}
 	const char *region = env->s3_region ? env->s3_region : S.creds.region;
 	snprintf(S.region, sizeof(S.region), "%s", region && *region ? region : "us-east-1");
 	bool custom = env->s3_endpoint != NULL;
@@ -71,6 +75,11 @@ static int s3_init(const struct stk_tp_env *env)
 		}
 		memcpy(S.host, h, hl);
 		S.host[hl] = 0;
+		/* curl leaves a default port out of Host; the signed host must match. */
+		const char *dflt = !strcmp(S.scheme, "https") ? ":443" : ":80";
+		size_t dl = strlen(dflt);
+		if (hl > dl && !strcmp(S.host + hl - dl, dflt))
+			S.host[hl - dl] = 0;
 	} else {
 		snprintf(S.scheme, sizeof(S.scheme), "https");
 		snprintf(S.host, sizeof(S.host), "s3.%s.amazonaws.com", S.region);

@@ -24,8 +24,8 @@
 
 #include "transports/sigv4.h"
 
-#define ALGORITHM "AWS4-HMAC-SHA256"
-#define SECRET_MAX 256
+#define ALGORITHM      "AWS4-HMAC-SHA256"
+#define SECRET_MAX     256
 #define ACCESS_KEY_MAX 128
 #define SCOPE_PART_MAX 63 /* region, service */
 
@@ -34,7 +34,7 @@ static const char hexlow[] = "0123456789abcdef";
 
 /* Where canonical text goes: a digest, a text buffer, or both. */
 struct sink {
-	EVP_MD_CTX *md;	/* NULL: no digest */
+	EVP_MD_CTX *md; /* NULL: no digest */
 	char *buf;	/* NULL: no text */
 	size_t cap;	/* of buf, counting the NUL */
 	size_t len;	/* bytes put so far, stored or not */
@@ -550,8 +550,8 @@ static int put_canonical_request(struct sink *sk, const struct prep *p)
 	return 0;
 }
 
-ssize_t stk__sigv4_canonical_request(const struct stk_sigv4_req *r,
-				     const struct stk_sigv4_creds *c, char *buf, size_t cap)
+ssize_t stk__sigv4_canonical_request(const struct stk_sigv4_req *r, const struct stk_sigv4_creds *c,
+				     char *buf, size_t cap)
 {
 	struct prep p;
 	struct sink sk = { .buf = buf, .cap = cap };
@@ -652,7 +652,8 @@ int stk__sigv4_sign(const struct stk_sigv4_req *r, const struct stk_sigv4_creds 
 	snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", p.date, r->region, r->service);
 	n = snprintf(sts, sizeof(sts), ALGORITHM "\n%s\n%s\n%s", p.amz_date, scope, creq_hex);
 
-	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
+	/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request")
+	 */
 	memcpy(kbuf, "AWS4", 4);
 	memcpy(kbuf + 4, c->secret_key, slen);
 	if (!hmac(kbuf, 4 + slen, p.date, 8, k1) ||

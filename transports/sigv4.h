@@ -30,12 +30,12 @@
 #include <time.h>
 
 /* Bounds on the inputs; beyond them the functions answer -E2BIG. */
-#define STK_SIGV4_MAX_HEADERS 32	/* entries of stk_sigv4_req.headers */
-#define STK_SIGV4_MAX_PARAMS 64		/* '&'-separated parameters of a query */
-#define STK_SIGV4_AUTH_MAX 1024		/* size of stk_sigv4_out.authorization */
+#define STK_SIGV4_MAX_HEADERS 32   /* entries of stk_sigv4_req.headers */
+#define STK_SIGV4_MAX_PARAMS  64   /* '&'-separated parameters of a query */
+#define STK_SIGV4_AUTH_MAX    1024 /* size of stk_sigv4_out.authorization */
 
 /* The hex SHA-256 of an empty body. */
-#define STK_SIGV4_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define STK_SIGV4_EMPTY_SHA256	   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define STK_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 
 /*
@@ -48,15 +48,16 @@
 
 /* Borrowed for the duration of a call. */
 struct stk_sigv4_creds {
-	const char *access_key;	   /* printable ASCII, no space or ',' */
+	const char *access_key; /* printable ASCII, no space or ',' */
 	const char *secret_key;
 	const char *session_token; /* NULL or "" when there is none */
 };
 
 /* Borrowed for the duration of a call. */
 struct stk_sigv4_req {
-	const char *method;  /* "GET", "HEAD" */
-	const char *host;    /* the Host header's value: "bucket.s3.amazonaws.com", "127.0.0.1:4569" */
+	const char *method; /* "GET", "HEAD" */
+	/* The Host header's value: "bucket.s3.amazonaws.com", "127.0.0.1:4569". */
+	const char *host;
 	/*
 	 * The path exactly as it will be sent, already percent-encoded by the
 	 * caller (S3: each key segment encoded once with stk__sigv4_uri_encode(),
@@ -90,9 +91,12 @@ struct stk_sigv4_req {
 
 /* Header values to send; see the top of this file. */
 struct stk_sigv4_out {
-	char authorization[STK_SIGV4_AUTH_MAX]; /* "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." */
-	char amz_date[17];	/* "20130524T000000Z" */
-	char content_sha256[65]; /* the payload hash; "" with STK_SIGV4_NO_CONTENT_SHA256 */
+	/* "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=..." */
+	char authorization[STK_SIGV4_AUTH_MAX];
+	/* "20130524T000000Z" */
+	char amz_date[17];
+	/* The payload hash; "" with STK_SIGV4_NO_CONTENT_SHA256. */
+	char content_sha256[65];
 };
 
 /*
@@ -119,8 +123,8 @@ int stk__sigv4_sign(const struct stk_sigv4_req *r, const struct stk_sigv4_creds 
  * session token's value when there is one.  Returns its length, or the
  * errors of stk__sigv4_sign(), with -ENAMETOOLONG when cap is too small.
  */
-ssize_t stk__sigv4_canonical_request(const struct stk_sigv4_req *r,
-				     const struct stk_sigv4_creds *c, char *buf, size_t cap);
+ssize_t stk__sigv4_canonical_request(const struct stk_sigv4_req *r, const struct stk_sigv4_creds *c,
+				     char *buf, size_t cap);
 
 /*
  * Percent-encodes s[0..len) per SigV4 (RFC 3986): A-Z a-z 0-9 - . _ ~ are
