@@ -38,7 +38,15 @@ struct waiter {
 	uint8_t buf[REPLY_MAX];
 };
 
+/*
+ * Lifetimes: a client lives while it is open or any of its datasets lives; a
+ * dataset lives while its handle is open or any view or fd hold taken through
+ * it is unreleased.  So views outlive stk_dataset_close() and stk_close(), as
+ * stoker.h promises, and their release after a close only unmaps.
+ */
 struct stk_client {
+	unsigned refs; /* atomic */
+	bool closed;
 	int fd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -50,6 +58,8 @@ struct stk_client {
 };
 
 struct stk_dataset {
+	unsigned refs; /* atomic */
+	bool closed;
 	struct stk_client *c;
 	uint32_t id;
 	uint32_t count;
@@ -202,6 +212,8 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 /* Sends a request that has no reply. */
 static void post(struct stk_client *c, const uint8_t *msg, size_t len)
 {
+	if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
+		return;
 	ssize_t s;
 	do
 		s = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -255,6 +267,7 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	struct stk_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->refs = 1;
 	c->next_seq = 1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
@@ -295,15 +308,25 @@ err:
 	return r;
 }
 
+static void client_unref(struct stk_client *c)
+{
+	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
 void stk_close(struct stk_client *c)
 {
 	if (!c)
 		return;
+	/* The daemon releases everything this connection held when it sees it close. */
+	__atomic_store_n(&c->closed, true, __ATOMIC_RELEASE);
 	if (c->fd >= 0)
 		close(c->fd);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	free(c);
+	c->fd = -1;
+	client_unref(c);
 }
 
 static uint32_t hash_key(const char *k)
@@ -393,6 +416,7 @@ int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 	if (!ds || !w || !msg)
 		goto out;
 	ds->c = c;
+	ds->refs = 1;
 	long len = stk__enc_open(msg, STK_URI_MAX + 64, 0, flags, uri);
 	struct stk_reply rp;
 	r = call(c, msg, (size_t)len, w);
@@ -412,6 +436,7 @@ int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 	close(w->fd);
 	if (r)
 		goto out;
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
 	*out = ds;
 	ds = NULL;
 out:
@@ -431,18 +456,29 @@ out:
 	return r;
 }
 
-void stk_dataset_close(struct stk_dataset *ds)
+static void ds_unref(struct stk_dataset *ds)
 {
-	if (!ds)
+	if (__atomic_sub_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL))
 		return;
-	uint8_t msg[32];
-	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
-	post(ds->c, msg, (size_t)len);
+	struct stk_client *c = ds->c;
 	free(ds->sizes);
 	free(ds->keys);
 	free(ds->keymem);
 	free(ds->hash);
 	free(ds);
+	client_unref(c);
+}
+
+void stk_dataset_close(struct stk_dataset *ds)
+{
+	if (!ds)
+		return;
+	/* CLOSE also ends, in the daemon, every hold still taken through this handle. */
+	uint8_t msg[32];
+	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
+	post(ds->c, msg, (size_t)len);
+	__atomic_store_n(&ds->closed, true, __ATOMIC_RELEASE);
+	ds_unref(ds);
 }
 
 size_t stk_dataset_count(const struct stk_dataset *ds)
@@ -545,6 +581,7 @@ static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *s
 		__atomic_fetch_add(*flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&c->bytes, *size, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&c->wait_ns, *wait, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
 	}
 	free(w);
 	return r;
@@ -584,9 +621,13 @@ int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
 
 void stk_release_index(struct stk_dataset *ds, size_t index)
 {
-	uint8_t msg[32];
-	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id, (uint32_t)index);
-	post(ds->c, msg, (size_t)len);
+	if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
+		uint8_t msg[32];
+		long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id,
+					(uint32_t)index);
+		post(ds->c, msg, (size_t)len);
+	}
+	ds_unref(ds);
 }
 
 void stk_release(struct stk_view *v)

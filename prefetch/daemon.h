@@ -69,6 +69,12 @@ struct stk_handle {
 
 struct stk_out; /* a queued datagram, see server.c */
 
+/* A hold on an object, taken through one dataset handle of a session. */
+struct stk_pin {
+	struct stk_object *o;
+	uint32_t handle;
+};
+
 struct stk_session {
 	struct stk_daemon *d;
 	int fd;
@@ -83,7 +89,7 @@ struct stk_session {
 	struct stk_out *outq, **outq_tail;
 	struct stk_handle *handles;
 	uint32_t nhandles;
-	struct stk_object **pins;
+	struct stk_pin *pins; /* one per GET not yet released */
 	uint32_t npins, cappins;
 	struct stk_session *prev, *next;
 };

@@ -53,7 +53,7 @@ static void session_kill(struct stk_daemon *d, struct stk_session *s, const char
 	s->dead = true;
 	stk_dbg("client pid %d: %s", (int)s->pid, why);
 	for (uint32_t i = 0; i < s->npins; i++)
-		stk__unpin(d, s->pins[i]);
+		stk__unpin(d, s->pins[i].o);
 	s->npins = 0;
 	for (uint32_t i = 0; i < s->nhandles; i++) {
 		stk__plan_free(d, s->handles[i].plan);
@@ -259,16 +259,19 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 {
 	struct stk_session *s = w->s;
 	struct stk_msg_hdr h = { .type = STK_MSG_GET, .seq = w->seq };
-	free(w);
 	if (s->dead)
 		goto out;
 	if (err) {
 		reply_err(d, s, &h, err, msg);
 		goto out;
 	}
+	if (w->handle == 0 || w->handle > s->nhandles || s->handles[w->handle - 1].ds != o->ds) {
+		reply_err(d, s, &h, -EBADF, "the dataset handle was closed while the GET waited");
+		goto out;
+	}
 	if (s->npins == s->cappins) {
 		uint32_t cap = s->cappins ? s->cappins * 2 : 16;
-		struct stk_object **p = realloc(s->pins, cap * sizeof(*p));
+		struct stk_pin *p = realloc(s->pins, cap * sizeof(*p));
 		if (!p) {
 			reply_err(d, s, &h, -ENOMEM, "out of memory");
 			goto out;
@@ -276,7 +279,7 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		s->pins = p;
 		s->cappins = cap;
 	}
-	s->pins[s->npins++] = o;
+	s->pins[s->npins++] = (struct stk_pin){ .o = o, .handle = w->handle };
 	stk__pin(d, o);
 	uint8_t buf[64];
 	struct stk_buf b;
@@ -286,14 +289,16 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 	stk__put_u64(&b, o->size);
 	send_msg(d, s, buf, stk__msg_end(&b), o->t.fd);
 out:
+	free(w);
 	session_unref(d, s);
 }
 
-static void release(struct stk_daemon *d, struct stk_session *s, struct stk_ds *ds, uint32_t idx)
+/* Ends one hold on object idx taken through handle, or (idx STK_NONE) all of them. */
+static void release(struct stk_daemon *d, struct stk_session *s, uint32_t handle, uint32_t idx)
 {
 	for (uint32_t i = s->npins; i-- > 0;) {
-		struct stk_object *o = s->pins[i];
-		if (o->ds == ds && (idx == STK_NONE || o->index == idx)) {
+		struct stk_object *o = s->pins[i].o;
+		if (s->pins[i].handle == handle && (idx == STK_NONE || o->index == idx)) {
 			s->pins[i] = s->pins[--s->npins];
 			stk__unpin(d, o);
 			if (idx != STK_NONE)
@@ -393,18 +398,19 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		}
 		w->s = s;
 		w->seq = m.h.seq;
+		w->handle = m.u.obj.ds;
 		s->refs++;
 		stk__get(d, hd->plan, &hd->ds->objs[m.u.obj.index], w);
 		return;
 	}
 	case STK_MSG_RELEASE:
 		if ((hd = handle(d, s, &m.h, m.u.obj.ds)))
-			release(d, s, hd->ds, m.u.obj.index);
+			release(d, s, m.u.obj.ds, m.u.obj.index);
 		return;
 	case STK_MSG_CLOSE:
 		if (!(hd = handle(d, s, &m.h, m.u.ds.ds)))
 			return;
-		release(d, s, hd->ds, STK_NONE);
+		release(d, s, m.u.ds.ds, STK_NONE);
 		stk__plan_free(d, hd->plan);
 		hd->plan = NULL;
 		hd->ds = NULL;
