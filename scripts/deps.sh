@@ -6,8 +6,13 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
       libjansson-dev libexpat1-dev libcriterion-dev
-      fio python3
-      nodejs npm nginx-light)   # the S3 server (npm @20minutes/s3rver) and HTTP server of the tests
+      fio python3 nginx-light)
+
+# The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
+# count as present whichever way they were installed (Debian's or
+# NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do

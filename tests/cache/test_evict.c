@@ -42,7 +42,8 @@ static void make_resident(int i)
 {
 	char err[256];
 	cr_assert_eq(stk__cache_alloc(&cache, &objs[i], err, sizeof(err)), 0, "%s", err);
-	memset(objs[i].t.map, 'a' + i, objs[i].size);
+	if (objs[i].size)
+		memset(objs[i].t.map, 'a' + i, objs[i].size);
 	cr_assert_eq(stk__cache_seal(&cache, &objs[i], err, sizeof(err)), 0, "%s", err);
 }
 

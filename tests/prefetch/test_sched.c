@@ -65,8 +65,16 @@ static void teardown(void)
 {
 	while (ds.plans)
 		stk__plan_free(&d, ds.plans);
-	for (uint32_t i = 0; i < ds.count; i++)
-		stk__cache_drop(&d.cache, &ds.objs[i]);
+	for (uint32_t i = 0; i < ds.count; i++) {
+		struct stk_object *o = &ds.objs[i];
+		while (o->waiters) {
+			struct stk_waiter *w = o->waiters;
+			o->waiters = w->next;
+			free(w);
+		}
+		free(o->errmsg);
+		stk__cache_drop(&d.cache, o);
+	}
 	free(ds.objs);
 }
 
