@@ -43,6 +43,8 @@ struct stk_object {
 	uint32_t pins;
 	uint64_t stamp;		/* when it became resident; ties go to the newest */
 	uint64_t fetch_start;
+	uint64_t fetch_ns;	/* how long its last fetch took: the stall a synchronous read pays */
+	char *etag;		/* the backend's version of the bytes, when it has one */
 	struct stk_tier_obj t;	/* the tier's storage */
 	struct stk_object *rprev, *rnext; /* resident list */
 	struct stk_object *qnext;	/* queue of gets waiting for room */

@@ -120,6 +120,7 @@ static void ds_free(struct stk_ds *ds)
 		free((char *)ds->objs[i].key);
 		free((char *)ds->objs[i].uri);
 		free(ds->objs[i].errmsg);
+		free(ds->objs[i].etag);
 	}
 	if (ds->catalog_fd >= 0)
 		close(ds->catalog_fd);

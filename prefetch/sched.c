@@ -178,6 +178,8 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	struct fetch_ctx *fc = (struct fetch_ctx *)f;
 	struct stk_daemon *d = fc->d;
 	struct stk_object *o = fc->o;
+	char fc_etag[sizeof(fc->f.etag)];
+	memcpy(fc_etag, fc->f.etag, sizeof(fc_etag));
 	free(fc);
 	o->ds->inflight--;
 	d->inflight--;
@@ -194,7 +196,10 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	} else {
 		d->st[STK_ST_FETCHES]++;
 		d->st[STK_ST_FETCH_BYTES] += o->size;
-		d->st[STK_ST_FETCH_NS] += stk__now_ns() - o->fetch_start;
+		o->fetch_ns = stk__now_ns() - o->fetch_start;
+		d->st[STK_ST_FETCH_NS] += o->fetch_ns;
+		free(o->etag);
+		o->etag = fc_etag[0] ? strdup(fc_etag) : NULL;
 		o->ds->resident++;
 		o->ds->resident_bytes += o->size;
 		notify(d, o, 0, NULL);
