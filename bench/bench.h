@@ -24,15 +24,15 @@ extern volatile sig_atomic_t bench_stop;
 
 /* One file of the dataset as the direct reader sees it. */
 struct bench_file {
-	char *rel;	/* path relative to the dataset directory: the daemon's key */
-	char *path;	/* absolute path */
+	char *rel;  /* path relative to the dataset directory: the daemon's key */
+	char *path; /* absolute path */
 	uint64_t size;
 };
 
 /* A dataset directory listed like the daemon lists file:///dir/: every
  * regular file below dir, sorted by relative path (strcmp order). */
 struct bench_dataset {
-	char *dir;		/* absolute, resolved, no trailing slash */
+	char *dir; /* absolute, resolved, no trailing slash */
 	struct bench_file *files;
 	size_t count;
 	uint64_t bytes;
@@ -41,8 +41,8 @@ struct bench_dataset {
 
 /* The emulated slow backend; 0 turns a part off. */
 struct bench_emul {
-	double latency_ms;	/* added before each object's first byte */
-	double bandwidth_mb_s;	/* cap on the bytes/s of all reads together */
+	double latency_ms;     /* added before each object's first byte */
+	double bandwidth_mb_s; /* cap on the bytes/s of all reads together */
 };
 
 /* What one trainer run reads and how; shared by both modes. */
@@ -51,61 +51,61 @@ struct bench_run_cfg {
 	unsigned long batch;
 	double compute_ms;
 	const uint32_t *order;	/* steps * batch dataset indices (struct bench_dataset order) */
-	struct bench_emul emul;	/* paid by the direct reader itself */
+	struct bench_emul emul; /* paid by the direct reader itself */
 };
 
 /* The result of one trainer run of one mode. */
 struct bench_result {
-	double wall_s;		/* first load to end of last compute */
-	double stall_s;		/* sum over steps of the time spent getting the batch */
-	double plan_s;		/* stoker: stk_plan(), counted in step 0's stall */
-	double get_wait_s;	/* stoker: sum of stk_view.wait_ns */
+	double wall_s;	   /* first load to end of last compute */
+	double stall_s;	   /* sum over steps of the time spent getting the batch */
+	double plan_s;	   /* stoker: stk_plan(), counted in step 0's stall */
+	double get_wait_s; /* stoker: sum of stk_view.wait_ns */
 	double step_p50_ms, step_p99_ms, step_max_ms; /* per-step load time */
 	uint64_t bytes;
 	uint64_t objects;
-	uint64_t hits;		/* stoker: views with STK_VIEW_HIT */
-	uint64_t checksum;	/* order-independent sum of per-object hashes */
+	uint64_t hits;	   /* stoker: views with STK_VIEW_HIT */
+	uint64_t checksum; /* order-independent sum of per-object hashes */
 	/* stoker: counters from stk_stats() after the run */
 	bool have_stats;
 	uint64_t client_gets, client_hits;
 	uint64_t d_fetches, d_prefetches, d_fetch_bytes, d_evictions, d_fetch_errors;
 	double d_fetch_s;
-	uint32_t resident_at_start;	/* stoker: objects already cached when the run began */
+	uint32_t resident_at_start; /* stoker: objects already cached when the run began */
 };
 
 /* Results of --hot. */
 struct bench_hot {
 	double warm_s;
 	uint64_t warm_bytes;
-	uint32_t warm_state;	/* STK_WARM_* */
+	uint32_t warm_state; /* STK_WARM_* */
 	uint64_t gets;
 	double gets_s;
 	uint64_t hits;
 	uint64_t read_bytes;
 	double read_s;
 	uint64_t read_objects;
-	uint64_t ref_bytes;	/* the same hash over private, touched memory */
+	uint64_t ref_bytes; /* the same hash over private, touched memory */
 	double ref_s;
 };
 
 /* Results of --warm-only. */
 struct bench_warm {
 	double seconds;
-	uint64_t bytes;		/* resident bytes at the end */
+	uint64_t bytes; /* resident bytes at the end */
 	uint32_t objects, resident, failed;
 	uint32_t state;
 };
 
 /* A stokerd this process started. */
 struct bench_daemon {
-	pid_t pid;		/* 0 when none runs */
-	char dir[256];		/* private temp dir holding the socket */
+	pid_t pid;     /* 0 when none runs */
+	char dir[256]; /* private temp dir holding the socket */
 	char sock[256];
 };
 
 /* --- time and sleeping (trainer.c) --- */
-double bench_now(void);			/* CLOCK_MONOTONIC seconds */
-int bench_sleep_until(double t);	/* 0, or -EINTR when bench_stop is set */
+double bench_now(void);		 /* CLOCK_MONOTONIC seconds */
+int bench_sleep_until(double t); /* 0, or -EINTR when bench_stop is set */
 int bench_sleep(double seconds);
 
 /* --- dataset (trainer.c) --- */

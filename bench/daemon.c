@@ -133,7 +133,8 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 	if ((size_t)snprintf(d->sock, sizeof(d->sock), "%s/stoker.sock", d->dir) >= 100) {
 		rmdir(d->dir);
 		if ((size_t)snprintf(d->dir, sizeof(d->dir), "/tmp/stoker-bench.XXXXXX") >=
-			    sizeof(d->dir) || !mkdtemp(d->dir)) {
+			sizeof(d->dir) ||
+		    !mkdtemp(d->dir)) {
 			d->dir[0] = '\0';
 			return -ENAMETOOLONG;
 		}
@@ -232,8 +233,10 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 			char why[128];
 
 			describe_status(status, why, sizeof(why));
-			fprintf(stderr, "stoker-bench: stokerd %s before it accepted connections "
-				"(see its messages above)\n", why);
+			fprintf(stderr,
+				"stoker-bench: stokerd %s before it accepted connections "
+				"(see its messages above)\n",
+				why);
 			d->pid = 0;
 			ret = -ECHILD;
 			goto err;
@@ -244,9 +247,10 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 			return 0;
 		}
 		if (bench_now() > deadline) {
-			fprintf(stderr, "stoker-bench: stokerd did not accept connections on %s "
-				"within 10 s (last error: %s %s)\n", d->sock, stk_strerror(ret),
-				stk_errmsg());
+			fprintf(stderr,
+				"stoker-bench: stokerd did not accept connections on %s "
+				"within 10 s (last error: %s %s)\n",
+				d->sock, stk_strerror(ret), stk_errmsg());
 			ret = -ETIMEDOUT;
 			goto err;
 		}
@@ -290,8 +294,10 @@ int bench_daemon_stop(struct bench_daemon *d)
 				break;
 			}
 			if (bench_now() > deadline) {
-				fprintf(stderr, "stoker-bench: stokerd (pid %d) ignored "
-					"SIGTERM for 10 s; sending SIGKILL\n", (int)d->pid);
+				fprintf(stderr,
+					"stoker-bench: stokerd (pid %d) ignored "
+					"SIGTERM for 10 s; sending SIGKILL\n",
+					(int)d->pid);
 				kill(d->pid, SIGKILL);
 				waitpid(d->pid, &status, 0);
 				ret = -ETIMEDOUT;

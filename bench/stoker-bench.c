@@ -23,15 +23,15 @@
 /* The demo's defaults: chosen so both modes together take ~30-60 s on a
  * 2-core VM and compute hides most of the emulated I/O when it is
  * prefetched.  See README.md for the arithmetic. */
-#define DEMO_FILES 256u
-#define DEMO_MIN_SIZE (64u << 10)
-#define DEMO_MAX_SIZE (2u << 20)
-#define DEMO_STEPS 96ul
-#define DEMO_BATCH 8ul
-#define DEMO_COMPUTE_MS 60.0
-#define DEMO_LATENCY_MS 20.0
+#define DEMO_FILES	    256u
+#define DEMO_MIN_SIZE	    (64u << 10)
+#define DEMO_MAX_SIZE	    (2u << 20)
+#define DEMO_STEPS	    96ul
+#define DEMO_BATCH	    8ul
+#define DEMO_COMPUTE_MS	    60.0
+#define DEMO_LATENCY_MS	    20.0
 #define DEMO_BANDWIDTH_MB_S 150.0
-#define DEMO_RAM "64M"
+#define DEMO_RAM	    "64M"
 
 #define MAX_REPEAT 99ul
 
@@ -53,41 +53,42 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-"Usage: stoker-bench [OPTIONS]\n"
-"A simulated trainer: STEPS steps of BATCH objects each, COMPUTE-MS of 'compute'\n"
-"(a sleep) after each batch, reading a dataset directly (open/read) and through\n"
-"stoker (a plan of the whole order, then zero-copy gets), and reporting the\n"
-"stall time (time blocked getting batches) of each and the stall avoided.\n"
-"\n"
-"  --dataset DIR          directory of files (stoker opens file://DIR/)\n"
-"  --steps N              training steps (default 100; demo %lu)\n"
-"  --batch B              objects per step (default 16; demo %lu)\n"
-"  --compute-ms MS        compute time per step (default 50; demo %g)\n"
-"  --mode direct|stoker|ab  what to run (default ab: direct, then stoker)\n"
-"  --repeat K             K runs of each mode, alternating A,B,A,B; medians reported\n"
-"  --seed S               seed of the per-epoch shuffles (default 1)\n"
-"  --socket PATH          use a running stokerd instead of starting one\n"
-"  --stokerd PATH         daemon binary to start (default: next to this program,\n"
-"                         ../prefetch/stokerd in a build tree, else PATH)\n"
-"  --ram SIZE             RAM budget of a started daemon (default: dataset + 25%%\n"
-"                         + 64 MiB; demo %s)\n"
-"  --emulate-latency MS   EMULATED slow backend: added ms (whole) per object request\n"
-"  --emulate-bandwidth MBPS  EMULATED slow backend: cap on MB/s (10^6 B) of all reads\n"
-"                         (the started daemon and the direct reader both pay these)\n"
-"  --json                 print one JSON object on stdout instead of the report\n"
-"  --demo                 make a %u-file dataset (%u KiB..%u MiB), emulate a slow\n"
-"                         backend (+%g ms, %g MB/s) and run A/B; removes it after\n"
-"  --hot                  warm the dataset, then measure gets/s and read GB/s of\n"
-"                         resident objects (makes the demo dataset without --dataset)\n"
-"  --hot-seconds S        length of each --hot measurement (default 2.5)\n"
-"  --warm-only            time a cold stk_warm() of the whole dataset (MB/s)\n"
-"  -h, --help             this text\n"
-"\n"
-"Before each run the dataset's pages are dropped from the page cache\n"
-"(posix_fadvise DONTNEED) and a started daemon is fresh, so every run starts cold.\n",
-		DEMO_STEPS, DEMO_BATCH, DEMO_COMPUTE_MS, DEMO_RAM, DEMO_FILES,
-		DEMO_MIN_SIZE >> 10, DEMO_MAX_SIZE >> 20, DEMO_LATENCY_MS, DEMO_BANDWIDTH_MB_S);
+	fprintf(
+	    f,
+	    "Usage: stoker-bench [OPTIONS]\n"
+	    "A simulated trainer: STEPS steps of BATCH objects each, COMPUTE-MS of 'compute'\n"
+	    "(a sleep) after each batch, reading a dataset directly (open/read) and through\n"
+	    "stoker (a plan of the whole order, then zero-copy gets), and reporting the\n"
+	    "stall time (time blocked getting batches) of each and the stall avoided.\n"
+	    "\n"
+	    "  --dataset DIR          directory of files (stoker opens file://DIR/)\n"
+	    "  --steps N              training steps (default 100; demo %lu)\n"
+	    "  --batch B              objects per step (default 16; demo %lu)\n"
+	    "  --compute-ms MS        compute time per step (default 50; demo %g)\n"
+	    "  --mode direct|stoker|ab  what to run (default ab: direct, then stoker)\n"
+	    "  --repeat K             K runs of each mode, alternating A,B,A,B; medians reported\n"
+	    "  --seed S               seed of the per-epoch shuffles (default 1)\n"
+	    "  --socket PATH          use a running stokerd instead of starting one\n"
+	    "  --stokerd PATH         daemon binary to start (default: next to this program,\n"
+	    "                         ../prefetch/stokerd in a build tree, else PATH)\n"
+	    "  --ram SIZE             RAM budget of a started daemon (default: dataset + 25%%\n"
+	    "                         + 64 MiB; demo %s)\n"
+	    "  --emulate-latency MS   EMULATED slow backend: added ms (whole) per object request\n"
+	    "  --emulate-bandwidth MBPS  EMULATED slow backend: cap on MB/s (10^6 B) of all reads\n"
+	    "                         (the started daemon and the direct reader both pay these)\n"
+	    "  --json                 print one JSON object on stdout instead of the report\n"
+	    "  --demo                 make a %u-file dataset (%u KiB..%u MiB), emulate a slow\n"
+	    "                         backend (+%g ms, %g MB/s) and run A/B; removes it after\n"
+	    "  --hot                  warm the dataset, then measure gets/s and read GB/s of\n"
+	    "                         resident objects (makes the demo dataset without --dataset)\n"
+	    "  --hot-seconds S        length of each --hot measurement (default 2.5)\n"
+	    "  --warm-only            time a cold stk_warm() of the whole dataset (MB/s)\n"
+	    "  -h, --help             this text\n"
+	    "\n"
+	    "Before each run the dataset's pages are dropped from the page cache\n"
+	    "(posix_fadvise DONTNEED) and a started daemon is fresh, so every run starts cold.\n",
+	    DEMO_STEPS, DEMO_BATCH, DEMO_COMPUTE_MS, DEMO_RAM, DEMO_FILES, DEMO_MIN_SIZE >> 10,
+	    DEMO_MAX_SIZE >> 20, DEMO_LATENCY_MS, DEMO_BANDWIDTH_MB_S);
 }
 
 static int parse_ulong(const char *opt, const char *s, unsigned long min, unsigned long max,
@@ -99,8 +100,8 @@ static int parse_ulong(const char *opt, const char *s, unsigned long min, unsign
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
-		fprintf(stderr, "stoker-bench: %s wants an integer in [%lu, %lu], not '%s'\n",
-			opt, min, max, s);
+		fprintf(stderr, "stoker-bench: %s wants an integer in [%lu, %lu], not '%s'\n", opt,
+			min, max, s);
 		return -EINVAL;
 	}
 	*out = v;
@@ -125,8 +126,25 @@ static int parse_double(const char *opt, const char *s, double *out)
 /* Returns 0 to run, 1 when --help was printed, -EINVAL for bad usage. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { O_STEPS = 256, O_BATCH, O_COMPUTE, O_MODE, O_SOCKET, O_STOKERD, O_RAM, O_LAT,
-	       O_BW, O_SEED, O_REPEAT, O_JSON, O_DEMO, O_HOT, O_HOT_S, O_WARM, O_DATASET };
+	enum {
+		O_STEPS = 256,
+		O_BATCH,
+		O_COMPUTE,
+		O_MODE,
+		O_SOCKET,
+		O_STOKERD,
+		O_RAM,
+		O_LAT,
+		O_BW,
+		O_SEED,
+		O_REPEAT,
+		O_JSON,
+		O_DEMO,
+		O_HOT,
+		O_HOT_S,
+		O_WARM,
+		O_DATASET
+	};
 	static const struct option lo[] = {
 		{ "dataset", required_argument, NULL, O_DATASET },
 		{ "steps", required_argument, NULL, O_STEPS },
@@ -187,8 +205,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			else if (!strcmp(optarg, "stoker"))
 				o->mode = MODE_STOKER;
 			else {
-				fprintf(stderr, "stoker-bench: --mode is direct, stoker or ab, "
-					"not '%s'\n", optarg);
+				fprintf(stderr,
+					"stoker-bench: --mode is direct, stoker or ab, "
+					"not '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			o->mode_set = true;
@@ -201,8 +221,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_RAM:
 			if (bench_parse_size(optarg, &sz) || !sz) {
-				fprintf(stderr, "stoker-bench: --ram wants a size like 512M or 4G, "
-					"not '%s'\n", optarg);
+				fprintf(stderr,
+					"stoker-bench: --ram wants a size like 512M or 4G, "
+					"not '%s'\n",
+					optarg);
 				return -EINVAL;
 			}
 			o->ram = optarg;
@@ -262,7 +284,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (o->demo) {
 		if (o->dataset) {
 			fprintf(stderr, "stoker-bench: --demo makes its own dataset; "
-				"drop --dataset\n");
+					"drop --dataset\n");
 			return -EINVAL;
 		}
 		if (!o->steps_set)
@@ -291,7 +313,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	if (o->socket && (o->lat_set || o->bw_set || o->demo) && !o->json)
-		fprintf(stderr, "stoker-bench: note: with --socket the daemon's emulation is "
+		fprintf(stderr,
+			"stoker-bench: note: with --socket the daemon's emulation is "
 			"whatever it was started with; the direct reader uses +%g ms, %g MB/s\n",
 			o->emul.latency_ms, o->emul.bandwidth_mb_s);
 	return 0;
@@ -329,12 +352,12 @@ static double median_of(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-#define MEDIAN_FIELD(out, runs, n, field)                        \
-	do {                                                     \
-		double v_[MAX_REPEAT];                           \
-		for (size_t i_ = 0; i_ < (n); i_++)              \
-			v_[i_] = (double)(runs)[i_].field;       \
-		(out)->field = median_of(v_, (n));               \
+#define MEDIAN_FIELD(out, runs, n, field)                                                          \
+	do {                                                                                       \
+		double v_[MAX_REPEAT];                                                             \
+		for (size_t i_ = 0; i_ < (n); i_++)                                                \
+			v_[i_] = (double)(runs)[i_].field;                                         \
+		(out)->field = median_of(v_, (n));                                                 \
 	} while (0)
 
 /* Per-metric medians; counts that are equal in every run (bytes, objects)
@@ -368,8 +391,8 @@ static double ratio(double a, double b)
 
 /* --- report --- */
 
-static json_t *result_json(const struct bench_result *r, const struct bench_result *runs,
-			   size_t n, bool stoker)
+static json_t *result_json(const struct bench_result *r, const struct bench_result *runs, size_t n,
+			   bool stoker)
 {
 	json_t *o = json_object();
 
@@ -378,33 +401,31 @@ static json_t *result_json(const struct bench_result *r, const struct bench_resu
 	json_object_set_new(o, "stall_fraction", json_real(ratio(r->stall_s, r->wall_s)));
 	json_object_set_new(o, "bytes", json_integer((json_int_t)r->bytes));
 	json_object_set_new(o, "objects", json_integer((json_int_t)r->objects));
-	json_object_set_new(o, "mb_per_s", json_real(ratio((double)r->bytes / BENCH_MB,
-							     r->wall_s)));
+	json_object_set_new(o, "mb_per_s",
+			    json_real(ratio((double)r->bytes / BENCH_MB, r->wall_s)));
 	json_object_set_new(o, "objects_per_s", json_real(ratio((double)r->objects, r->wall_s)));
-	json_object_set_new(o, "hit_ratio", json_real(ratio((double)r->hits,
-							      (double)r->objects)));
-	json_object_set_new(o, "step_load_ms", json_pack("{s:f,s:f,s:f}", "p50", r->step_p50_ms,
-							 "p99", r->step_p99_ms, "max",
-							 r->step_max_ms));
-	json_object_set_new(o, "checksum", json_sprintf("%016llx",
-							(unsigned long long)r->checksum));
+	json_object_set_new(o, "hit_ratio", json_real(ratio((double)r->hits, (double)r->objects)));
+	json_object_set_new(o, "step_load_ms",
+			    json_pack("{s:f,s:f,s:f}", "p50", r->step_p50_ms, "p99", r->step_p99_ms,
+				      "max", r->step_max_ms));
+	json_object_set_new(o, "checksum",
+			    json_sprintf("%016llx", (unsigned long long)r->checksum));
 	if (stoker) {
 		json_object_set_new(o, "plan_s", json_real(r->plan_s));
 		json_object_set_new(o, "get_wait_s", json_real(r->get_wait_s));
-		json_object_set_new(o, "resident_at_start",
-				    json_integer(r->resident_at_start));
+		json_object_set_new(o, "resident_at_start", json_integer(r->resident_at_start));
 		if (r->have_stats) {
-			json_object_set_new(o, "client_hit_ratio",
-					    json_real(ratio((double)r->client_hits,
-							    (double)r->client_gets)));
-			json_object_set_new(o, "daemon", json_pack(
-				"{s:I,s:I,s:I,s:I,s:I,s:f}",
-				"fetches", (json_int_t)r->d_fetches,
-				"prefetches", (json_int_t)r->d_prefetches,
-				"fetch_bytes", (json_int_t)r->d_fetch_bytes,
-				"evictions", (json_int_t)r->d_evictions,
-				"fetch_errors", (json_int_t)r->d_fetch_errors,
-				"fetch_s", r->d_fetch_s));
+			json_object_set_new(
+			    o, "client_hit_ratio",
+			    json_real(ratio((double)r->client_hits, (double)r->client_gets)));
+			json_object_set_new(o, "daemon",
+					    json_pack("{s:I,s:I,s:I,s:I,s:I,s:f}", "fetches",
+						      (json_int_t)r->d_fetches, "prefetches",
+						      (json_int_t)r->d_prefetches, "fetch_bytes",
+						      (json_int_t)r->d_fetch_bytes, "evictions",
+						      (json_int_t)r->d_evictions, "fetch_errors",
+						      (json_int_t)r->d_fetch_errors, "fetch_s",
+						      r->d_fetch_s));
 		}
 	}
 	if (n > 1) {
@@ -428,15 +449,14 @@ static void print_row(const char *name, const struct bench_result *r, bool hits)
 		snprintf(hr, sizeof(hr), "-");
 	printf("%-7s %8.2f %8.2f %6.1f%% %9.1f %8.1f %9.1f %9s %7.1f/%.1f\n", name, r->wall_s,
 	       r->stall_s, 100 * ratio(r->stall_s, r->wall_s), (double)r->bytes / BENCH_MB,
-	       ratio((double)r->bytes / BENCH_MB, r->wall_s),
-	       ratio((double)r->objects, r->wall_s), hr, r->step_p50_ms, r->step_p99_ms);
+	       ratio((double)r->bytes / BENCH_MB, r->wall_s), ratio((double)r->objects, r->wall_s),
+	       hr, r->step_p50_ms, r->step_p99_ms);
 }
 
 static void print_hot(const struct bench_hot *h)
 {
-	printf("hot: warm of %.1f MB took %.2f s (%.0f MB/s)%s\n",
-	       (double)h->warm_bytes / BENCH_MB, h->warm_s,
-	       ratio((double)h->warm_bytes / BENCH_MB, h->warm_s),
+	printf("hot: warm of %.1f MB took %.2f s (%.0f MB/s)%s\n", (double)h->warm_bytes / BENCH_MB,
+	       h->warm_s, ratio((double)h->warm_bytes / BENCH_MB, h->warm_s),
 	       h->warm_state == STK_WARM_FULL ? " - budget FULL, not all resident" : "");
 	printf("hot: get+release of resident objects: %.0f gets/s (%llu gets, hit ratio %.3f)\n",
 	       ratio((double)h->gets, h->gets_s), (unsigned long long)h->gets,
@@ -455,13 +475,13 @@ static void print_hot(const struct bench_hot *h)
 struct ctx {
 	struct options o;
 	struct bench_dataset ds;
-	char demo_dir[256];	/* the --demo / --hot dataset we made, removed at exit */
+	char demo_dir[256]; /* the --demo / --hot dataset we made, removed at exit */
 	char stokerd[4096];
 	char ram_default[32];
-	const char *ram;	/* passed to a started daemon */
-	bool spawn;		/* start a fresh daemon per stoker run */
-	bool cache_dropped;	/* every page-cache drop before a run succeeded */
-	bool daemon_unclean;	/* a started daemon did not exit 0 on SIGTERM */
+	const char *ram;     /* passed to a started daemon */
+	bool spawn;	     /* start a fresh daemon per stoker run */
+	bool cache_dropped;  /* every page-cache drop before a run succeeded */
+	bool daemon_unclean; /* a started daemon did not exit 0 on SIGTERM */
 	/* results */
 	bool ran_direct, ran_stoker, ran_hot, ran_warm;
 	struct bench_result runs_direct[MAX_REPEAT], runs_stoker[MAX_REPEAT];
@@ -476,8 +496,10 @@ static void drop_cache(struct ctx *x)
 	int ret = bench_dataset_drop_cache(&x->ds);
 
 	if (ret && x->cache_dropped) {
-		fprintf(stderr, "stoker-bench: warning: could not drop the dataset's page cache "
-			"(%s); runs may start warm\n", strerror(-ret));
+		fprintf(stderr,
+			"stoker-bench: warning: could not drop the dataset's page cache "
+			"(%s); runs may start warm\n",
+			strerror(-ret));
 		x->cache_dropped = false;
 	}
 }
@@ -528,7 +550,9 @@ static int run_ab(struct ctx *x)
 	const unsigned long k_max = x->o.repeat;
 	size_t n = x->o.steps * x->o.batch;
 	struct bench_run_cfg rc = {
-		.steps = x->o.steps, .batch = x->o.batch, .compute_ms = x->o.compute_ms,
+		.steps = x->o.steps,
+		.batch = x->o.batch,
+		.compute_ms = x->o.compute_ms,
 		.emul = x->o.emul,
 	};
 	uint32_t *order;
@@ -564,11 +588,14 @@ static int run_ab(struct ctx *x)
 			ret = with_daemon(x, do_stoker, &a);
 			if (ret)
 				goto out;
-			fprintf(stderr, "stoker-bench:   stoker: wall %.2f s, stall %.2f s, "
-				"hits %llu/%llu\n", r->wall_s, r->stall_s,
-				(unsigned long long)r->hits, (unsigned long long)r->objects);
+			fprintf(stderr,
+				"stoker-bench:   stoker: wall %.2f s, stall %.2f s, "
+				"hits %llu/%llu\n",
+				r->wall_s, r->stall_s, (unsigned long long)r->hits,
+				(unsigned long long)r->objects);
 			if (!x->spawn && r->resident_at_start)
-				fprintf(stderr, "stoker-bench: warning: %u objects were already "
+				fprintf(stderr,
+					"stoker-bench: warning: %u objects were already "
 					"cached in the daemon when stoker run %lu began\n",
 					r->resident_at_start, k + 1);
 		}
@@ -585,8 +612,10 @@ static int run_ab(struct ctx *x)
 	for (unsigned long k = 0; k < k_max; k++) {
 		if ((x->ran_direct && x->runs_direct[k].checksum != want) ||
 		    (x->ran_stoker && x->runs_stoker[k].checksum != want)) {
-			fprintf(stderr, "stoker-bench: CHECKSUM MISMATCH in run %lu: the bytes "
-				"read differ between runs or modes\n", k + 1);
+			fprintf(stderr,
+				"stoker-bench: CHECKSUM MISMATCH in run %lu: the bytes "
+				"read differ between runs or modes\n",
+				k + 1);
 			x->checksums_match = false;
 			ret = -EBADMSG;
 		}
@@ -620,20 +649,22 @@ static void report_text(const struct ctx *x)
 	       (double)x->ds.bytes / BENCH_MB);
 	if (x->ran_direct || x->ran_stoker)
 		printf("trainer: %lu steps x %lu objects (%.2f epochs, seeded shuffle, seed %llu), "
-		       "compute %g ms/step\n", o->steps, o->batch,
-		       (double)(o->steps * o->batch) / (double)x->ds.count,
+		       "compute %g ms/step\n",
+		       o->steps, o->batch, (double)(o->steps * o->batch) / (double)x->ds.count,
 		       (unsigned long long)o->seed, o->compute_ms);
 	if (emulating(o))
 		printf("EMULATED slow backend: +%g ms per request, %g MB/s cap "
 		       "(stokerd's file transport and the direct reader pay the same)\n",
 		       o->emul.latency_ms, o->emul.bandwidth_mb_s);
 	if (x->ran_direct || x->ran_stoker || x->ran_warm)
-		printf("cold start: %s\n", x->cache_dropped ?
-		       "dataset pages dropped from the page cache before each run "
-		       "(posix_fadvise DONTNEED)" : "NOT guaranteed (page cache drop failed)");
+		printf("cold start: %s\n",
+		       x->cache_dropped
+			   ? "dataset pages dropped from the page cache before each run "
+			     "(posix_fadvise DONTNEED)"
+			   : "NOT guaranteed (page cache drop failed)");
 	if (used_daemon && x->spawn)
-		printf("daemon: %s --ram %s, a fresh one per run (empty cache)\n",
-		       x->stokerd, x->ram ? x->ram : "(default)");
+		printf("daemon: %s --ram %s, a fresh one per run (empty cache)\n", x->stokerd,
+		       x->ram ? x->ram : "(default)");
 	else if (used_daemon)
 		printf("daemon: the running one at %s (its cache may be warm)\n", o->socket);
 
@@ -649,21 +680,20 @@ static void report_text(const struct ctx *x)
 		if (x->ran_stoker && x->stoker.have_stats)
 			printf("stoker: plan %.1f ms; daemon fetched %llu objects (%.1f MB, %llu "
 			       "by the plan), %llu evictions, %llu fetch errors; gets waited "
-			       "%.2f s\n", x->stoker.plan_s * 1e3,
-			       (unsigned long long)x->stoker.d_fetches,
+			       "%.2f s\n",
+			       x->stoker.plan_s * 1e3, (unsigned long long)x->stoker.d_fetches,
 			       (double)x->stoker.d_fetch_bytes / BENCH_MB,
 			       (unsigned long long)x->stoker.d_prefetches,
 			       (unsigned long long)x->stoker.d_evictions,
-			       (unsigned long long)x->stoker.d_fetch_errors,
-			       x->stoker.get_wait_s);
-		printf("checksums: %s\n", x->checksums_match ?
-		       "every run read identical bytes" : "MISMATCH (see above)");
+			       (unsigned long long)x->stoker.d_fetch_errors, x->stoker.get_wait_s);
+		printf("checksums: %s\n", x->checksums_match ? "every run read identical bytes"
+							     : "MISMATCH (see above)");
 		if (x->ran_direct && x->ran_stoker) {
 			double avoided = x->direct.stall_s - x->stoker.stall_s;
 
 			printf("\nstall avoided (measured): %.2f s (direct stall - stoker stall), "
-			       "%.0f%% of the direct stall; wall time %.2fx shorter\n", avoided,
-			       100 * ratio(avoided, x->direct.stall_s),
+			       "%.0f%% of the direct stall; wall time %.2fx shorter\n",
+			       avoided, 100 * ratio(avoided, x->direct.stall_s),
 			       ratio(x->direct.wall_s, x->stoker.wall_s));
 		}
 	}
@@ -687,57 +717,50 @@ static int report_json(const struct ctx *x)
 	json_t *root = json_object(), *cfg;
 	int ret = 0;
 
-	cfg = json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:b,s:s?}",
-			"dataset", x->ds.dir,
-			"objects", (json_int_t)x->ds.count,
-			"dataset_bytes", (json_int_t)x->ds.bytes,
-			"steps", (json_int_t)o->steps,
-			"batch", (json_int_t)o->batch,
-			"compute_ms", o->compute_ms,
-			"seed", (json_int_t)o->seed,
-			"repeat", (json_int_t)o->repeat,
-			"cold_start", x->cache_dropped,
-			"ram", x->spawn ? x->ram : NULL);
+	cfg =
+	    json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:b,s:s?}", "dataset", x->ds.dir, "objects",
+		      (json_int_t)x->ds.count, "dataset_bytes", (json_int_t)x->ds.bytes, "steps",
+		      (json_int_t)o->steps, "batch", (json_int_t)o->batch, "compute_ms",
+		      o->compute_ms, "seed", (json_int_t)o->seed, "repeat", (json_int_t)o->repeat,
+		      "cold_start", x->cache_dropped, "ram", x->spawn ? x->ram : NULL);
 	json_object_set_new(root, "config", cfg);
 	if (emulating(o))
 		json_object_set_new(root, "emulation",
 				    json_pack("{s:f,s:f}", "latency_ms", o->emul.latency_ms,
 					      "bandwidth_mb_s", o->emul.bandwidth_mb_s));
 	if (x->ran_direct)
-		json_object_set_new(root, "direct", result_json(&x->direct, x->runs_direct,
-								o->repeat, false));
+		json_object_set_new(root, "direct",
+				    result_json(&x->direct, x->runs_direct, o->repeat, false));
 	if (x->ran_stoker)
-		json_object_set_new(root, "stoker", result_json(&x->stoker, x->runs_stoker,
-								o->repeat, true));
+		json_object_set_new(root, "stoker",
+				    result_json(&x->stoker, x->runs_stoker, o->repeat, true));
 	if (x->ran_direct && x->ran_stoker)
 		json_object_set_new(root, "stall_avoided_measured_s",
 				    json_real(x->direct.stall_s - x->stoker.stall_s));
 	if (x->ran_direct || x->ran_stoker)
 		json_object_set_new(root, "checksums_match", json_boolean(x->checksums_match));
 	if (x->ran_warm)
-		json_object_set_new(root, "warm", json_pack(
-			"{s:f,s:I,s:I,s:I,s:I,s:f,s:b}",
-			"seconds", x->warm.seconds,
-			"bytes", (json_int_t)x->warm.bytes,
-			"objects", (json_int_t)x->warm.objects,
-			"resident", (json_int_t)x->warm.resident,
-			"failed", (json_int_t)x->warm.failed,
-			"mb_per_s", ratio((double)x->warm.bytes / BENCH_MB, x->warm.seconds),
-			"complete", x->warm.state == STK_WARM_DONE));
+		json_object_set_new(
+		    root, "warm",
+		    json_pack("{s:f,s:I,s:I,s:I,s:I,s:f,s:b}", "seconds", x->warm.seconds, "bytes",
+			      (json_int_t)x->warm.bytes, "objects", (json_int_t)x->warm.objects,
+			      "resident", (json_int_t)x->warm.resident, "failed",
+			      (json_int_t)x->warm.failed, "mb_per_s",
+			      ratio((double)x->warm.bytes / BENCH_MB, x->warm.seconds), "complete",
+			      x->warm.state == STK_WARM_DONE));
 	if (x->ran_hot)
-		json_object_set_new(root, "hot", json_pack(
-			"{s:f,s:f,s:I,s:f,s:f,s:I,s:f,s:f}",
-			"gets_per_s", ratio((double)x->hot.gets, x->hot.gets_s),
-			"read_gb_per_s", ratio((double)x->hot.read_bytes / BENCH_GB,
-					       x->hot.read_s),
-			"gets", (json_int_t)x->hot.gets,
-			"hit_ratio", ratio((double)x->hot.hits, (double)x->hot.gets),
-			"warm_s", x->hot.warm_s,
-			"warm_bytes", (json_int_t)x->hot.warm_bytes,
-			"read_mb_per_object", ratio((double)x->hot.read_bytes / BENCH_MB,
-						    (double)x->hot.read_objects),
-			"private_read_gb_per_s", ratio((double)x->hot.ref_bytes / BENCH_GB,
-						       x->hot.ref_s)));
+		json_object_set_new(
+		    root, "hot",
+		    json_pack(
+			"{s:f,s:f,s:I,s:f,s:f,s:I,s:f,s:f}", "gets_per_s",
+			ratio((double)x->hot.gets, x->hot.gets_s), "read_gb_per_s",
+			ratio((double)x->hot.read_bytes / BENCH_GB, x->hot.read_s), "gets",
+			(json_int_t)x->hot.gets, "hit_ratio",
+			ratio((double)x->hot.hits, (double)x->hot.gets), "warm_s", x->hot.warm_s,
+			"warm_bytes", (json_int_t)x->hot.warm_bytes, "read_mb_per_object",
+			ratio((double)x->hot.read_bytes / BENCH_MB, (double)x->hot.read_objects),
+			"private_read_gb_per_s",
+			ratio((double)x->hot.ref_bytes / BENCH_GB, x->hot.ref_s)));
 	json_object_set_new(root, "daemon_exit_clean", json_boolean(!x->daemon_unclean));
 	if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) < 0)
 		ret = -EIO;
@@ -768,11 +791,12 @@ int main(int argc, char **argv)
 		ret = bench_mkdtemp("stoker-demo", x->demo_dir, sizeof(x->demo_dir));
 		if (ret)
 			goto out;
-		fprintf(stderr, "stoker-bench: writing the demo dataset (%u files, %u KiB..%u "
-			"MiB) to %s ...\n", DEMO_FILES, DEMO_MIN_SIZE >> 10, DEMO_MAX_SIZE >> 20,
-			x->demo_dir);
-		ret = bench_make_demo_dataset(x->demo_dir, DEMO_FILES, DEMO_MIN_SIZE,
-					      DEMO_MAX_SIZE, x->o.seed);
+		fprintf(stderr,
+			"stoker-bench: writing the demo dataset (%u files, %u KiB..%u "
+			"MiB) to %s ...\n",
+			DEMO_FILES, DEMO_MIN_SIZE >> 10, DEMO_MAX_SIZE >> 20, x->demo_dir);
+		ret = bench_make_demo_dataset(x->demo_dir, DEMO_FILES, DEMO_MIN_SIZE, DEMO_MAX_SIZE,
+					      x->o.seed);
 		if (ret)
 			goto out;
 		x->o.dataset = x->demo_dir;
@@ -813,8 +837,10 @@ int main(int argc, char **argv)
 		x->ran_warm = true;
 	}
 	if (x->o.hot && !bench_stop) {
-		fprintf(stderr, "stoker-bench: hot: warming, then %.1f s of gets and %.1f s of "
-			"reads ...\n", x->o.hot_s, x->o.hot_s);
+		fprintf(stderr,
+			"stoker-bench: hot: warming, then %.1f s of gets and %.1f s of "
+			"reads ...\n",
+			x->o.hot_s, x->o.hot_s);
 		ret = with_daemon(x, do_hot, &x->hot);
 		if (ret)
 			goto out;

@@ -78,12 +78,26 @@ int bench_parse_size(const char *s, uint64_t *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': shift = 10; break;
-	case 'm': case 'M': shift = 20; break;
-	case 'g': case 'G': shift = 30; break;
-	case 't': case 'T': shift = 40; break;
-	default: return -EINVAL;
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
 	}
 	if (*end) {
 		end++;
@@ -763,7 +777,8 @@ static int warm_wait(struct stk_dataset *d, double *seconds, struct stk_dataset_
 		} else if (now - last_progress > 60) {
 			fprintf(stderr,
 				"stoker-bench: warm made no progress for 60 s (%u/%u resident, "
-				"state %u)\n", st->resident, st->objects, st->warm);
+				"state %u)\n",
+				st->resident, st->objects, st->warm);
 			return -ETIMEDOUT;
 		}
 		/* Polls are a round trip (~60 us) each: 1 ms keeps the timing
@@ -790,8 +805,10 @@ int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct benc
 	if (ret)
 		return ret;
 	if (!stk_dataset_status(d, &st) && st.resident)
-		fprintf(stderr, "stoker-bench: warning: %u objects were already resident; "
-			"this is not a cold warm\n", st.resident);
+		fprintf(stderr,
+			"stoker-bench: warning: %u objects were already resident; "
+			"this is not a cold warm\n",
+			st.resident);
 	ret = warm_wait(d, &w->seconds, &st);
 	w->bytes = st.resident_bytes;
 	w->objects = st.objects;
@@ -830,8 +847,10 @@ int bench_run_hot(const struct bench_dataset *ds, const char *sock, double secon
 	h->warm_bytes = st.resident_bytes;
 	h->warm_state = st.warm;
 	if (st.warm == STK_WARM_FULL)
-		fprintf(stderr, "stoker-bench: hot: the RAM budget filled at %u of %u objects; "
-			"gets of the rest are misses (raise --ram)\n", st.resident, st.objects);
+		fprintf(stderr,
+			"stoker-bench: hot: the RAM budget filled at %u of %u objects; "
+			"gets of the rest are misses (raise --ram)\n",
+			st.resident, st.objects);
 
 	/* (a) get rate: a get maps the object and a release unmaps it. */
 	n = stk_dataset_count(d);

@@ -30,24 +30,24 @@ struct stk_transport_ops;
 
 struct stk_object {
 	struct stk_ds *ds;
-	const char *key;	/* relative key, shown to clients */
-	const char *uri;	/* what the transport fetches */
+	const char *key; /* relative key, shown to clients */
+	const char *uri; /* what the transport fetches */
 	const struct stk_transport_ops *tp;
 	uint64_t size;
 	uint32_t index;
 	uint8_t state;
-	bool queued;		/* waiting for room on behalf of a get */
-	bool prefetched;	/* fetched by a plan, not a get */
-	int err;		/* last fetch's -errno */
-	char *errmsg;		/* last fetch's message, names the URI */
+	bool queued;	 /* waiting for room on behalf of a get */
+	bool prefetched; /* fetched by a plan, not a get */
+	int err;	 /* last fetch's -errno */
+	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
-	uint64_t stamp;		/* when it became resident; ties go to the newest */
+	uint64_t stamp; /* when it became resident; ties go to the newest */
 	uint64_t fetch_start;
-	uint64_t fetch_ns;	/* how long its last fetch took: the stall a synchronous read pays */
-	char *etag;		/* the backend's version of the bytes, when it has one */
-	struct stk_tier_obj t;	/* the tier's storage */
+	uint64_t fetch_ns;     /* how long its last fetch took: the stall a synchronous read pays */
+	char *etag;	       /* the backend's version of the bytes, when it has one */
+	struct stk_tier_obj t; /* the tier's storage */
 	struct stk_object *rprev, *rnext; /* resident list */
-	struct stk_object *qnext;	/* queue of gets waiting for room */
+	struct stk_object *qnext;	  /* queue of gets waiting for room */
 	struct stk_waiter *waiters;
 };
 
@@ -59,10 +59,10 @@ struct stk_ds {
 	uint32_t count;
 	uint64_t bytes;
 	struct stk_object *objs;
-	int catalog_fd;		/* sealed memfd sent with every OPEN reply */
+	int catalog_fd; /* sealed memfd sent with every OPEN reply */
 	uint32_t resident, inflight, failed;
 	uint64_t resident_bytes;
-	uint32_t warm;		/* STK_WARM_* */
+	uint32_t warm; /* STK_WARM_* */
 	struct stk_plan *plans;
 	struct stk_ds *next;
 	/* Opening: listing runs on a worker; OPENs that arrive meanwhile wait. */

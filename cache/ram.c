@@ -63,7 +63,8 @@ static int ram_seal(struct stk_tier_obj *t, bool *try_lock, char *err, size_t er
 	if (t->map)
 		munmap(t->map, t->maplen);
 	t->map = NULL;
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
+	    0) {
 		int r = -errno;
 		snprintf(err, errlen, "cannot seal memfd: %s", strerror(-r));
 		return r;

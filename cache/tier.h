@@ -12,8 +12,8 @@
 
 /* A tier's storage for one object. */
 struct stk_tier_obj {
-	int fd;		/* the object's fd, passed to clients; -1 when none */
-	void *map;	/* writable while filling; read-only and locked once sealed, or NULL */
+	int fd;	   /* the object's fd, passed to clients; -1 when none */
+	void *map; /* writable while filling; read-only and locked once sealed, or NULL */
 	size_t maplen;
 	bool locked;
 };

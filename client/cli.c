@@ -34,7 +34,7 @@
 
 #include "stoker.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE     2
 #define EXIT_WARM_FULL 3
 
 /* "COMMAND URI" for messages: room for the longest URI the protocol carries. */
@@ -53,37 +53,37 @@
 
 /* What a usage error prints; --help prints help_text after it. */
 static const char usage_text[] =
-	"usage: stoker [--socket PATH] COMMAND [ARGS]\n"
-	"       stoker --help | --version\n"
-	"\n"
-	"commands:\n"
-	"  ls [--manifest] DATASET_URI   print KEY<TAB>SIZE (bytes) for every object\n"
-	"  cat URI...                    write the objects' bytes to stdout\n"
-	"  warm [--manifest] DATASET_URI fetch every object into the daemon's RAM cache\n"
-	"  stats [--json]                print the daemon's and this client's counters\n";
+    "usage: stoker [--socket PATH] COMMAND [ARGS]\n"
+    "       stoker --help | --version\n"
+    "\n"
+    "commands:\n"
+    "  ls [--manifest] DATASET_URI   print KEY<TAB>SIZE (bytes) for every object\n"
+    "  cat URI...                    write the objects' bytes to stdout\n"
+    "  warm [--manifest] DATASET_URI fetch every object into the daemon's RAM cache\n"
+    "  stats [--json]                print the daemon's and this client's counters\n";
 
 static const char help_text[] =
-	"\n"
-	"DATASET_URI is file:///dir/ (every regular file below dir), file:///dir/obj,\n"
-	"or a plain absolute path; with --manifest it names a manifest file whose\n"
-	"lines are \"URI [SIZE]\".\n"
-	"\n"
-	"warm shows its progress on stderr when stderr is a terminal, and prints one\n"
-	"line on stdout when it ends.\n"
-	"\n"
-	"options:\n"
-	"  --socket PATH  the daemon's socket (default: $STOKER_SOCKET, else\n"
-	"                 " STK_DEFAULT_SOCKET "); may come before or after COMMAND\n"
-	"  --help         print this help and exit\n"
-	"  --version      print the version and exit\n"
-	"\n"
-	"exit status:\n"
-	"  0  success (warm: every object is resident)\n"
-	"  1  failure: daemon unreachable, an object or dataset could not be read,\n"
-	"     warm: objects failed to fetch, or stdout could not be written\n"
-	"  2  usage error\n"
-	"  3  warm: stopped because the daemon's RAM budget is full (not every\n"
-	"     object is resident)\n";
+    "\n"
+    "DATASET_URI is file:///dir/ (every regular file below dir), file:///dir/obj,\n"
+    "or a plain absolute path; with --manifest it names a manifest file whose\n"
+    "lines are \"URI [SIZE]\".\n"
+    "\n"
+    "warm shows its progress on stderr when stderr is a terminal, and prints one\n"
+    "line on stdout when it ends.\n"
+    "\n"
+    "options:\n"
+    "  --socket PATH  the daemon's socket (default: $STOKER_SOCKET, else\n"
+    "                 " STK_DEFAULT_SOCKET "); may come before or after COMMAND\n"
+    "  --help         print this help and exit\n"
+    "  --version      print the version and exit\n"
+    "\n"
+    "exit status:\n"
+    "  0  success (warm: every object is resident)\n"
+    "  1  failure: daemon unreachable, an object or dataset could not be read,\n"
+    "     warm: objects failed to fetch, or stdout could not be written\n"
+    "  2  usage error\n"
+    "  3  warm: stopped because the daemon's RAM budget is full (not every\n"
+    "     object is resident)\n";
 
 enum cmd_id {
 	CMD_LS,
@@ -94,14 +94,14 @@ enum cmd_id {
 
 /* Sub-command options; each one is valid only for the commands in cmds. */
 #define OPT_MANIFEST 0x1u
-#define OPT_JSON 0x2u
+#define OPT_JSON     0x2u
 
 struct cmd {
 	const char *name;
 	enum cmd_id id;
-	unsigned opts;	   /* OPT_* this command accepts */
+	unsigned opts; /* OPT_* this command accepts */
 	size_t min_args;
-	size_t max_args;   /* SIZE_MAX: any number */
+	size_t max_args; /* SIZE_MAX: any number */
 };
 
 static const struct cmd cmds[] = {
@@ -112,10 +112,10 @@ static const struct cmd cmds[] = {
 };
 
 struct cli {
-	const char *socket;	/* --socket, or NULL */
+	const char *socket; /* --socket, or NULL */
 	const struct cmd *cmd;
-	unsigned opts;		/* OPT_* given */
-	char **args;		/* positional arguments after the command */
+	unsigned opts; /* OPT_* given */
+	char **args;   /* positional arguments after the command */
 	size_t nargs;
 };
 
@@ -356,7 +356,7 @@ static int cat_one(struct stk_client *c, const char *uri)
 		ret = -EPIPE;
 	} else if (err) {
 		fprintf(stderr, "stoker: %s: stdout: %s\n", what, strerror(-err));
-		ret = -EPIPE;	/* stdout is unusable: stop as if the reader left */
+		ret = -EPIPE; /* stdout is unusable: stop as if the reader left */
 	} else {
 		ret = 0;
 	}
@@ -470,14 +470,15 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 			break;
 		if (st.warm == STK_WARM_NONE && ++none_polls >= WARM_NONE_POLLS) {
 			clear_progress(width);
-			fprintf(stderr,
-				"stoker: %s: stokerd reports no warm in progress for this dataset\n",
-				what);
+			fprintf(
+			    stderr,
+			    "stoker: %s: stokerd reports no warm in progress for this dataset\n",
+			    what);
 			goto out;
 		}
 		if (tty) {
-			uint64_t got = st.resident_bytes > start_bytes ?
-					       st.resident_bytes - start_bytes : 0;
+			uint64_t got =
+			    st.resident_bytes > start_bytes ? st.resident_bytes - start_bytes : 0;
 
 			show_progress(&st, dt > 0 ? (double)got / dt : 0.0, &width);
 		}
@@ -498,7 +499,8 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 			"stoker: %s: %" PRIu32 " of %" PRIu32 " objects failed to fetch (%" PRIu32
 			" resident, %.1f of %.1f MiB%s); stokerd's log says why\n",
 			what, st.failed, st.objects, st.resident, (double)st.resident_bytes / MIB,
-			(double)st.bytes / MIB, st.warm == STK_WARM_FULL ? ", RAM budget full" : "");
+			(double)st.bytes / MIB,
+			st.warm == STK_WARM_FULL ? ", RAM budget full" : "");
 		status = EXIT_FAILURE;
 	} else if (st.warm == STK_WARM_DONE && st.resident >= st.objects) {
 		if (st.resident_bytes > start_bytes)
@@ -542,13 +544,16 @@ enum stat_kind {
 };
 
 struct stat_field {
-	const char *name;	/* as in struct stk_stats */
+	const char *name; /* as in struct stk_stats */
 	size_t off;
 	enum stat_kind kind;
 	const char *help;
 };
 
-#define STAT(f, k, h) { .name = #f, .off = offsetof(struct stk_stats, f), .kind = k, .help = h }
+#define STAT(f, k, h)                                                                              \
+	{                                                                                          \
+		.name = #f, .off = offsetof(struct stk_stats, f), .kind = k, .help = h             \
+	}
 
 /* Every counter of struct stk_stats, in its order; "size" is the ABI size, not a counter. */
 static const struct stat_field stat_fields[] = {
@@ -593,8 +598,8 @@ static int stats_json(const struct stk_stats *st, const struct stk_endpoint_stat
 	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
 		uint64_t v = stat_value(st, &stat_fields[i]);
 		/* json_int_t is signed; a counter past its range would wrap to negative. */
-		json_t *j = v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) :
-							     json_real((double)v);
+		json_t *j =
+		    v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
 
 		if (!j || json_object_set_new(obj, stat_fields[i].name, j))
 			goto nomem;
@@ -676,7 +681,8 @@ static int stats_human(const struct stk_stats *st, const struct stk_endpoint_sta
 		printf("  %-36s %10" PRIu64 " %8" PRIu64 " %7" PRIu64 " %12.1f %10.1f\n",
 		       ep[i].endpoint, ep[i].requests, ep[i].retries, ep[i].errors,
 		       (double)ep[i].bytes / MIB,
-		       ep[i].busy_ns ? (double)ep[i].bytes / ((double)ep[i].busy_ns / 1e9) / 1e6 : 0.0);
+		       ep[i].busy_ns ? (double)ep[i].bytes / ((double)ep[i].busy_ns / 1e9) / 1e6
+				     : 0.0);
 	return finish_stdout("stats");
 }
 

@@ -101,7 +101,9 @@ static ssize_t recv_one(int fd, void *buf, size_t cap, int *rfd)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int) * 4)];
 	} cm;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cm.b,
 			     .msg_controllen = sizeof(cm.b) };
 	*rfd = -1;
 	ssize_t n;
@@ -491,12 +493,10 @@ uint64_t stk_dataset_bytes(const struct stk_dataset *ds)
 	return ds->bytes;
 }
 
-int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key,
-		       uint64_t *size)
+int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key, uint64_t *size)
 {
 	if (index >= ds->count) {
-		stk__set_err("object index %zu is out of range (dataset has %u)", index,
-			     ds->count);
+		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
 		return -ERANGE;
 	}
 	if (key)
@@ -522,8 +522,9 @@ int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (order[i] >= ds->count) {
-			stk__set_err("plan entry %zu: object index %u is out of range (dataset has %u)",
-				     i, order[i], ds->count);
+			stk__set_err(
+			    "plan entry %zu: object index %u is out of range (dataset has %u)", i,
+			    order[i], ds->count);
 			return -ERANGE;
 		}
 	}
@@ -553,8 +554,7 @@ static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *s
 		      uint32_t *flags, uint64_t *wait)
 {
 	if (index >= ds->count) {
-		stk__set_err("object index %zu is out of range (dataset has %u)", index,
-			     ds->count);
+		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
 		return -ERANGE;
 	}
 	uint8_t msg[32];
@@ -623,8 +623,8 @@ void stk_release_index(struct stk_dataset *ds, size_t index)
 {
 	if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
 		uint8_t msg[32];
-		long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id,
-					(uint32_t)index);
+		long len =
+		    stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id, (uint32_t)index);
 		post(ds->c, msg, (size_t)len);
 	}
 	ds_unref(ds);
@@ -686,8 +686,7 @@ int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 	return 0;
 }
 
-int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max,
-		       size_t *n)
+int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max, size_t *n)
 {
 	uint8_t msg[32];
 	struct waiter *w = malloc(sizeof(*w));

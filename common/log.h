@@ -11,13 +11,13 @@ extern int stk__log_level;
 /* Writes one line to stderr: time, level, message. Thread-safe. */
 void stk__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define stk_err(...) stk__log(STK_LOG_ERROR, __VA_ARGS__)
+#define stk_err(...)  stk__log(STK_LOG_ERROR, __VA_ARGS__)
 #define stk_warn(...) stk__log(STK_LOG_WARN, __VA_ARGS__)
 #define stk_info(...) stk__log(STK_LOG_INFO, __VA_ARGS__)
-#define stk_dbg(...)                                                                       \
-	do {                                                                               \
-		if (stk__log_level >= STK_LOG_DEBUG)                                       \
-			stk__log(STK_LOG_DEBUG, __VA_ARGS__);                              \
+#define stk_dbg(...)                                                                               \
+	do {                                                                                       \
+		if (stk__log_level >= STK_LOG_DEBUG)                                               \
+			stk__log(STK_LOG_DEBUG, __VA_ARGS__);                                      \
 	} while (0)
 
 /* Parses "error", "warn", "info" or "debug". Returns the level or -EINVAL. */

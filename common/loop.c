@@ -17,7 +17,7 @@
 
 enum { OP_POLL = 1, OP_TIMEOUT, OP_READ, OP_OPENAT2 };
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define stk_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 struct stk_loop {
 	bool uring;
@@ -40,7 +40,7 @@ struct stk_loop {
 	/* poll(2) backend. */
 	struct stk_op *polls;
 	struct stk_op *cancelled; /* run with -ECANCELED on the next turn */
-	struct stk_op *timers; /* sorted by deadline */
+	struct stk_op *timers;	  /* sorted by deadline */
 };
 
 static void *worker(void *arg)
@@ -121,7 +121,7 @@ static void ignore_cb(struct stk_op *op, int res)
 
 static void efd_cb(struct stk_op *op, int res)
 {
-	struct stk_loop *l = container_of(op, struct stk_loop, efd_op);
+	struct stk_loop *l = stk_container_of(op, struct stk_loop, efd_op);
 	drain_done(l);
 	if (stk_loop_poll(l, &l->efd_op, l->efd, POLLIN) < 0)
 		stk_err("loop: cannot re-arm the pool's eventfd poll");
@@ -272,7 +272,7 @@ int stk_loop_cancel(struct stk_loop *l, struct stk_op *op)
 /* Blocking I/O for the poll(2) backend, run on a pool thread. */
 static void io_work(struct stk_work *w)
 {
-	struct stk_op *op = container_of(w, struct stk_op, work);
+	struct stk_op *op = stk_container_of(w, struct stk_op, work);
 	long r;
 	if (op->kind == OP_READ) {
 		do
@@ -286,7 +286,7 @@ static void io_work(struct stk_work *w)
 
 static void io_done(struct stk_work *w)
 {
-	struct stk_op *op = container_of(w, struct stk_op, work);
+	struct stk_op *op = stk_container_of(w, struct stk_op, work);
 	op->cb(op, op->res);
 }
 
@@ -340,7 +340,10 @@ static int run_uring(struct stk_loop *l)
 	if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
 		return r;
 	/* Copy completions out first: callbacks submit new work and may touch the ring. */
-	struct { struct stk_op *op; int res; } done[256];
+	struct {
+		struct stk_op *op;
+		int res;
+	} done[256];
 	unsigned n = 0, head;
 	struct io_uring_cqe *cqe;
 	io_uring_for_each_cqe(&l->ring, head, cqe) {

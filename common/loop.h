@@ -21,6 +21,9 @@
 
 struct stk_loop;
 
+/* The struct of type that has member at p: how callbacks find their owner from an op. */
+#define stk_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
+
 /* A job for the worker pool: work() runs on a pool thread, done() on the loop. */
 struct stk_work {
 	void (*work)(struct stk_work *w);

@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 	}
 	struct stk_stats st = { .size = sizeof(st) };
 	if (stk_stats(c, &st) == 0)
-		printf("%zu objects, byte sum %llu, %llu of %llu gets were hits, waited %.3f s\n", n,
-		       (unsigned long long)sum, (unsigned long long)st.client_hits,
+		printf("%zu objects, byte sum %llu, %llu of %llu gets were hits, waited %.3f s\n",
+		       n, (unsigned long long)sum, (unsigned long long)st.client_hits,
 		       (unsigned long long)st.client_gets, (double)st.client_wait_ns / 1e9);
 	free(order);
 	stk_dataset_close(ds);

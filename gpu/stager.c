@@ -20,9 +20,9 @@ struct reg {
 
 struct stk_gpu_stager {
 	int device;
-	cudaStream_t stream;	/* borrowed */
-	uintptr_t page;		/* a power of two */
-	struct reg *regs;	/* pairwise disjoint */
+	cudaStream_t stream; /* borrowed */
+	uintptr_t page;	     /* a power of two */
+	struct reg *regs;    /* pairwise disjoint */
 	size_t nregs, cap;
 };
 
@@ -33,8 +33,7 @@ const char *stk_gpu_errmsg(void)
 	return errmsg;
 }
 
-__attribute__((format(printf, 2, 3)))
-static int fail(int err, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int fail(int err, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -117,11 +117,11 @@ STK_EXTERN int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
 
 /* A read-only view of one object, filled in by stk_get(). */
 struct stk_view {
-	const void *data;  /* NULL when size == 0 */
+	const void *data; /* NULL when size == 0 */
 	uint64_t size;
 	uint32_t index;
-	uint32_t flags;    /* STK_VIEW_* */
-	uint64_t wait_ns;  /* how long stk_get() blocked */
+	uint32_t flags;		/* STK_VIEW_* */
+	uint64_t wait_ns;	/* how long stk_get() blocked */
 	struct stk_dataset *ds; /* private */
 };
 
@@ -161,18 +161,18 @@ STK_EXTERN int stk_warm(struct stk_dataset *ds);
 /* A dataset's state in the daemon's cache, from stk_dataset_status(). */
 struct stk_dataset_status {
 	uint32_t objects;
-	uint32_t resident;   /* objects resident in the cache */
-	uint32_t inflight;   /* objects being fetched */
-	uint32_t failed;     /* objects whose last fetch failed */
+	uint32_t resident; /* objects resident in the cache */
+	uint32_t inflight; /* objects being fetched */
+	uint32_t failed;   /* objects whose last fetch failed */
 	uint64_t bytes;
 	uint64_t resident_bytes;
-	uint32_t warm;       /* STK_WARM_* */
+	uint32_t warm; /* STK_WARM_* */
 };
 
-#define STK_WARM_NONE    0 /* no warm requested */
+#define STK_WARM_NONE	 0 /* no warm requested */
 #define STK_WARM_RUNNING 1
-#define STK_WARM_DONE    2 /* every object resident */
-#define STK_WARM_FULL    3 /* stopped: the budget is full */
+#define STK_WARM_DONE	 2 /* every object resident */
+#define STK_WARM_FULL	 3 /* stopped: the budget is full */
 
 /* Fills *st. Returns 0, -EPIPE. */
 STK_EXTERN int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st);
@@ -185,27 +185,27 @@ struct stk_stats {
 	size_t size; /* set to sizeof(struct stk_stats) before the call */
 	/* this client */
 	uint64_t client_gets;
-	uint64_t client_hits;      /* resident in RAM when asked for */
+	uint64_t client_hits; /* resident in RAM when asked for */
 	uint64_t client_misses;
 	uint64_t client_bytes;
-	uint64_t client_wait_ns;   /* total time blocked in stk_get() */
+	uint64_t client_wait_ns; /* total time blocked in stk_get() */
 	/* daemon */
 	uint64_t gets;
 	uint64_t hits_ram;
 	uint64_t misses;
-	uint64_t fetches;          /* objects fetched from backends */
+	uint64_t fetches; /* objects fetched from backends */
 	uint64_t fetch_bytes;
-	uint64_t fetch_ns;         /* summed duration of those fetches */
+	uint64_t fetch_ns; /* summed duration of those fetches */
 	uint64_t fetch_errors;
 	uint64_t evictions;
 	uint64_t ram_budget;
-	uint64_t ram_used;         /* resident plus in-flight bytes, page-rounded */
+	uint64_t ram_used; /* resident plus in-flight bytes, page-rounded */
 	uint64_t resident_objects;
 	uint64_t inflight_objects;
-	uint64_t pinned_objects;   /* held by some client */
+	uint64_t pinned_objects; /* held by some client */
 	uint64_t clients;
 	uint64_t datasets;
-	uint64_t prefetches;       /* fetches started by plans rather than gets */
+	uint64_t prefetches; /* fetches started by plans rather than gets */
 };
 
 /* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */
@@ -213,12 +213,12 @@ STK_EXTERN int stk_stats(struct stk_client *c, struct stk_stats *st);
 
 /* The daemon's counters for one object-store or HTTP endpoint. */
 struct stk_endpoint_stats {
-	char endpoint[128];	/* scheme://host[:port] */
-	uint64_t requests;	/* requests sent, retries included */
+	char endpoint[128]; /* scheme://host[:port] */
+	uint64_t requests;  /* requests sent, retries included */
 	uint64_t retries;
-	uint64_t errors;	/* requests that failed for good */
-	uint64_t bytes;		/* body bytes received */
-	uint64_t busy_ns;	/* summed request durations */
+	uint64_t errors;  /* requests that failed for good */
+	uint64_t bytes;	  /* body bytes received */
+	uint64_t busy_ns; /* summed request durations */
 };
 
 /*
@@ -226,8 +226,8 @@ struct stk_endpoint_stats {
  * many endpoints the daemon knows (which may be more than max).
  * Returns 0, -EPIPE.
  */
-STK_EXTERN int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out,
-				  size_t max, size_t *n);
+STK_EXTERN int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max,
+				  size_t *n);
 
 /* Returns a static description of a negative errno returned by this library. */
 STK_EXTERN const char *stk_strerror(int err);

@@ -21,7 +21,7 @@ struct stk_config {
 	uint64_t ram;
 	char **roots; /* NULL-terminated */
 	unsigned nroots;
-	unsigned max_inflight;	/* objects prefetched at once */
+	unsigned max_inflight; /* objects prefetched at once */
 	unsigned workers;
 	bool no_uring;
 	bool no_direct;
@@ -115,8 +115,8 @@ struct stk_daemon {
 };
 
 /* sched.c: plans, prefetching, gets. */
-struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds,
-			       struct stk_session *owner, bool warm);
+struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds, struct stk_session *owner,
+			       bool warm);
 int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *idx, uint32_t n);
 void stk__plan_advance(struct stk_plan *p, uint32_t obj);
 void stk__plan_free(struct stk_daemon *d, struct stk_plan *p);

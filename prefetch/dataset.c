@@ -58,7 +58,8 @@ static int catalog_memfd(const struct stk_ds *ds)
 		else if (k > 0)
 			off += (size_t)k;
 	}
-	if (!r && fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+	if (!r &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		r = -errno;
 	free(mem);
 	if (r && fd >= 0)
@@ -169,7 +170,8 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 	char msg[600];
 	int err;
 	for (struct stk_ds *ds = d->datasets; ds; ds = ds->next) {
-		if (ds->flags != flags || strlen(ds->uri) != uri_len || memcmp(ds->uri, uri, uri_len))
+		if (ds->flags != flags || strlen(ds->uri) != uri_len ||
+		    memcmp(ds->uri, uri, uri_len))
 			continue;
 		if (ds->ready) {
 			ready(d, w, ds, 0, NULL);

@@ -20,48 +20,61 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: stokerd [options]\n"
-		"Streams dataset objects into a RAM cache ahead of need and hands them to\n"
-		"training processes over a Unix socket.\n\n"
-		"  -s, --socket PATH         control socket (STOKER_SOCKET; default %s)\n"
-		"  -m, --ram SIZE            RAM budget, e.g. 4G (STOKER_RAM; default 25%% of memory)\n"
-		"  -r, --allow-root DIR      serve file:// only below DIR; repeatable\n"
-		"                            (STOKER_ALLOW_ROOT, colon-separated). As root with none,\n"
-		"                            no file:// is served; otherwise the default is /\n"
-		"  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
-		"  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
-		"      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 32)\n"
-		"      --workers N           worker threads (STOKER_WORKERS; 4)\n"
-		"      --no-uring            use poll(2) and threads instead of io_uring\n"
-		"                            (STOKER_NO_URING=1)\n"
-		"      --no-direct           never read files with O_DIRECT (STOKER_NO_DIRECT=1)\n"
-		"      --emulate-latency MS  EMULATION for demos: add MS before each file:// object\n"
-		"                            (STOKER_EMULATE_LATENCY_MS)\n"
-		"      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
-		"                            (STOKER_EMULATE_BANDWIDTH)\n"
-		"      --part-size SIZE      http/s3: objects above SIZE are fetched as parallel\n"
-		"                            ranged GETs of SIZE (STOKER_PART_SIZE; 8M)\n"
-		"      --http-max-conns N    http/s3: requests in flight per endpoint\n"
-		"                            (STOKER_HTTP_MAX_CONNS; 64)\n"
-		"      --retries N           http/s3: retries of a failed request, with backoff\n"
-		"                            (STOKER_RETRIES; 5)\n"
-		"      --insecure            http/s3: do not verify TLS certificates\n"
-		"      --s3-endpoint URL     s3: endpoint, e.g. http://127.0.0.1:9000\n"
-		"                            (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS)\n"
-		"      --s3-region REGION    s3: region (AWS_REGION, AWS_DEFAULT_REGION, ~/.aws/config)\n"
-		"      --s3-addressing MODE  s3: path, virtual or auto (STOKER_S3_ADDRESSING; auto:\n"
-		"                            virtual-hosted on AWS, path-style on a custom endpoint)\n"
-		"  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
-		"  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
-		"  -h, --help                this text\n"
-		"SIGTERM or SIGINT: stop accepting, finish in-flight fetches, exit 0.\n",
-		STK_DEFAULT_SOCKET);
+	fprintf(
+	    f,
+	    "usage: stokerd [options]\n"
+	    "Streams dataset objects into a RAM cache ahead of need and hands them to\n"
+	    "training processes over a Unix socket.\n\n"
+	    "  -s, --socket PATH         control socket (STOKER_SOCKET; default %s)\n"
+	    "  -m, --ram SIZE            RAM budget, e.g. 4G (STOKER_RAM; default 25%% of memory)\n"
+	    "  -r, --allow-root DIR      serve file:// only below DIR; repeatable\n"
+	    "                            (STOKER_ALLOW_ROOT, colon-separated). As root with none,\n"
+	    "                            no file:// is served; otherwise the default is /\n"
+	    "  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
+	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
+	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 32)\n"
+	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
+	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
+	    "                            (STOKER_NO_URING=1)\n"
+	    "      --no-direct           never read files with O_DIRECT (STOKER_NO_DIRECT=1)\n"
+	    "      --emulate-latency MS  EMULATION for demos: add MS before each file:// object\n"
+	    "                            (STOKER_EMULATE_LATENCY_MS)\n"
+	    "      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
+	    "                            (STOKER_EMULATE_BANDWIDTH)\n"
+	    "      --part-size SIZE      http/s3: objects above SIZE are fetched as parallel\n"
+	    "                            ranged GETs of SIZE (STOKER_PART_SIZE; 8M)\n"
+	    "      --http-max-conns N    http/s3: requests in flight per endpoint\n"
+	    "                            (STOKER_HTTP_MAX_CONNS; 64)\n"
+	    "      --retries N           http/s3: retries of a failed request, with backoff\n"
+	    "                            (STOKER_RETRIES; 5)\n"
+	    "      --insecure            http/s3: do not verify TLS certificates\n"
+	    "      --s3-endpoint URL     s3: endpoint, e.g. http://127.0.0.1:9000\n"
+	    "                            (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS)\n"
+	    "      --s3-region REGION    s3: region (AWS_REGION, AWS_DEFAULT_REGION, "
+	    "~/.aws/config)\n"
+	    "      --s3-addressing MODE  s3: path, virtual or auto (STOKER_S3_ADDRESSING; auto:\n"
+	    "                            virtual-hosted on AWS, path-style on a custom endpoint)\n"
+	    "  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
+	    "  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
+	    "  -h, --help                this text\n"
+	    "SIGTERM or SIGINT: stop accepting, finish in-flight fetches, exit 0.\n",
+	    STK_DEFAULT_SOCKET);
 }
 
 enum {
-	OPT_INFLIGHT = 256, OPT_WORKERS, OPT_NO_URING, OPT_NO_DIRECT, OPT_LAT, OPT_BW,
-	OPT_PART, OPT_CONNS, OPT_RETRIES, OPT_INSECURE, OPT_S3_EP, OPT_S3_REGION, OPT_S3_ADDR,
+	OPT_INFLIGHT = 256,
+	OPT_WORKERS,
+	OPT_NO_URING,
+	OPT_NO_DIRECT,
+	OPT_LAT,
+	OPT_BW,
+	OPT_PART,
+	OPT_CONNS,
+	OPT_RETRIES,
+	OPT_INSECURE,
+	OPT_S3_EP,
+	OPT_S3_REGION,
+	OPT_S3_ADDR,
 };
 
 static bool env_true(const char *name)
@@ -209,7 +222,7 @@ static void run_while(struct stk_daemon *d, bool (*pending)(const struct stk_dae
 
 static void sig_cb(struct stk_op *op, int res)
 {
-	struct stk_daemon *d = (struct stk_daemon *)((char *)op - offsetof(struct stk_daemon, sig_op));
+	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, sig_op);
 	struct signalfd_siginfo si;
 	if (read(d->sig_fd, &si, sizeof(si)) == sizeof(si))
 		stk_info("%s: stop accepting, finishing %u in-flight fetches",
@@ -230,13 +243,23 @@ int main(int argc, char **argv)
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	c->ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
 
-	static const struct { const char *env; int opt; } envs[] = {
-		{ "STOKER_SOCKET", 's' }, { "STOKER_RAM", 'm' }, { "STOKER_ALLOW_ROOT", 'r' },
-		{ "STOKER_LOG_LEVEL", 'l' }, { "STOKER_MAX_INFLIGHT", OPT_INFLIGHT },
-		{ "STOKER_WORKERS", OPT_WORKERS }, { "STOKER_EMULATE_LATENCY_MS", OPT_LAT },
-		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW }, { "STOKER_PART_SIZE", OPT_PART },
-		{ "STOKER_HTTP_MAX_CONNS", OPT_CONNS }, { "STOKER_RETRIES", OPT_RETRIES },
-		{ "AWS_ENDPOINT_URL", OPT_S3_EP }, { "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
+	static const struct {
+		const char *env;
+		int opt;
+	} envs[] = {
+		{ "STOKER_SOCKET", 's' },
+		{ "STOKER_RAM", 'm' },
+		{ "STOKER_ALLOW_ROOT", 'r' },
+		{ "STOKER_LOG_LEVEL", 'l' },
+		{ "STOKER_MAX_INFLIGHT", OPT_INFLIGHT },
+		{ "STOKER_WORKERS", OPT_WORKERS },
+		{ "STOKER_EMULATE_LATENCY_MS", OPT_LAT },
+		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW },
+		{ "STOKER_PART_SIZE", OPT_PART },
+		{ "STOKER_HTTP_MAX_CONNS", OPT_CONNS },
+		{ "STOKER_RETRIES", OPT_RETRIES },
+		{ "AWS_ENDPOINT_URL", OPT_S3_EP },
+		{ "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
 		{ "STOKER_S3_ADDRESSING", OPT_S3_ADDR },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {

@@ -29,8 +29,8 @@ struct fetch_ctx {
 	struct stk_object *o;
 };
 
-struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds,
-			       struct stk_session *owner, bool warm)
+struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds, struct stk_session *owner,
+			       bool warm)
 {
 	struct stk_plan *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -277,8 +277,8 @@ static struct stk_object *candidate(struct stk_daemon *d, struct stk_plan **pp, 
 			continue;
 		uint32_t s = p->scan > p->cursor ? p->scan : p->cursor;
 		struct stk_object *objs = p->ds->objs;
-		while (s < p->n && (objs[p->order[s]].state != STK_OBJ_ABSENT ||
-				    objs[p->order[s]].queued))
+		while (s < p->n &&
+		       (objs[p->order[s]].state != STK_OBJ_ABSENT || objs[p->order[s]].queued))
 			s++;
 		p->scan = s;
 		if (s < p->n && (!best || s - p->cursor < *dist)) {
@@ -346,9 +346,10 @@ void stk__sched_run(struct stk_daemon *d)
 	for (struct stk_plan *p = d->plans, *n; p; p = n) {
 		n = p->all_next;
 		if (p->warm && (p->stalled || p->scan >= p->n) && p->ds->inflight == 0)
-			warm_end(d, p, !p->stalled && p->ds->resident + p->ds->failed == p->ds->count
-					       ? STK_WARM_DONE
-					       : STK_WARM_FULL);
+			warm_end(d, p,
+				 !p->stalled && p->ds->resident + p->ds->failed == p->ds->count
+				     ? STK_WARM_DONE
+				     : STK_WARM_FULL);
 	}
 }
 

@@ -144,7 +144,7 @@ static bool flush(struct stk_daemon *d, struct stk_session *s)
 
 static void out_cb(struct stk_op *op, int res)
 {
-	struct stk_session *s = (struct stk_session *)((char *)op - offsetof(struct stk_session, out_op));
+	struct stk_session *s = stk_container_of(op, struct stk_session, out_op);
 	s->out_armed = false;
 	if (!s->dead)
 		flush(s->d, s);
@@ -386,7 +386,8 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		if (!(hd = handle(d, s, &m.h, m.u.obj.ds)))
 			return;
 		if (m.u.obj.index >= hd->ds->count) {
-			snprintf(err, sizeof(err), "GET %s: object index %u is out of range (%u objects)",
+			snprintf(err, sizeof(err),
+				 "GET %s: object index %u is out of range (%u objects)",
 				 hd->ds->uri, m.u.obj.index, hd->ds->count);
 			reply_err(d, s, &m.h, -ERANGE, err);
 			return;
@@ -486,7 +487,7 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 
 static void in_cb(struct stk_op *op, int res)
 {
-	struct stk_session *s = (struct stk_session *)((char *)op - offsetof(struct stk_session, in_op));
+	struct stk_session *s = stk_container_of(op, struct stk_session, in_op);
 	struct stk_daemon *d = s->d;
 	s->in_armed = false;
 	static uint8_t buf[STK_MSG_MAX];
@@ -496,7 +497,9 @@ static void in_cb(struct stk_op *op, int res)
 			char b[CMSG_SPACE(sizeof(int) * 8)];
 		} cm;
 		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+		struct msghdr mh = { .msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cm.b,
 				     .msg_controllen = sizeof(cm.b) };
 		ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (n < 0 && errno == EINTR)
@@ -543,7 +546,7 @@ static bool peer_allowed(uid_t uid, gid_t gid)
 
 static void accept_cb(struct stk_op *op, int res)
 {
-	struct stk_daemon *d = (struct stk_daemon *)((char *)op - offsetof(struct stk_daemon, listen_op));
+	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, listen_op);
 	if (d->listen_fd < 0)
 		return;
 	for (;;) {
@@ -570,9 +573,10 @@ static void accept_cb(struct stk_op *op, int res)
 		s->pid = cr.pid;
 		s->authorized = peer_allowed(cr.uid, cr.gid);
 		if (!s->authorized)
-			stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
-				 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid,
-				 (unsigned)geteuid(), (unsigned)getegid());
+			stk_warn(
+			    "client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
+			    (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
+			    (unsigned)getegid());
 		s->outq_tail = &s->outq;
 		s->refs = 2; /* alive + the in poll */
 		s->in_op.cb = in_cb;

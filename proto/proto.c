@@ -169,8 +169,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EPROTO;
 }
 
-static int decode_hdr(const uint8_t *p, size_t len, struct stk_msg_hdr *h, char *err,
-		      size_t errlen)
+static int decode_hdr(const uint8_t *p, size_t len, struct stk_msg_hdr *h, char *err, size_t errlen)
 {
 	if (len < STK_HDR_SIZE)
 		return fail(err, errlen, "message of %zu bytes is shorter than the %u-byte header",
@@ -180,8 +179,9 @@ static int decode_hdr(const uint8_t *p, size_t len, struct stk_msg_hdr *h, char 
 	h->seq = stk__get_u32(p + 4);
 	h->len = stk__get_u32(p + 8);
 	if ((size_t)h->len != len - STK_HDR_SIZE)
-		return fail(err, errlen, "header field len=%u but the datagram carries %zu body bytes",
-			    h->len, len - STK_HDR_SIZE);
+		return fail(err, errlen,
+			    "header field len=%u but the datagram carries %zu body bytes", h->len,
+			    len - STK_HDR_SIZE);
 	return 0;
 }
 
@@ -217,7 +217,8 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		return 0;
 	case STK_MSG_OPEN:
 		if (m->h.len < 8) {
-			fail(err, errlen, "OPEN body of %u bytes lacks flags and uri_len", m->h.len);
+			fail(err, errlen, "OPEN body of %u bytes lacks flags and uri_len",
+			     m->h.len);
 			return -EBADMSG;
 		}
 		m->u.open.flags = stk__get_u32(b);
@@ -293,7 +294,8 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 			return fail(err, errlen, "error reply lacks its message");
 		uint16_t ml = get_u16(b + 4);
 		if ((size_t)ml + 7 != n || b[6 + ml] != 0)
-			return fail(err, errlen, "error message length %u does not fit the reply", ml);
+			return fail(err, errlen, "error message length %u does not fit the reply",
+				    ml);
 		r->errmsg = (const char *)b + 6;
 		return 0;
 	}
@@ -323,7 +325,8 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 			return fail(err, errlen, "STATS reply lacks its count");
 		uint32_t cnt = stk__get_u32(b);
 		if ((size_t)cnt * 8 + 4 != n)
-			return fail(err, errlen, "STATS reply count %u does not fit %zu bytes", cnt, n);
+			return fail(err, errlen, "STATS reply count %u does not fit %zu bytes", cnt,
+				    n);
 		r->u.stats.n = cnt < STK_STATS_COUNT ? cnt : STK_STATS_COUNT;
 		memset(r->u.stats.v, 0, sizeof(r->u.stats.v));
 		for (uint32_t i = 0; i < r->u.stats.n; i++)
@@ -406,9 +409,11 @@ int stk__catalog_walk(const void *buf, size_t len,
 const char *stk__msg_name(uint16_t type)
 {
 	static const char *const names[] = {
-		[STK_MSG_HELLO] = "HELLO", [STK_MSG_OPEN] = "OPEN",   [STK_MSG_PLAN] = "PLAN",
-		[STK_MSG_GET] = "GET",	   [STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
-		[STK_MSG_CLOSE] = "CLOSE", [STK_MSG_WARM] = "WARM",   [STK_MSG_STATUS] = "STATUS", [STK_MSG_ENDPOINTS] = "ENDPOINTS",
+		[STK_MSG_HELLO] = "HELLO",     [STK_MSG_OPEN] = "OPEN",
+		[STK_MSG_PLAN] = "PLAN",       [STK_MSG_GET] = "GET",
+		[STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
+		[STK_MSG_CLOSE] = "CLOSE",     [STK_MSG_WARM] = "WARM",
+		[STK_MSG_STATUS] = "STATUS",   [STK_MSG_ENDPOINTS] = "ENDPOINTS",
 	};
 	type &= (uint16_t)~STK_MSG_REPLY;
 	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";

@@ -15,61 +15,86 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STK_PROTO_MAGIC 0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION 1
-#define STK_MSG_MAX 65536u	 /* largest datagram either side sends */
-#define STK_HDR_SIZE 12u
-#define STK_URI_MAX 4096u
-#define STK_ERRMSG_MAX 512u
-#define STK_PLAN_CHUNK ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT 16u
-#define STK_ENDPOINT_NAME_MAX 127u	 /* counters in a STATS reply, see stk_stats_field */
+#define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
+#define STK_PROTO_VERSION     1
+#define STK_MSG_MAX	      65536u /* largest datagram either side sends */
+#define STK_HDR_SIZE	      12u
+#define STK_URI_MAX	      4096u
+#define STK_ERRMSG_MAX	      512u
+#define STK_PLAN_CHUNK	      ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
+#define STK_STATS_COUNT	      16u
+#define STK_ENDPOINT_NAME_MAX 127u /* counters in a STATS reply, see stk_stats_field */
 
 enum stk_msg_type {
 	STK_MSG_HELLO = 1,
-	STK_MSG_OPEN = 2,	/* reply carries the catalog memfd */
+	STK_MSG_OPEN = 2, /* reply carries the catalog memfd */
 	STK_MSG_PLAN = 3,
-	STK_MSG_GET = 4,	/* reply carries the object's memfd */
-	STK_MSG_RELEASE = 5,	/* no reply */
+	STK_MSG_GET = 4,     /* reply carries the object's memfd */
+	STK_MSG_RELEASE = 5, /* no reply */
 	STK_MSG_STATS = 6,
-	STK_MSG_CLOSE = 7,	/* closes a dataset handle; no reply */
+	STK_MSG_CLOSE = 7, /* closes a dataset handle; no reply */
 	STK_MSG_WARM = 8,
 	STK_MSG_STATUS = 9,
-	STK_MSG_ENDPOINTS = 10,	/* per-endpoint HTTP counters */
+	STK_MSG_ENDPOINTS = 10, /* per-endpoint HTTP counters */
 	STK_MSG_TYPE_MAX = 10,
 	STK_MSG_REPLY = 0x8000, /* or'ed into the type of a reply */
 };
 
 /* Header flags. */
-#define STK_PLAN_RESET 0x1u	/* PLAN: first chunk; replaces the previous plan */
+#define STK_PLAN_RESET 0x1u /* PLAN: first chunk; replaces the previous plan */
 
 /* GET reply flags. */
 #define STK_GET_HIT 0x1u
 
 /* The order of counters in a STATS reply; new ones are appended. */
 enum stk_stats_field {
-	STK_ST_GETS, STK_ST_HITS_RAM, STK_ST_MISSES, STK_ST_FETCHES, STK_ST_FETCH_BYTES,
-	STK_ST_FETCH_NS, STK_ST_FETCH_ERRORS, STK_ST_EVICTIONS, STK_ST_RAM_BUDGET, STK_ST_RAM_USED,
-	STK_ST_RESIDENT, STK_ST_INFLIGHT, STK_ST_PINNED, STK_ST_CLIENTS, STK_ST_DATASETS,
+	STK_ST_GETS,
+	STK_ST_HITS_RAM,
+	STK_ST_MISSES,
+	STK_ST_FETCHES,
+	STK_ST_FETCH_BYTES,
+	STK_ST_FETCH_NS,
+	STK_ST_FETCH_ERRORS,
+	STK_ST_EVICTIONS,
+	STK_ST_RAM_BUDGET,
+	STK_ST_RAM_USED,
+	STK_ST_RESIDENT,
+	STK_ST_INFLIGHT,
+	STK_ST_PINNED,
+	STK_ST_CLIENTS,
+	STK_ST_DATASETS,
 	STK_ST_PREFETCHES,
 };
 
 struct stk_msg_hdr {
 	uint16_t type;
 	uint16_t flags;
-	uint32_t seq;	/* chosen by the client, echoed in the reply */
-	uint32_t len;	/* body bytes after the header */
+	uint32_t seq; /* chosen by the client, echoed in the reply */
+	uint32_t len; /* body bytes after the header */
 };
 
 /* A decoded message.  Pointers point into the datagram that was decoded. */
 struct stk_msg {
 	struct stk_msg_hdr h;
 	union {
-		struct { uint32_t magic, version, pid; } hello;
-		struct { uint32_t flags; uint32_t uri_len; const char *uri; } open;
-		struct { uint32_t ds, n; const uint8_t *idx; } plan; /* n LE u32s */
-		struct { uint32_t ds, index; } obj; /* GET, RELEASE */
-		struct { uint32_t ds; } ds;	   /* CLOSE, WARM, STATUS */
+		struct {
+			uint32_t magic, version, pid;
+		} hello;
+		struct {
+			uint32_t flags;
+			uint32_t uri_len;
+			const char *uri;
+		} open;
+		struct {
+			uint32_t ds, n;
+			const uint8_t *idx;
+		} plan; /* n LE u32s */
+		struct {
+			uint32_t ds, index;
+		} obj; /* GET, RELEASE */
+		struct {
+			uint32_t ds;
+		} ds; /* CLOSE, WARM, STATUS */
 	} u;
 };
 
@@ -79,15 +104,31 @@ struct stk_reply {
 	int32_t status;
 	const char *errmsg; /* NUL-terminated copy lives in the datagram; "" if none */
 	union {
-		struct { uint32_t version; } hello;
-		struct { uint32_t ds, count; uint64_t bytes; } open;
-		struct { uint32_t flags; uint64_t size; } get;
-		struct { uint32_t n; uint64_t v[STK_STATS_COUNT]; } stats;
-		struct { uint32_t objects, resident, inflight, failed, warm;
-			 uint64_t bytes, resident_bytes; } status;
+		struct {
+			uint32_t version;
+		} hello;
+		struct {
+			uint32_t ds, count;
+			uint64_t bytes;
+		} open;
+		struct {
+			uint32_t flags;
+			uint64_t size;
+		} get;
+		struct {
+			uint32_t n;
+			uint64_t v[STK_STATS_COUNT];
+		} stats;
+		struct {
+			uint32_t objects, resident, inflight, failed, warm;
+			uint64_t bytes, resident_bytes;
+		} status;
 		/* n entries of { u16 name_len, name, u64 requests, retries, errors, bytes,
 		 * busy_ns }, bounds already checked */
-		struct { uint32_t n; const uint8_t *p; } endpoints;
+		struct {
+			uint32_t n;
+			const uint8_t *p;
+		} endpoints;
 	} u;
 };
 

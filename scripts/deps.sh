@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
       libjansson-dev libexpat1-dev libcriterion-dev
-      fio python3 nginx-light)
+      fio python3 nginx-light clang-format)
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
 # count as present whichever way they were installed (Debian's or

@@ -19,3 +19,10 @@ run_suite build
 echo "== tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DSTOKER_ASAN=ON -DSTOKER_UBSAN=ON
+
+echo "== format (clang-format, .clang-format)"
+if command -v clang-format >/dev/null; then
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+else
+	echo "clang-format not installed: format not checked"
+fi

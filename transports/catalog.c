@@ -76,15 +76,16 @@ int stk__manifest_parse(const char *text, size_t len, const char *name, struct s
 		if (!n || *p == '#')
 			continue;
 		if (memchr(p, 0, n)) {
-			snprintf(err, errlen, "manifest %s line %u: contains a NUL byte", name, line);
+			snprintf(err, errlen, "manifest %s line %u: contains a NUL byte", name,
+				 line);
 			return -EINVAL;
 		}
 		size_t ul = 0;
 		while (ul < n && !isspace((unsigned char)p[ul]))
 			ul++;
 		if (ul > 4096) {
-			snprintf(err, errlen, "manifest %s line %u: URI longer than 4096 bytes", name,
-				 line);
+			snprintf(err, errlen, "manifest %s line %u: URI longer than 4096 bytes",
+				 name, line);
 			return -EINVAL;
 		}
 		char uri[4097];
@@ -106,15 +107,17 @@ int stk__manifest_parse(const char *text, size_t len, const char *name, struct s
 				bad = stk__parse_u64(num, UINT64_MAX - 1, &size) != 0;
 			}
 			if (bad) {
-				snprintf(err, errlen,
-					 "manifest %s line %u: size field '%.*s' is not a byte count",
-					 name, line, (int)(sl < 40 ? sl : 40), s);
+				snprintf(
+				    err, errlen,
+				    "manifest %s line %u: size field '%.*s' is not a byte count",
+				    name, line, (int)(sl < 40 ? sl : 40), s);
 				return -EINVAL;
 			}
 		}
 		if (!strstr(uri, "://")) {
-			snprintf(err, errlen, "manifest %s line %u: '%s' is not a URI (scheme://...)",
-				 name, line, uri);
+			snprintf(err, errlen,
+				 "manifest %s line %u: '%s' is not a URI (scheme://...)", name,
+				 line, uri);
 			return -EINVAL;
 		}
 		if (stk__catalog_add(cat, uri, ul, uri, size))

@@ -31,10 +31,10 @@
 #include "common/loop.h"
 #include "transports/transport.h"
 
-#define CHUNK (1u << 20)
+#define CHUNK		  (1u << 20)
 #define CHUNKS_PER_OBJECT 8
-#define ALIGN 4096u
-#define MAX_DEPTH 64
+#define ALIGN		  4096u
+#define MAX_DEPTH	  64
 
 struct root {
 	char *path; /* without trailing '/', "" for "/" */
@@ -87,8 +87,9 @@ static int file_init(const struct stk_tp_env *env)
 		n++;
 	if (n == 0 && geteuid() == 0) {
 		F.disabled = true;
-		stk_warn("file://: running as root with no --allow-root: no file:// dataset will be "
-			 "served");
+		stk_warn(
+		    "file://: running as root with no --allow-root: no file:// dataset will be "
+		    "served");
 		return 0;
 	}
 	F.roots = calloc(n ? n : 1, sizeof(*F.roots));
@@ -145,7 +146,8 @@ static int resolve(const char *uri, int *rootfd, const char **rel, char *err, si
 	const char *path = uri + 7;
 	if (F.disabled) {
 		snprintf(err, errlen,
-			 "%s: file:// is disabled (stokerd runs as root with no --allow-root)", uri);
+			 "%s: file:// is disabled (stokerd runs as root with no --allow-root)",
+			 uri);
 		return -EACCES;
 	}
 	for (unsigned i = 0; i < F.nroots; i++) {
@@ -242,10 +244,12 @@ static int walk_dir(struct walk *w, int dfd, size_t klen, int depth)
 				r = -ELOOP;
 				break;
 			}
-			int sub = openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub =
+			    openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				r = -errno;
-				snprintf(w->err, w->errlen, "%s%s: %s", w->base, w->key, strerror(-r));
+				snprintf(w->err, w->errlen, "%s%s: %s", w->base, w->key,
+					 strerror(-r));
 				break;
 			}
 			w->key[klen + nl] = '/';
@@ -397,7 +401,7 @@ static void finish(struct file_fetch *ff)
 }
 
 static void fail(struct file_fetch *ff, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void fail(struct file_fetch *ff, int err, const char *fmt, ...)
 {
@@ -473,7 +477,8 @@ static void read_cb(struct stk_op *op, int res)
 		start &= ~(uint64_t)(ALIGN - 1);
 	uint64_t end = start + (uint64_t)res;
 	if (end <= ch->off + ch->pos) {
-		fail(ff, -EIO, "%s: file ended at byte %llu, expected %llu bytes (changed since listing?)",
+		fail(ff, -EIO,
+		     "%s: file ended at byte %llu, expected %llu bytes (changed since listing?)",
 		     ff->f->uri, (unsigned long long)end, (unsigned long long)ff->f->size);
 		goto out;
 	}
@@ -515,7 +520,7 @@ static bool chunk_start(struct chunk *ch)
 
 static void open_cb(struct stk_op *op, int res)
 {
-	struct file_fetch *ff = (struct file_fetch *)((char *)op - offsetof(struct file_fetch, open_op));
+	struct file_fetch *ff = stk_container_of(op, struct file_fetch, open_op);
 	ff->busy--;
 	if (res == -EINVAL && ff->direct) {
 		ff->direct = false; /* this filesystem refuses O_DIRECT */
@@ -563,14 +568,14 @@ static void start_open(struct file_fetch *ff)
 
 static void latency_cb(struct stk_op *op, int res)
 {
-	struct file_fetch *ff = (struct file_fetch *)((char *)op - offsetof(struct file_fetch, open_op));
+	struct file_fetch *ff = stk_container_of(op, struct file_fetch, open_op);
 	ff->busy--;
 	start_open(ff);
 }
 
 static void deferred_cb(struct stk_op *op, int res)
 {
-	struct file_fetch *ff = (struct file_fetch *)((char *)op - offsetof(struct file_fetch, open_op));
+	struct file_fetch *ff = stk_container_of(op, struct file_fetch, open_op);
 	ff->busy--;
 	finish(ff);
 }

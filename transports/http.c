@@ -30,14 +30,14 @@
 #include "common/log.h"
 #include "common/loop.h"
 
-#define ERRBODY_MAX 4096
-#define BACKOFF_BASE_NS 50000000ull	/* 50 ms */
-#define BACKOFF_CAP_NS 5000000000ull	/* 5 s */
-#define MAX_ENDPOINTS 64
+#define ERRBODY_MAX	4096
+#define BACKOFF_BASE_NS 50000000ull   /* 50 ms */
+#define BACKOFF_CAP_NS	5000000000ull /* 5 s */
+#define MAX_ENDPOINTS	64
 
 struct sock {
 	curl_socket_t fd;
-	int want;	/* CURL_POLL_* */
+	int want; /* CURL_POLL_* */
 	short armed_ev;
 	bool armed, dead, busy;
 	struct stk_op op;
@@ -270,7 +270,7 @@ static void part_free(struct part *pt)
 }
 
 static void part_fail(struct part *pt, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void part_fail(struct part *pt, int err, const char *fmt, ...)
 {
@@ -291,7 +291,7 @@ static void part_start(struct part *pt);
 
 static void retry_cb(struct stk_op *op, int res)
 {
-	struct part *pt = (struct part *)((char *)op - offsetof(struct part, retry_op));
+	struct part *pt = stk_container_of(op, struct part, retry_op);
 	if (pt->of->err) { /* another part failed for good: stop */
 		struct object_fetch *of = pt->of;
 		part_free(pt);
@@ -309,8 +309,8 @@ static void part_start(struct part *pt)
 	free(pt->url);
 	pt->hdrs = NULL;
 	pt->url = NULL;
-	int r = of->prepare(of->f->uri, "GET", pt->len ? pt->range : NULL, &pt->url, &pt->hdrs,
-			    err, sizeof(err));
+	int r = of->prepare(of->f->uri, "GET", pt->len ? pt->range : NULL, &pt->url, &pt->hdrs, err,
+			    sizeof(err));
 	if (r) {
 		part_fail(pt, r, "%s", err);
 		return;
@@ -397,7 +397,8 @@ static void part_finished(struct part *pt, CURLcode rc)
 			if (!of->etag[0]) {
 				memcpy(of->etag, pt->etag, sizeof(of->etag));
 			} else if (strcmp(of->etag, pt->etag)) {
-				part_fail(pt, -EAGAIN, "%s: changed while being fetched (ETag %s, then %s)",
+				part_fail(pt, -EAGAIN,
+					  "%s: changed while being fetched (ETag %s, then %s)",
 					  of->f->uri, of->etag, pt->etag);
 				return;
 			}
@@ -425,7 +426,8 @@ static void part_finished(struct part *pt, CURLcode rc)
 	if (rc != CURLE_OK) {
 		part_fail(pt, rc == CURLE_PEER_FAILED_VERIFICATION ? -EACCES : -EIO, "%s: %s%s",
 			  of->f->uri, curl_easy_strerror(rc),
-			  rc == CURLE_PEER_FAILED_VERIFICATION ? " (--insecure skips verification)" : "");
+			  rc == CURLE_PEER_FAILED_VERIFICATION ? " (--insecure skips verification)"
+							       : "");
 		return;
 	}
 	char m[512];
@@ -450,7 +452,7 @@ static void sock_arm(struct sock *sk);
 
 static void sock_cb(struct stk_op *op, int res)
 {
-	struct sock *sk = (struct sock *)((char *)op - offsetof(struct sock, op));
+	struct sock *sk = stk_container_of(op, struct sock, op);
 	sk->armed = false;
 	if (sk->dead) {
 		free(sk);

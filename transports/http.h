@@ -16,10 +16,10 @@
 #include "transports/transport.h"
 
 struct stk_http_opts {
-	uint64_t part_size;	/* objects larger than this are fetched in ranged parts */
+	uint64_t part_size;	 /* objects larger than this are fetched in ranged parts */
 	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
-	unsigned retries;	/* attempts after the first, for retryable failures */
-	bool insecure;		/* skip TLS verification */
+	unsigned retries;	 /* attempts after the first, for retryable failures */
+	bool insecure;		 /* skip TLS verification */
 };
 
 /*

@@ -22,8 +22,8 @@
 #include "transports/transport.h"
 
 #define LIST_PAGE_MAX (64u << 20)
-#define READ_ALL_MAX (256u << 20)
-#define KEY_MAX 1024 /* S3's own limit on key length, in bytes */
+#define READ_ALL_MAX  (256u << 20)
+#define KEY_MAX	      1024 /* S3's own limit on key length, in bytes */
 
 static struct {
 	char scheme[8];
@@ -51,7 +51,8 @@ static int s3_init(const struct stk_tp_env *env)
 	if (r == -ENOENT) {
 		stk_warn("s3://: %s; requests will be unsigned (public buckets only)", err);
 	} else if (r) {
-		stk_err("s3://: %s", err); /* e.g. AWS_PROFILE names no profile: say so, do not go anonymous */
+		stk_err("s3://: %s",
+			err); /* e.g. AWS_PROFILE names no profile: say so, do not go anonymous */
 		return r;
 	}
 	const char *region = env->s3_region ? env->s3_region : S.creds.region;
@@ -84,8 +85,8 @@ static int s3_init(const struct stk_tp_env *env)
 		snprintf(S.scheme, sizeof(S.scheme), "https");
 		snprintf(S.host, sizeof(S.host), "s3.%s.amazonaws.com", S.region);
 	}
-	S.path_style = env->s3_addressing == STK_S3_PATH ||
-		       (env->s3_addressing == STK_S3_AUTO && custom);
+	S.path_style =
+	    env->s3_addressing == STK_S3_PATH || (env->s3_addressing == STK_S3_AUTO && custom);
 	stk_info("s3://: endpoint %s://%s, region %s, %s-style, %s", S.scheme, S.host, S.region,
 		 S.path_style ? "path" : "virtual-hosted",
 		 S.signed_requests ? "signed (SigV4)" : "unsigned");
@@ -262,15 +263,17 @@ static int s3_error(const char *uri, long status, const char *body, size_t len, 
 		snprintf(err, errlen, "%s: HTTP %ld %s: %s", uri, status, code, msg);
 	} else {
 		snprintf(err, errlen, "%s: HTTP %ld%s", uri, status,
-			 status == 404 ? " (no such key)" : status == 403 ? " (access denied)" : "");
+			 status == 404	 ? " (no such key)"
+			 : status == 403 ? " (access denied)"
+					 : "");
 	}
 	return r;
 }
 
 static int s3_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 {
-	int r = stk__http_request(uri, "HEAD", s3_prepare, s3_error, 0, NULL, NULL, size, err,
-				  errlen);
+	int r =
+	    stk__http_request(uri, "HEAD", s3_prepare, s3_error, 0, NULL, NULL, size, err, errlen);
 	if (r == 0 || r == -ENOENT)
 		return r;
 	/* A HEAD error has no body: ask again with a GET to learn S3's error code. */
@@ -294,8 +297,8 @@ static int s3_read_all(const char *uri, size_t max, char **buf, size_t *len, cha
 }
 
 /* Lists every object below prefix into cat, page by page. */
-static int list_prefix(const char *bucket, const char *prefix, struct stk_catalog *cat,
-		       char *err, size_t errlen)
+static int list_prefix(const char *bucket, const char *prefix, struct stk_catalog *cat, char *err,
+		       size_t errlen)
 {
 	char uri_base[128 + KEY_MAX];
 	snprintf(uri_base, sizeof(uri_base), "s3://%s/", bucket);
@@ -308,8 +311,8 @@ static int list_prefix(const char *bucket, const char *prefix, struct stk_catalo
 	for (unsigned page = 0;; page++) {
 		char req[sizeof(eprefix) + sizeof(etoken) + 128];
 		etoken[0] = 0;
-		if (token[0] &&
-		    stk__sigv4_uri_encode(token, strlen(token), false, etoken, sizeof(etoken)) < 0) {
+		if (token[0] && stk__sigv4_uri_encode(token, strlen(token), false, etoken,
+						      sizeof(etoken)) < 0) {
 			snprintf(err, errlen, "s3://%s/%s: continuation token too long", bucket,
 				 prefix);
 			return -EINVAL;
@@ -331,8 +334,8 @@ static int list_prefix(const char *bucket, const char *prefix, struct stk_catalo
 		free(body);
 		if (r) {
 			size_t l = strlen(err);
-			snprintf(err + l, errlen - l, " (listing s3://%s/%s, page %u)", bucket, prefix,
-				 page + 1);
+			snprintf(err + l, errlen - l, " (listing s3://%s/%s, page %u)", bucket,
+				 prefix, page + 1);
 			return r;
 		}
 		if (!truncated)
@@ -372,7 +375,8 @@ static int s3_list(const char *uri, struct stk_catalog *cat, char *err, size_t e
 		snprintf(prefix, sizeof(prefix), "%s/", key);
 		r = list_prefix(bucket, prefix, cat, err, errlen);
 		if (!r && cat->n == 0) {
-			snprintf(err, errlen, "%s: no such key, and no objects below %s/", uri, uri);
+			snprintf(err, errlen, "%s: no such key, and no objects below %s/", uri,
+				 uri);
 			r = -ENOENT;
 		}
 		return r;

@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 
-#define TEXT_MAX 4096
+#define TEXT_MAX  4096
 #define DEPTH_MAX 8
 
 struct list_ctx {
@@ -96,7 +96,8 @@ static void on_end(void *arg, const XML_Char *name)
 				} else {
 					memcpy(uri, c->uri_base, strlen(c->uri_base));
 					memcpy(uri + strlen(c->uri_base), c->key, kl + 1);
-					if (stk__catalog_add(c->cat, c->key + pl, kl - pl, uri, c->size))
+					if (stk__catalog_add(c->cat, c->key + pl, kl - pl, uri,
+							     c->size))
 						stop(c, -ENOMEM, "out of memory");
 					free(uri);
 				}

@@ -15,18 +15,18 @@ struct stk_loop;
 
 /* Return values of submit besides -errno. */
 #define STK_Q_QUEUED 0 /* done() will be called exactly once */
-#define STK_Q_BUSY 1   /* no capacity now; the caller retries later, done() is not called */
+#define STK_Q_BUSY   1 /* no capacity now; the caller retries later, done() is not called */
 
 /* One object to fetch into memory the cache allocated. */
 struct stk_fetch {
 	const char *uri;
-	void *buf;	/* writable, page-aligned, page-rounded capacity */
-	uint64_t size;	/* bytes expected, exactly */
+	void *buf;     /* writable, page-aligned, page-rounded capacity */
+	uint64_t size; /* bytes expected, exactly */
 	/* Called once on the loop thread: err 0, or -errno with msg naming the URI. */
 	void (*done)(struct stk_fetch *f, int err, const char *msg);
 	void *arg;	/* the caller's */
 	void *priv;	/* the transport's */
-	char etag[128];	/* set by transports that have one, on success */
+	char etag[128]; /* set by transports that have one, on success */
 };
 
 /* A listed object. */
@@ -51,21 +51,21 @@ void stk__catalog_sort(struct stk_catalog *c);
 /* What every transport may need from the daemon. */
 struct stk_tp_env {
 	struct stk_loop *loop;
-	char **roots;		/* file://: directories it may serve; NULL-terminated */
-	uint32_t emulate_latency_ms;	/* file://: added before each object (emulation) */
-	uint64_t emulate_bandwidth;	/* file://: bytes/s cap over all reads, 0 = none */
-	bool no_direct;			/* file://: never O_DIRECT */
-	uint64_t part_size;		/* http, s3: ranged part size; 0 = 8 MiB */
-	unsigned max_host_conns;	/* http, s3: requests in flight per endpoint; 0 = 64 */
-	unsigned retries;		/* http, s3: retries of a failed request */
-	bool insecure;			/* http, s3: skip TLS verification */
-	const char *s3_endpoint;	/* s3: e.g. http://127.0.0.1:9000; NULL = AWS */
-	const char *s3_region;		/* s3: NULL = from the environment/config */
-	int s3_addressing;		/* s3: STK_S3_* */
+	char **roots;		     /* file://: directories it may serve; NULL-terminated */
+	uint32_t emulate_latency_ms; /* file://: added before each object (emulation) */
+	uint64_t emulate_bandwidth;  /* file://: bytes/s cap over all reads, 0 = none */
+	bool no_direct;		     /* file://: never O_DIRECT */
+	uint64_t part_size;	     /* http, s3: ranged part size; 0 = 8 MiB */
+	unsigned max_host_conns;     /* http, s3: requests in flight per endpoint; 0 = 64 */
+	unsigned retries;	     /* http, s3: retries of a failed request */
+	bool insecure;		     /* http, s3: skip TLS verification */
+	const char *s3_endpoint;     /* s3: e.g. http://127.0.0.1:9000; NULL = AWS */
+	const char *s3_region;	     /* s3: NULL = from the environment/config */
+	int s3_addressing;	     /* s3: STK_S3_* */
 };
 
-#define STK_S3_AUTO 0	  /* virtual-hosted for AWS, path-style for a custom endpoint */
-#define STK_S3_PATH 1
+#define STK_S3_AUTO    0 /* virtual-hosted for AWS, path-style for a custom endpoint */
+#define STK_S3_PATH    1
 #define STK_S3_VIRTUAL 2
 
 struct stk_transport_ops {
@@ -82,7 +82,8 @@ struct stk_transport_ops {
 	int (*list)(const char *uri, struct stk_catalog *cat, char *err, size_t errlen);
 	/* Required. The size of one object, on a worker thread. 0 or -errno with err. */
 	int (*stat)(const char *uri, uint64_t *size, char *err, size_t errlen);
-	/* Required. Reads a small object whole (a manifest), on a worker thread; *buf is malloc'd. */
+	/* Required. Reads a small object whole (a manifest), on a worker thread; *buf is malloc'd.
+	 */
 	int (*read_all)(const char *uri, size_t max, char **buf, size_t *len, char *err,
 			size_t errlen);
 	/* Required. Starts a fetch, on the loop thread: STK_Q_QUEUED, STK_Q_BUSY or -errno. */

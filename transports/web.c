@@ -43,8 +43,8 @@ static int web_list(const char *uri, struct stk_catalog *cat, char *err, size_t 
 {
 	size_t n = strlen(uri);
 	if (uri[n - 1] == '/') {
-		snprintf(err, errlen, "%s: an HTTP prefix cannot be listed; open a manifest of URLs",
-			 uri);
+		snprintf(err, errlen,
+			 "%s: an HTTP prefix cannot be listed; open a manifest of URLs", uri);
 		return -EINVAL;
 	}
 	uint64_t size;

@@ -65,8 +65,8 @@ static long long off(const void *p)
 }
 
 /* Appends one call and its result to the trace, and returns the result. */
-__attribute__((format(printf, 2, 3)))
-static cudaError_t log_call(cudaError_t e, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static cudaError_t log_call(cudaError_t e, const char *fmt,
+								  ...)
 {
 	size_t n = strlen(trace);
 	char call[128];

@@ -36,8 +36,8 @@ void fake_fail(const char *fn, cudaError_t err, int n);
 /* Returns how many registrations the fake driver holds. */
 size_t fake_nregs(void);
 
-extern int fake_ndevices;		/* reported by cudaGetDeviceCount() */
-extern int fake_current;		/* the calling thread's current device */
-extern cudaStream_t fake_last_stream;	/* of the last cudaMemcpyAsync() */
+extern int fake_ndevices;	      /* reported by cudaGetDeviceCount() */
+extern int fake_current;	      /* the calling thread's current device */
+extern cudaStream_t fake_last_stream; /* of the last cudaMemcpyAsync() */
 
 #endif

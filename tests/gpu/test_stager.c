@@ -19,9 +19,9 @@
 #define NPAGES 8
 #define STREAM ((void *)0x5a)
 
-static size_t P;		/* page size */
-static unsigned char *host;	/* NPAGES mapped pages, the offsets in the trace are from here */
-static unsigned char *dev;	/* stands in for device memory */
+static size_t P;	    /* page size */
+static unsigned char *host; /* NPAGES mapped pages, the offsets in the trace are from here */
+static unsigned char *dev;  /* stands in for device memory */
 static struct stk_gpu_stager *s;
 
 static void setup(void)
@@ -47,8 +47,7 @@ static void teardown(void)
 }
 
 /* Asserts that the fake's trace is exactly the formatted string. */
-__attribute__((format(printf, 1, 2)))
-static void expect(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void expect(const char *fmt, ...)
 {
 	char want[1024];
 	va_list ap;
@@ -85,9 +84,9 @@ Test(gpu_stager, same_mapping_registers_once)
 
 Test(gpu_stager, registers_enclosing_pages)
 {
-	copy_ok(P - 10, 20);		/* straddles pages 0 and 1 */
-	copy_ok(3 * P, P);		/* exactly page 3 */
-	copy_ok(5 * P + 1, 2 * P - 2);	/* inside pages 5 and 6 */
+	copy_ok(P - 10, 20);	       /* straddles pages 0 and 1 */
+	copy_ok(3 * P, P);	       /* exactly page 3 */
+	copy_ok(5 * P + 1, 2 * P - 2); /* inside pages 5 and 6 */
 	expect("reg(0,%zu,0x9) copy(%zu,20) reg(%zu,%zu,0x9) copy(%zu,%zu) "
 	       "reg(%zu,%zu,0x9) copy(%zu,%zu)",
 	       2 * P, P - 10, 3 * P, P, 3 * P, P, 5 * P, 2 * P, 5 * P + 1, 2 * P - 2);
@@ -95,10 +94,10 @@ Test(gpu_stager, registers_enclosing_pages)
 
 Test(gpu_stager, overlapping_copy_merges_after_sync)
 {
-	copy_ok(10, 10);	/* page 0 */
-	copy_ok(2 * P, 10);	/* page 2 */
-	copy_ok(4 * P, 10);	/* page 4: adjacent to the next copy, not overlapping it */
-	copy_ok(P / 2, 3 * P);	/* pages 0..3 */
+	copy_ok(10, 10);       /* page 0 */
+	copy_ok(2 * P, 10);    /* page 2 */
+	copy_ok(4 * P, 10);    /* page 4: adjacent to the next copy, not overlapping it */
+	copy_ok(P / 2, 3 * P); /* pages 0..3 */
 	expect("reg(0,%zu,0x9) copy(10,10) reg(%zu,%zu,0x9) copy(%zu,10) reg(%zu,%zu,0x9) "
 	       "copy(%zu,10) sync unreg(0) unreg(%zu) reg(0,%zu,0x9) copy(%zu,%zu)",
 	       P, 2 * P, P, 2 * P, 4 * P, P, 4 * P, 2 * P, 4 * P, P / 2, 3 * P);
@@ -114,11 +113,11 @@ Test(gpu_stager, unregister_and_destroy_drop_exactly_ours)
 {
 	copy_ok(10, 10);
 	copy_ok(2 * P, 10);
-	cr_assert_eq(stk_gpu_unregister(s, host + 6 * P, P), 0);	/* nothing there */
+	cr_assert_eq(stk_gpu_unregister(s, host + 6 * P, P), 0); /* nothing there */
 	expect("reg(0,%zu,0x9) copy(10,10) reg(%zu,%zu,0x9) copy(%zu,10)", P, 2 * P, P, 2 * P);
 	cr_assert_eq(stk_gpu_unregister(s, host, 10), 0);
 	cr_assert_eq(fake_nregs(), 1);
-	copy_ok(20, 10);	/* registers page 0 again */
+	copy_ok(20, 10); /* registers page 0 again */
 	stk_gpu_stager_destroy(s);
 	s = NULL;
 	expect("reg(0,%zu,0x9) copy(10,10) reg(%zu,%zu,0x9) copy(%zu,10) sync unreg(0) "
@@ -131,7 +130,7 @@ Test(gpu_stager, register_failure_maps_errno_and_copies_nothing)
 {
 	static const struct {
 		cudaError_t err;
-		int tries;	/* the read-only attempt, and the fallback for some errors */
+		int tries; /* the read-only attempt, and the fallback for some errors */
 		int ret;
 	} cases[] = {
 		{ cudaErrorMemoryAllocation, 1, -ENOMEM },

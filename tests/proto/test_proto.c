@@ -145,9 +145,12 @@ Test(proto, catalog_walk_checks_bounds)
 	stk__put_bytes(&b, "bc", 2);
 	int seen = 0;
 	uint32_t cnt = 0;
-	cr_assert_eq(stk__catalog_walk(buf, b.len, count_entries, &seen, &cnt, err, sizeof(err)), 0);
+	cr_assert_eq(stk__catalog_walk(buf, b.len, count_entries, &seen, &cnt, err, sizeof(err)),
+		     0);
 	cr_assert_eq(seen, 2);
 	cr_assert_eq(cnt, 2);
-	cr_assert_eq(stk__catalog_walk(buf, b.len - 1, NULL, NULL, &cnt, err, sizeof(err)), -EPROTO);
-	cr_assert_eq(stk__catalog_walk(buf, b.len + 1, NULL, NULL, &cnt, err, sizeof(err)), -EPROTO);
+	cr_assert_eq(stk__catalog_walk(buf, b.len - 1, NULL, NULL, &cnt, err, sizeof(err)),
+		     -EPROTO);
+	cr_assert_eq(stk__catalog_walk(buf, b.len + 1, NULL, NULL, &cnt, err, sizeof(err)),
+		     -EPROTO);
 }

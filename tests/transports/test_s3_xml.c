@@ -6,14 +6,14 @@
 #include "transports/s3_xml.h"
 
 static const char page[] =
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-	"<Name>bkt</Name><Prefix>ds/</Prefix><KeyCount>3</KeyCount>"
-	"<IsTruncated>true</IsTruncated><NextContinuationToken>tok/+=1</NextContinuationToken>"
-	"<Contents><Key>ds/a.bin</Key><Size>10</Size><ETag>\"x\"</ETag></Contents>"
-	"<Contents><Key>ds/sub/</Key><Size>0</Size></Contents>"
-	"<Contents><Key>ds/sub/b &amp; c.bin</Key><Size>12345678901</Size></Contents>"
-	"</ListBucketResult>";
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Name>bkt</Name><Prefix>ds/</Prefix><KeyCount>3</KeyCount>"
+    "<IsTruncated>true</IsTruncated><NextContinuationToken>tok/+=1</NextContinuationToken>"
+    "<Contents><Key>ds/a.bin</Key><Size>10</Size><ETag>\"x\"</ETag></Contents>"
+    "<Contents><Key>ds/sub/</Key><Size>0</Size></Contents>"
+    "<Contents><Key>ds/sub/b &amp; c.bin</Key><Size>12345678901</Size></Contents>"
+    "</ListBucketResult>";
 
 Test(s3_xml, list_page_keys_sizes_and_token)
 {
