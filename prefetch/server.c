@@ -597,6 +597,29 @@ static void accept_cb(struct stk_op *op, int res)
 		stk_err("cannot poll the listening socket");
 }
 
+/*
+ * Whether a live stokerd answers a HELLO at sa within a second.  A socket
+ * file nobody answers on is left over from a crash.  Connecting is not proof:
+ * a killed daemon's listening socket can outlive it briefly (its io_uring is
+ * torn down asynchronously) and still accept connections nobody serves.
+ */
+static bool daemon_answers(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool live = false;
+	uint8_t buf[256];
+	long n = stk__enc_hello(buf, sizeof(buf), 1, (uint32_t)getpid());
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 &&
+	    send(fd, buf, (size_t)n, MSG_NOSIGNAL) == n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		live = poll(&p, 1, 1000) == 1 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
+	}
+	close(fd);
+	return live;
+}
+
 int stk__server_start(struct stk_daemon *d)
 {
 	const char *path = d->cfg.socket_path;
@@ -615,16 +638,11 @@ int stk__server_start(struct stk_daemon *d)
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			stk_warn("mkdir %s: %s", dir, strerror(errno));
 	}
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* A socket file nobody answers on is left over from a crash: replace it. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+	if (daemon_answers(&sa)) {
 		stk_err("another stokerd already listens on %s", path);
-		close(fd);
 		return -EADDRINUSE;
 	}
-	close(fd);
+	int fd;
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -719,6 +719,9 @@ int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn p
 		if (again && attempt < H.o.retries) {
 			free(b.p);
 			uint64_t d = backoff_ns(attempt);
+			stk_dbg("%s %s: %s; retry %u in %llu ms", method, uri,
+				rc == CURLE_OK ? "server error" : curl_easy_strerror(rc),
+				attempt + 1, (unsigned long long)(d / 1000000));
 			struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
 			nanosleep(&ts, NULL);
 			continue;

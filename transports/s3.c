@@ -254,15 +254,17 @@ static int s3_error(const char *uri, long status, const char *body, size_t len, 
 {
 	char code[64], msg[256];
 	int r = stk__http_status_errno(status);
+	/* Bucket requests carry their query in the URI; name only the bucket. */
+	int ul = (int)strcspn(uri, "?");
 	if (len && stk__s3_parse_error(body, len, code, sizeof(code), msg, sizeof(msg)) == 0) {
 		if (!strcmp(code, "NoSuchKey") || !strcmp(code, "NoSuchBucket"))
 			r = -ENOENT;
 		else if (!strcmp(code, "SignatureDoesNotMatch") || !strcmp(code, "AccessDenied") ||
 			 !strcmp(code, "InvalidAccessKeyId"))
 			r = -EACCES;
-		snprintf(err, errlen, "%s: HTTP %ld %s: %s", uri, status, code, msg);
+		snprintf(err, errlen, "%.*s: HTTP %ld %s: %s", ul, uri, status, code, msg);
 	} else {
-		snprintf(err, errlen, "%s: HTTP %ld%s", uri, status,
+		snprintf(err, errlen, "%.*s: HTTP %ld%s", ul, uri, status,
 			 status == 404	 ? " (no such key)"
 			 : status == 403 ? " (access denied)"
 					 : "");
@@ -274,7 +276,7 @@ static int s3_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 {
 	int r =
 	    stk__http_request(uri, "HEAD", s3_prepare, s3_error, 0, NULL, NULL, size, err, errlen);
-	if (r == 0 || r == -ENOENT)
+	if (r == 0)
 		return r;
 	/* A HEAD error has no body: ask again with a GET to learn S3's error code. */
 	char e2[512];
@@ -375,8 +377,7 @@ static int s3_list(const char *uri, struct stk_catalog *cat, char *err, size_t e
 		snprintf(prefix, sizeof(prefix), "%s/", key);
 		r = list_prefix(bucket, prefix, cat, err, errlen);
 		if (!r && cat->n == 0) {
-			snprintf(err, errlen, "%s: no such key, and no objects below %s/", uri,
-				 uri);
+			snprintf(err, errlen, "%s; and no objects below %s/", e2, uri);
 			r = -ENOENT;
 		}
 		return r;

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end, http://: a real stokerd fetching from a real nginx (Range
+ * support, keep-alive) through manifests of URLs with and without sizes.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3_harness.h"
+
+static struct th_nginx ng;
+static struct th_daemon d;
+
+static void setup(void)
+{
+	cr_assert_eq(th_setup("http"), 0, "cannot make a temporary directory");
+}
+
+static void teardown(void)
+{
+	th_teardown();
+}
+
+#define NEED_NGINX()                                                                               \
+	do {                                                                                       \
+		const char *why_ = th_nginx_unavailable();                                         \
+		if (why_)                                                                          \
+			th_skip(why_);                                                             \
+	} while (0)
+
+/* Gets index and checks it is the generated object (seed, size). */
+static void check_object(struct stk_dataset *ds, size_t index, uint64_t seed, uint64_t size)
+{
+	const char *key = NULL;
+	struct stk_view v;
+	int r = stk_get(ds, index, &v);
+	stk_dataset_object(ds, index, &key, NULL);
+	cr_assert_eq(r, 0, "get %zu (%s): %s: %s", index, key, stk_strerror(r), stk_errmsg());
+	cr_assert_eq(v.size, size, "%s: %llu bytes delivered, %llu uploaded", key,
+		     (unsigned long long)v.size, (unsigned long long)size);
+	int64_t at = th_diff(seed, v.data, v.size);
+	cr_assert_eq(at, -1, "%s: differs from what was served at byte %lld", key, (long long)at);
+	stk_release(&v);
+}
+
+/* Counts lines of nginx's access log with this status and request substring. */
+static unsigned access_count(const char *status, const char *what)
+{
+	cr_assert_eq(th_nginx_sync(&ng), 0, "nginx's access log is not being written");
+	FILE *f = fopen(ng.access_log, "re");
+	cr_assert_not_null(f, "no nginx access log");
+	char line[2048];
+	unsigned n = 0;
+	char st[16];
+	snprintf(st, sizeof(st), "\" %s ", status);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, st) && strstr(line, what))
+			n++;
+	fclose(f);
+	return n;
+}
+
+struct obj {
+	const char *name;
+	uint64_t size;
+	bool give_size; /* in the manifest; otherwise the daemon HEADs it */
+};
+
+static const struct obj objs[] = {
+	{ "empty.bin", 0, true },
+	{ "one.bin", 1, false },
+	{ "small.bin", 100 * 1024 + 7, true },
+	{ "sub/dir/mid.bin", 3 * 1024 * 1024 + 1, false },
+	{ "large.bin", 12 * 1024 * 1024 + 4097, true }, /* 13 parts of 1 MiB */
+	{ "large2.bin", 9 * 1024 * 1024, false },	/* exactly 9 parts */
+};
+#define NOBJ (sizeof(objs) / sizeof(objs[0]))
+
+static const char *write_site(void)
+{
+	const char *www = th_fmt("%s/www", th_dir);
+	for (size_t i = 0; i < NOBJ; i++)
+		cr_assert_eq(
+		    th_write_file(th_fmt("%s/%s", www, objs[i].name), 100 + i, objs[i].size), 0,
+		    "cannot write %s", objs[i].name);
+	return www;
+}
+
+static const char *write_manifest(const char *name, const char *extra)
+{
+	char text[8192] = "# http objects, some with sizes, some to be HEADed\n";
+	size_t l = strlen(text);
+	for (size_t i = 0; i < NOBJ; i++) {
+		if (objs[i].give_size)
+			l += (size_t)snprintf(text + l, sizeof(text) - l, "%s/%s %llu\n", ng.base,
+					      objs[i].name, (unsigned long long)objs[i].size);
+		else
+			l += (size_t)snprintf(text + l, sizeof(text) - l, "  %s/%s\n\n", ng.base,
+					      objs[i].name);
+	}
+	if (extra)
+		snprintf(text + l, sizeof(text) - l, "%s", extra);
+	const char *path = th_fmt("%s/%s", th_dir, name);
+	cr_assert_eq(th_write_text(path, text), 0);
+	return th_fmt("file://%s", path);
+}
+
+Test(http_e2e, manifest_ranged_parts_byte_identical, .init = setup, .fini = teardown, .timeout = 60)
+{
+	NEED_NGINX();
+	const char *www = write_site();
+	cr_assert_eq(th_nginx_start(&ng, www), 0, "nginx did not start");
+	const char *args[] = { "--part-size", "1M", "-m", "256M", NULL };
+	cr_assert_eq(th_stokerd_start(&d, args, NULL), 0, "stokerd did not start");
+
+	const char *uri = write_manifest("http.manifest", NULL);
+	struct stk_dataset *ds = NULL;
+	int r = stk_dataset_open(d.c, uri, STK_DS_MANIFEST, &ds);
+	cr_assert_eq(r, 0, "open %s: %s: %s", uri, stk_strerror(r), stk_errmsg());
+	cr_assert_eq(stk_dataset_count(ds), NOBJ);
+	uint64_t total = 0;
+	for (size_t i = 0; i < NOBJ; i++) {
+		const char *key;
+		uint64_t size;
+		cr_assert_eq(stk_dataset_object(ds, i, &key, &size), 0);
+		/* A manifest keeps its order, and its keys are the URLs. */
+		const char *want = th_fmt("%s/%s", ng.base, objs[i].name);
+		cr_assert_str_eq(key, want);
+		cr_assert_eq(size, objs[i].size, "%s: size %llu, want %llu (%s)", key,
+			     (unsigned long long)size, (unsigned long long)objs[i].size,
+			     objs[i].give_size ? "from the manifest" : "from a HEAD");
+		total += objs[i].size;
+	}
+	cr_assert_eq(stk_dataset_bytes(ds), total);
+
+	/* Backwards, so the large objects are demand misses as well as the small ones. */
+	for (size_t i = NOBJ; i-- > 0;)
+		check_object(ds, i, 100 + i, objs[i].size);
+
+	/* The large objects came as 1 MiB ranged parts: 13 + 9 answers 206. */
+	unsigned parts_large = access_count("206", "GET /large.bin ");
+	unsigned parts_large2 = access_count("206", "GET /large2.bin ");
+	cr_expect_eq(parts_large, 13, "large.bin: %u ranged GETs answered 206, want 13",
+		     parts_large);
+	cr_expect_eq(parts_large2, 9, "large2.bin: %u ranged GETs answered 206, want 9",
+		     parts_large2);
+	/* Each part's Range, exactly once; the last one short. */
+	for (uint64_t off = 0; off < objs[4].size; off += 1024 * 1024) {
+		uint64_t end =
+		    off + 1024 * 1024 < objs[4].size ? off + 1024 * 1024 - 1 : objs[4].size - 1;
+		const char *range = th_fmt("range=\"bytes=%llu-%llu\"", (unsigned long long)off,
+					   (unsigned long long)end);
+		cr_expect_eq(
+		    access_count("206", th_fmt("GET /large.bin HTTP/1.1\" 206 %llu %s",
+					       (unsigned long long)(end - off + 1), range)),
+		    1, "large.bin: no single 206 for %s", range);
+	}
+	/* Sizes not in the manifest were asked for with HEAD. */
+	cr_expect_geq(access_count("200", "HEAD /one.bin "), 1, "one.bin was not HEADed");
+
+	/* Again: now from the cache, no new requests. */
+	unsigned before = access_count("20", "GET ");
+	for (size_t i = 0; i < NOBJ; i++)
+		check_object(ds, i, 100 + i, objs[i].size);
+	cr_expect_eq(access_count("20", "GET "), before, "resident objects were fetched again");
+
+	struct stk_stats st = { .size = sizeof(st) };
+	cr_assert_eq(stk_stats(d.c, &st), 0);
+	cr_expect_eq(st.fetch_errors, 0);
+	stk_dataset_close(ds);
+	th_stokerd_finish(&d);
+}
+
+Test(http_e2e, missing_url_is_enoent_naming_it, .init = setup, .fini = teardown, .timeout = 60)
+{
+	NEED_NGINX();
+	const char *www = write_site();
+	cr_assert_eq(th_nginx_start(&ng, www), 0, "nginx did not start");
+	const char *args[] = { "--part-size", "1M", "--retries", "2", NULL };
+	cr_assert_eq(th_stokerd_start(&d, args, NULL), 0, "stokerd did not start");
+
+	/* Without a size the daemon HEADs it while opening: the open fails. */
+	const char *gone = th_fmt("%s/no/such/object.bin", ng.base);
+	const char *uri = write_manifest("nosize.manifest", th_fmt("%s\n", gone));
+	struct stk_dataset *ds = NULL;
+	int r = stk_dataset_open(d.c, uri, STK_DS_MANIFEST, &ds);
+	cr_assert_eq(r, -ENOENT, "open of a manifest naming a missing URL: %d (%s), want -ENOENT",
+		     r, stk_strerror(r));
+	cr_expect(strstr(stk_errmsg(), gone), "the message does not name %s: \"%s\"", gone,
+		  stk_errmsg());
+	cr_expect(strstr(stk_errmsg(), "404"), "the message does not say 404: \"%s\"",
+		  stk_errmsg());
+
+	/* With a size it opens; the get fails, names it, and the rest is still served. */
+	const char *gone2 = th_fmt("%s/also/missing.bin", ng.base);
+	uri = write_manifest("sized.manifest", th_fmt("%s 5000\n", gone2));
+	r = stk_dataset_open(d.c, uri, STK_DS_MANIFEST, &ds);
+	cr_assert_eq(r, 0, "open %s: %s: %s", uri, stk_strerror(r), stk_errmsg());
+	size_t idx;
+	cr_assert_eq(stk_dataset_find(ds, gone2, &idx), 0);
+	struct stk_view v;
+	r = stk_get(ds, idx, &v);
+	cr_assert_eq(r, -ENOENT, "get of a missing URL: %d (%s), want -ENOENT", r, stk_strerror(r));
+	cr_expect(strstr(stk_errmsg(), gone2), "the message does not name %s: \"%s\"", gone2,
+		  stk_errmsg());
+	/* A 404 is not retried. */
+	cr_expect_eq(access_count("404", "GET /also/missing.bin "), 1, "a 404 was asked %u times",
+		     access_count("404", "GET /also/missing.bin "));
+	/* And a later get asks again (failures are not cached), still -ENOENT. */
+	r = stk_get(ds, idx, &v);
+	cr_expect_eq(r, -ENOENT);
+	for (size_t i = 0; i < NOBJ; i++)
+		check_object(ds, i, 100 + i, objs[i].size);
+	stk_dataset_close(ds);
+	th_stokerd_finish(&d);
+}
+
+Test(http_e2e, single_url_dataset, .init = setup, .fini = teardown, .timeout = 60)
+{
+	NEED_NGINX();
+	const char *www = write_site();
+	cr_assert_eq(th_nginx_start(&ng, www), 0, "nginx did not start");
+	const char *args[] = { "--part-size", "1M", NULL };
+	cr_assert_eq(th_stokerd_start(&d, args, NULL), 0, "stokerd did not start");
+
+	const char *url = th_fmt("%s/sub/dir/mid.bin", ng.base);
+	struct stk_dataset *ds = NULL;
+	int r = stk_dataset_open(d.c, url, 0, &ds);
+	cr_assert_eq(r, 0, "open %s: %s: %s", url, stk_strerror(r), stk_errmsg());
+	cr_assert_eq(stk_dataset_count(ds), 1);
+	const char *key;
+	uint64_t size;
+	cr_assert_eq(stk_dataset_object(ds, 0, &key, &size), 0);
+	cr_expect_str_eq(key, "mid.bin");
+	cr_assert_eq(size, objs[3].size);
+	check_object(ds, 0, 103, objs[3].size);
+	stk_dataset_close(ds);
+
+	/* An HTTP "prefix" cannot be listed: a clear -EINVAL, not a hang. */
+	r = stk_dataset_open(d.c, th_fmt("%s/sub/", ng.base), 0, &ds);
+	cr_expect_eq(r, -EINVAL, "open of an http:// prefix: %d (%s)", r, stk_strerror(r));
+	th_stokerd_finish(&d);
+}
