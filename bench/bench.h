@@ -124,7 +124,6 @@ void bench_fill_random(void *buf, size_t len, uint64_t s[4]);
 /* Hash of every byte of buf, the work a trainer does to use a sample. */
 uint64_t bench_touch(const void *buf, uint64_t len);
 /* Parses "123", "64K", "1.5G" (binary units) into bytes. */
-int bench_parse_size(const char *s, uint64_t *out);
 
 /* --- the two readers (trainer.c) --- */
 int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg *rc,

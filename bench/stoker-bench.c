@@ -19,6 +19,7 @@
 #include <stoker.h>
 
 #include "bench.h"
+#include "common/log.h" /* stk__parse_size: the grammar of stokerd --ram */
 
 /* The demo's defaults: chosen so both modes together take ~30-60 s on a
  * 2-core VM and compute hides most of the emulated I/O when it is
@@ -220,7 +221,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->stokerd = optarg;
 			break;
 		case O_RAM:
-			if (bench_parse_size(optarg, &sz) || !sz) {
+			if (stk__parse_size(optarg, &sz) || !sz) {
 				fprintf(stderr,
 					"stoker-bench: --ram wants a size like 512M or 4G, "
 					"not '%s'\n",

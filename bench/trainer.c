@@ -62,58 +62,6 @@ int bench_sleep(double seconds)
 	return bench_sleep_until(bench_now() + seconds);
 }
 
-/* The same grammar as stokerd's --ram, so a size the bench accepts is one
- * the daemon it starts accepts: an integer, then K, M, G or T (binary), an
- * optional 'i' and an optional 'B'. */
-int bench_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end) {
-		end++;
-		if (*end == 'i' || *end == 'I')
-			end++;
-		if (*end == 'b' || *end == 'B')
-			end++;
-		if (*end)
-			return -EINVAL;
-	}
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* --- PRNG: splitmix64 to seed, xoshiro256** to draw (public domain, Vigna). --- */
 
 static uint64_t splitmix64(uint64_t *x)

@@ -640,26 +640,38 @@ void stk_release(struct stk_view *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static int simple_call(struct stk_client *c, uint8_t *msg, long len, uint16_t type,
-		       struct stk_reply *rp, struct waiter *w)
+/*
+ * Sends a request whose reply carries no descriptor and decodes the reply into
+ * *rp.  Returns 0 with *wp holding the reply's bytes, which rp points into
+ * (the caller frees *wp), or -errno with *wp NULL.
+ */
+static int rpc(struct stk_client *c, uint8_t *msg, long len, uint16_t type, struct stk_reply *rp,
+	       struct waiter **wp)
 {
+	struct waiter *w = malloc(sizeof(*w));
+	*wp = NULL;
+	if (!w)
+		return -ENOMEM;
 	int r = call(c, msg, (size_t)len, w);
 	if (!r)
 		r = reply(w, type, rp);
 	if (!r && w->fd >= 0)
 		close(w->fd);
-	return r;
+	if (r) {
+		free(w);
+		return r;
+	}
+	*wp = w;
+	return 0;
 }
 
 int stk_warm(struct stk_dataset *ds)
 {
 	uint8_t msg[32];
-	struct waiter *w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	struct waiter *w;
 	struct stk_reply rp;
 	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_WARM, 0, ds->id);
-	int r = simple_call(ds->c, msg, len, STK_MSG_WARM, &rp, w);
+	int r = rpc(ds->c, msg, len, STK_MSG_WARM, &rp, &w);
 	free(w);
 	return r;
 }
@@ -667,12 +679,10 @@ int stk_warm(struct stk_dataset *ds)
 int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 {
 	uint8_t msg[32];
-	struct waiter *w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	struct waiter *w;
 	struct stk_reply rp;
 	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_STATUS, 0, ds->id);
-	int r = simple_call(ds->c, msg, len, STK_MSG_STATUS, &rp, w);
+	int r = rpc(ds->c, msg, len, STK_MSG_STATUS, &rp, &w);
 	free(w);
 	if (r)
 		return r;
@@ -689,14 +699,12 @@ int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max, size_t *n)
 {
 	uint8_t msg[32];
-	struct waiter *w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	struct waiter *w;
 	struct stk_reply rp;
 	struct stk_buf b;
 	stk__buf_init(&b, msg, sizeof(msg));
 	stk__msg_begin(&b, STK_MSG_ENDPOINTS, 0, 0);
-	int r = simple_call(c, msg, stk__msg_end(&b), STK_MSG_ENDPOINTS, &rp, w);
+	int r = rpc(c, msg, stk__msg_end(&b), STK_MSG_ENDPOINTS, &rp, &w);
 	if (!r) {
 		const uint8_t *p = rp.u.endpoints.p;
 		for (uint32_t i = 0; i < rp.u.endpoints.n; i++) {
@@ -728,12 +736,10 @@ int stk_stats(struct stk_client *c, struct stk_stats *st)
 		return -EINVAL;
 	}
 	uint8_t msg[32];
-	struct waiter *w = malloc(sizeof(*w));
-	if (!w)
-		return -ENOMEM;
+	struct waiter *w;
 	struct stk_reply rp;
 	long len = stk__enc_stats(msg, sizeof(msg), 0);
-	int r = simple_call(c, msg, len, STK_MSG_STATS, &rp, w);
+	int r = rpc(c, msg, len, STK_MSG_STATS, &rp, &w);
 	free(w);
 	if (r)
 		return r;
