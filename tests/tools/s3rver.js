@@ -17,6 +17,16 @@
 // --openssl-legacy-provider is required: ListObjectsV2 continuation tokens
 // are built with DES, and without the legacy provider paging answers 500.
 'use strict'
+// Debian 12's Node is 18; @koa/router 15 (an s3rver 5 dependency) calls
+// Array.prototype.toReversed, which arrived in Node 20.  This is the whole
+// difference we have met, so supply it rather than require a newer Node.
+if (!Array.prototype.toReversed) {
+  Object.defineProperty(Array.prototype, 'toReversed', {
+    value: function toReversed () { return this.slice().reverse() },
+    writable: true,
+    configurable: true
+  })
+}
 const fs = require('node:fs')
 const path = require('node:path')
 
