@@ -32,7 +32,7 @@ static void usage(FILE *f)
 	    "                            no file:// is served; otherwise the default is /\n"
 	    "  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
 	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
-	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 32)\n"
+	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
 	    "                            (STOKER_NO_URING=1)\n"
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	struct stk_daemon *d = &daemon_state;
 	struct stk_config *c = &d->cfg;
 	c->socket_path = STK_DEFAULT_SOCKET;
-	c->max_inflight = 32;
+	c->max_inflight = 64;
 	c->workers = 4;
 	c->retries = 5;
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);

@@ -227,6 +227,7 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->o = o;
 	fc->f.uri = o->uri;
 	fc->f.buf = o->t.map;
+	fc->f.fd = o->t.fd;
 	fc->f.size = o->size;
 	fc->f.done = fetch_done;
 	o->prefetched = prefetch;

@@ -226,8 +226,26 @@ static size_t on_write(char *p, size_t sz, size_t n, void *arg)
 		pt->overflow = true;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
-	memcpy((char *)pt->of->f->buf + pt->off + pt->got, p, len);
-	pt->got += len;
+	struct stk_fetch *f = pt->of->f;
+	if (f->fd < 0) {
+		memcpy((char *)f->buf + pt->off + pt->got, p, len);
+		pt->got += len;
+		return len;
+	}
+	/*
+	 * pwrite() into the memfd rather than a copy through its mapping: the
+	 * copy faults once per fresh 4 KiB page, and those faults were most of
+	 * stokerd's CPU when ingesting over HTTP (bench/README.md, s3_ingest).
+	 */
+	for (size_t done = 0; done < len;) {
+		ssize_t k = pwrite(f->fd, p + done, len - done, (off_t)(pt->off + pt->got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return 0; /* CURLE_WRITE_ERROR; overflow stays false: not retried */
+		done += (size_t)k;
+		pt->got += (uint64_t)k;
+	}
 	return len;
 }
 

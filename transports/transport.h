@@ -21,6 +21,7 @@ struct stk_loop;
 struct stk_fetch {
 	const char *uri;
 	void *buf;     /* writable, page-aligned, page-rounded capacity */
+	int fd;	       /* the same bytes as a file (a memfd), or -1 */
 	uint64_t size; /* bytes expected, exactly */
 	/* Called once on the loop thread: err 0, or -errno with msg naming the URI. */
 	void (*done)(struct stk_fetch *f, int err, const char *msg);
