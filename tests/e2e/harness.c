@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "harness.h"
+#include "spawn.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -155,25 +156,8 @@ void e2e_daemon_start(struct e2e_daemon *d, const char *const *extra)
 		if (strncmp(environ[i], "STOKER_", 7))
 			envp[k++] = environ[i];
 
-	int logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	cr_assert_geq(logfd, 0, "open %s: %s", d->log, strerror(errno));
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execve(STOKERD_PATH, (char *const *)argv, envp);
-		fprintf(stderr, "e2e: exec %s: %s\n", STOKERD_PATH, strerror(errno));
-		_exit(127);
-	}
-	close(logfd);
+	pid_t pid = stk_test_spawn(STOKERD_PATH, argv, envp, d->log);
+	cr_assert_gt(pid, 0, "start %s: %s", STOKERD_PATH, strerror(-pid));
 	free(envp);
 	d->pid = pid;
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "s3_harness.h"
+#include "spawn.h"
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -372,38 +373,10 @@ static int spawn(struct th_proc *p, const char *name, const char *const *argv,
 	}
 	envp[k] = NULL;
 
-	int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		free(envp);
-		return -errno;
-	}
-	pid_t parent = getpid();
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = -errno;
-		close(logfd);
-		free(envp);
-		return e;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		closefrom(3);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execve(exe, (char *const *)argv, envp);
-		dprintf(2, "harness: exec %s: %s\n", exe, strerror(errno));
-		_exit(127);
-	}
-	close(logfd);
+	pid_t pid = stk_test_spawn(exe, argv, envp, p->log);
 	free(envp);
+	if (pid < 0)
+		return (int)pid;
 	p->pid = pid;
 	track(p);
 	return 0;
