@@ -173,6 +173,9 @@ const char *th_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Returns true when file contains needle. */
 bool th_file_contains(const char *path, const char *needle);
 
+/* Reads a whole file, NUL-terminated; *len (may be NULL) its size. NULL on error. Caller frees. */
+char *th_slurp(const char *path, size_t *len);
+
 /* Monotonic milliseconds. */
 uint64_t th_now_ms(void);
 
