@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* stoker-bench's own state, shared by its driver (stoker-bench.c) and its report (report.c). */
+#ifndef STOKER_BENCH_CLI_H
+#define STOKER_BENCH_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench.h"
+
+#define MAX_REPEAT 99ul
+
+enum mode { MODE_AB, MODE_DIRECT, MODE_STOKER };
+
+struct options {
+	const char *dataset;
+	unsigned long steps, batch, repeat;
+	double compute_ms;
+	enum mode mode;
+	bool mode_set;
+	const char *socket, *stokerd, *ram;
+	struct bench_emul emul;
+	uint64_t seed;
+	double hot_s;
+	bool json, demo, hot, warm_only;
+	bool steps_set, batch_set, compute_set, lat_set, bw_set;
+};
+
+struct ctx {
+	struct options o;
+	struct bench_dataset ds;
+	char demo_dir[256]; /* the --demo / --hot dataset we made, removed at exit */
+	char stokerd[4096];
+	char ram_default[32];
+	const char *ram;     /* passed to a started daemon */
+	bool spawn;	     /* start a fresh daemon per stoker run */
+	bool cache_dropped;  /* every page-cache drop before a run succeeded */
+	bool daemon_unclean; /* a started daemon did not exit 0 on SIGTERM */
+	/* results */
+	bool ran_direct, ran_stoker, ran_hot, ran_warm;
+	struct bench_result runs_direct[MAX_REPEAT], runs_stoker[MAX_REPEAT];
+	struct bench_result direct, stoker;
+	struct bench_hot hot;
+	struct bench_warm warm;
+	bool checksums_match;
+};
+
+/* Per-metric medians of n runs into *m; counts equal in every run stay exact. */
+void median_result(const struct bench_result *runs, size_t n, struct bench_result *m);
+/* Whether the options ask for the slow-backend emulation. */
+bool emulating(const struct options *o);
+/* The human report, and the --json one (0, or -1 if it could not be written). */
+void report_text(const struct ctx *x);
+int report_json(const struct ctx *x);
+
+#endif
