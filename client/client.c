@@ -27,16 +27,27 @@
 
 #include "proto/proto.h"
 
-#define REPLY_MAX 16384 /* largest reply the daemon sends (ENDPOINTS) */
+#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS */
+#define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
 
 struct waiter {
 	uint32_t seq;
 	bool done;
-	size_t len;
-	int fd; /* received with the reply, or -1 */
+	size_t len; /* 0 if the reply did not fit cap */
+	int fd;	    /* received with the reply, or -1 */
 	struct waiter *next;
-	uint8_t buf[REPLY_MAX];
+	size_t cap;
+	uint8_t buf[];
 };
+
+/* A waiter with room for a reply of cap bytes: small for the hot path (GET). */
+static struct waiter *waiter_new(size_t cap)
+{
+	struct waiter *w = malloc(sizeof(*w) + cap);
+	if (w)
+		w->cap = cap;
+	return w;
+}
 
 /*
  * Lifetimes: a client lives while it is open or any of its datasets lives; a
@@ -185,8 +196,8 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 			while (x && x->seq != seq)
 				x = x->next;
 			if (x && !x->done) {
-				memcpy(x->buf, buf, (size_t)n);
-				x->len = (size_t)n;
+				x->len = (size_t)n <= x->cap ? (size_t)n : 0;
+				memcpy(x->buf, buf, x->len);
 				x->fd = rfd;
 				x->done = true;
 				rfd = -1;
@@ -286,7 +297,7 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	}
 	uint8_t msg[64];
 	long len = stk__enc_hello(msg, sizeof(msg), 0, (uint32_t)getpid());
-	struct waiter *w = malloc(sizeof(*w));
+	struct waiter *w = waiter_new(REPLY_SMALL);
 	if (!w) {
 		r = -ENOMEM;
 		goto err;
@@ -412,7 +423,7 @@ int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 		return -EINVAL;
 	}
 	struct stk_dataset *ds = calloc(1, sizeof(*ds));
-	struct waiter *w = malloc(sizeof(*w));
+	struct waiter *w = waiter_new(REPLY_SMALL);
 	uint8_t *msg = malloc(STK_URI_MAX + 64);
 	int r = -ENOMEM;
 	if (!ds || !w || !msg)
@@ -529,7 +540,7 @@ int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
 		}
 	}
 	uint8_t *msg = malloc(STK_MSG_MAX);
-	struct waiter *w = malloc(sizeof(*w));
+	struct waiter *w = waiter_new(REPLY_SMALL);
 	int r = -ENOMEM;
 	if (!msg || !w)
 		goto out;
@@ -559,7 +570,7 @@ static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *s
 	}
 	uint8_t msg[32];
 	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_GET, 0, ds->id, (uint32_t)index);
-	struct waiter *w = malloc(sizeof(*w));
+	struct waiter *w = waiter_new(REPLY_SMALL);
 	if (!w)
 		return -ENOMEM;
 	uint64_t t0 = now_ns();
@@ -648,7 +659,7 @@ void stk_release(struct stk_view *v)
 static int rpc(struct stk_client *c, uint8_t *msg, long len, uint16_t type, struct stk_reply *rp,
 	       struct waiter **wp)
 {
-	struct waiter *w = malloc(sizeof(*w));
+	struct waiter *w = waiter_new(type == STK_MSG_ENDPOINTS ? REPLY_MAX : REPLY_SMALL);
 	*wp = NULL;
 	if (!w)
 		return -ENOMEM;
