@@ -43,6 +43,16 @@ struct stk_loop {
 	struct stk_op *timers;	  /* sorted by deadline */
 };
 
+/* Queues w's done() for the loop thread and wakes it. Called with l->mu held. */
+static void push_done(struct stk_loop *l, struct stk_work *w)
+{
+	w->next = l->done;
+	l->done = w;
+	uint64_t one = 1;
+	if (write(l->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		stk_err("loop: eventfd write: %s", strerror(errno));
+}
+
 static void *worker(void *arg)
 {
 	struct stk_loop *l = arg;
@@ -59,14 +69,17 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&l->mu);
 		w->work(w);
 		pthread_mutex_lock(&l->mu);
-		w->next = l->done;
-		l->done = w;
-		uint64_t one = 1;
-		if (write(l->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			stk_err("pool: eventfd write: %s", strerror(errno));
+		push_done(l, w);
 	}
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
+}
+
+void stk_loop_post(struct stk_loop *l, struct stk_work *w)
+{
+	pthread_mutex_lock(&l->mu);
+	push_done(l, w);
+	pthread_mutex_unlock(&l->mu);
 }
 
 void stk_loop_work(struct stk_loop *l, struct stk_work *w)

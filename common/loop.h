@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The daemon's one event loop.  io_uring drives socket readiness, file opens
- * and reads, and timers.  When the kernel refuses io_uring (seccomp, an old
- * kernel, or STOKER_NO_URING=1), the same calls run on poll(2) plus a thread
- * pool, so callers never know which backend they have.
+ * The daemon's event loop (the HTTP engine runs more of them, one per
+ * thread).  io_uring drives socket readiness, file opens and reads, and
+ * timers.  When the kernel refuses io_uring (seccomp, an old kernel, or
+ * STOKER_NO_URING=1), the same calls run on poll(2) plus a thread pool, so
+ * callers never know which backend they have.
  *
  * Contract of every submit function below: it returns 0 and the op's callback
  * is then called exactly once, on the loop thread, from stk_loop_run_once();
@@ -85,6 +86,13 @@ int stk_loop_cancel(struct stk_loop *l, struct stk_op *op);
 
 /* Queues w on the worker pool. Always succeeds; done() is called exactly once. */
 void stk_loop_work(struct stk_loop *l, struct stk_work *w);
+
+/*
+ * From any thread: runs w->done() on l's loop thread, in stk_loop_run_once()
+ * (w->work is not used).  How another thread hands a result to a loop, or
+ * wakes it.  Always succeeds.
+ */
+void stk_loop_post(struct stk_loop *l, struct stk_work *w);
 
 /* Submits what is queued, waits for at least one completion, and runs callbacks. */
 int stk_loop_run_once(struct stk_loop *l);

@@ -28,7 +28,7 @@ struct stk_config {
 	uint32_t emulate_latency_ms;
 	uint64_t emulate_bandwidth; /* bytes/s */
 	uint64_t part_size;
-	unsigned max_host_conns, retries;
+	unsigned max_host_conns, http_threads, retries;
 	bool insecure;
 	const char *s3_endpoint, *s3_region;
 	int s3_addressing;

@@ -41,10 +41,12 @@ static void usage(FILE *f)
 	    "                            (STOKER_EMULATE_LATENCY_MS)\n"
 	    "      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
 	    "                            (STOKER_EMULATE_BANDWIDTH)\n"
-	    "      --part-size SIZE      http/s3: objects above SIZE are fetched as parallel\n"
-	    "                            ranged GETs of SIZE (STOKER_PART_SIZE; 8M)\n"
+	    "      --part-size SIZE      http/s3: smallest ranged GET; an object is split only\n"
+	    "                            while connections are spare (STOKER_PART_SIZE; 8M)\n"
 	    "      --http-max-conns N    http/s3: requests in flight per endpoint\n"
 	    "                            (STOKER_HTTP_MAX_CONNS; 64)\n"
+	    "      --http-threads N      http/s3: transfer threads, each with its own loop\n"
+	    "                            (STOKER_HTTP_THREADS; CPUs, at most 4)\n"
 	    "      --retries N           http/s3: retries of a failed request, with backoff\n"
 	    "                            (STOKER_RETRIES; 5)\n"
 	    "      --insecure            http/s3: do not verify TLS certificates\n"
@@ -70,6 +72,7 @@ enum {
 	OPT_BW,
 	OPT_PART,
 	OPT_CONNS,
+	OPT_HTTP_THREADS,
 	OPT_RETRIES,
 	OPT_INSECURE,
 	OPT_S3_EP,
@@ -156,6 +159,12 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 			r = -EINVAL;
 		c->max_host_conns = (unsigned)n;
 		break;
+	case OPT_HTTP_THREADS:
+		r = stk__parse_u64(v, 64, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->http_threads = (unsigned)n;
+		break;
 	case OPT_RETRIES:
 		r = stk__parse_u64(v, 100, &n);
 		c->retries = (unsigned)n;
@@ -240,6 +249,8 @@ int main(int argc, char **argv)
 	c->max_inflight = 64;
 	c->workers = 4;
 	c->retries = 5;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->http_threads = ncpu > 4 ? 4 : ncpu > 1 ? (unsigned)ncpu : 1;
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 	c->ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
 
@@ -257,6 +268,7 @@ int main(int argc, char **argv)
 		{ "STOKER_EMULATE_BANDWIDTH", OPT_BW },
 		{ "STOKER_PART_SIZE", OPT_PART },
 		{ "STOKER_HTTP_MAX_CONNS", OPT_CONNS },
+		{ "STOKER_HTTP_THREADS", OPT_HTTP_THREADS },
 		{ "STOKER_RETRIES", OPT_RETRIES },
 		{ "AWS_ENDPOINT_URL", OPT_S3_EP },
 		{ "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
@@ -285,6 +297,7 @@ int main(int argc, char **argv)
 		{ "emulate-bandwidth", required_argument, 0, OPT_BW },
 		{ "part-size", required_argument, 0, OPT_PART },
 		{ "http-max-conns", required_argument, 0, OPT_CONNS },
+		{ "http-threads", required_argument, 0, OPT_HTTP_THREADS },
 		{ "retries", required_argument, 0, OPT_RETRIES },
 		{ "insecure", no_argument, 0, OPT_INSECURE },
 		{ "s3-endpoint", required_argument, 0, OPT_S3_EP },
@@ -386,6 +399,7 @@ int main(int argc, char **argv)
 		.no_direct = c->no_direct,
 		.part_size = c->part_size,
 		.max_host_conns = c->max_host_conns,
+		.http_threads = c->http_threads,
 		.retries = c->retries,
 		.insecure = c->insecure,
 		.s3_endpoint = c->s3_endpoint,

@@ -1,17 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP engine: libcurl multi on stokerd's loop.
+ * The HTTP engine: libcurl multi on event loops of our own.
+ *
+ * The engine runs `threads` shards; each is a thread with its own loop and
+ * its own curl multi (one core moves a few GB/s; a 100 Gb/s NIC wants more).
+ * An object is handed to the shard with the fewest objects (stk_loop_post),
+ * fetched there, and its completion is posted back to the daemon's
+ * loop, where f->done runs.
  *
  * curl tells us which sockets it wants watched (CURLMOPT_SOCKETFUNCTION) and
  * when to wake it (CURLMOPT_TIMERFUNCTION); we arm one-shot polls and
- * timeouts on the loop and hand readiness back with curl_multi_socket_action.
- * A poll armed for events curl no longer wants is cancelled and re-armed.
+ * timeouts on the shard's loop and hand readiness back with
+ * curl_multi_socket_action.  A poll armed for events curl no longer wants is
+ * cancelled and re-armed.
  *
- * An object larger than part_size is fetched as parallel ranged GETs, each
- * written at its offset in the object's pages.  A part whose body is short
- * or long, or that failed with a 5xx, 429, a timeout or a reset, is retried
- * with exponential backoff and full jitter; an object is delivered only when
- * every part has exactly its bytes, so nothing partial is ever cached.
+ * An object is split into ranged GETs (whole multiples of part_size, each
+ * written at its offset in the object's pages) only while the shard has
+ * connections to spare: with as many objects in flight as connections,
+ * whole-object GETs keep every connection busy for the fewest requests, and
+ * the server's per-request work (signature checks, opens) is paid once per
+ * object.  The first objects of a burst, which a plan needs first, get the
+ * most parts.
+ *
+ * A part whose body is short or long, or that failed with a 5xx, 429, a
+ * timeout or a reset, is retried with exponential backoff and full jitter; an
+ * object is delivered only when every part has exactly its bytes, so nothing
+ * partial is ever cached.
  */
 #include "transports/http.h"
 
@@ -35,7 +49,23 @@
 #define BACKOFF_CAP_NS	5000000000ull /* 5 s */
 #define MAX_ENDPOINTS	64
 
+struct engine {
+	struct stk_loop *loop;
+	CURLM *multi;
+	struct timer *timer;
+	struct sock *socks; /* every sock not yet freed */
+	unsigned pending;   /* polls and timers armed whose callback has not run */
+	unsigned active;    /* objects being fetched (engine thread) */
+	unsigned assigned;  /* objects handed over, done() not yet run (daemon's loop) */
+	unsigned conns;	    /* connections per endpoint, this shard's share */
+	bool quit;
+	pthread_t thread;
+	struct stk_work quit_work;
+};
+
 struct sock {
+	struct engine *e;
+	struct sock *prev, *next;
 	curl_socket_t fd;
 	int want; /* CURL_POLL_* */
 	short armed_ev;
@@ -44,15 +74,19 @@ struct sock {
 };
 
 struct timer {
+	struct engine *e;
 	struct stk_op op;
 	bool live;
 };
 
 struct object_fetch {
+	struct engine *e;
+	struct stk_work start, finish; /* posted to the shard, then back to the daemon */
 	struct stk_fetch *f;
 	stk_http_prepare_fn prepare;
 	stk_http_error_fn error;
-	unsigned left;
+	unsigned left, parts;
+	uint64_t t0;
 	int err;
 	char msg[512];
 	char etag[128];
@@ -77,10 +111,10 @@ struct part {
 };
 
 static struct {
-	struct stk_loop *loop;
+	struct stk_loop *loop; /* the daemon's: f->done runs there */
 	struct stk_http_opts o;
-	CURLM *multi;
-	struct timer *timer;
+	struct engine *eng;
+	unsigned neng;
 	pthread_mutex_t mu; /* endpoints, shared with worker threads */
 	struct stk_http_endpoint_stats ep[MAX_ENDPOINTS];
 	unsigned nep;
@@ -264,18 +298,27 @@ static void set_common(CURL *e)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 }
 
+/* On the daemon's loop: the object is done. */
+static void object_finish(struct stk_work *w)
+{
+	struct object_fetch *of = stk_container_of(w, struct object_fetch, finish);
+	struct stk_fetch *f = of->f;
+	of->e->assigned--;
+	stk_dbg("%s: %s, %llu bytes in %u GET(s), %.1f ms", f->uri, of->err ? "failed" : "fetched",
+		(unsigned long long)f->size, of->parts, (double)(stk__now_ns() - of->t0) / 1e6);
+	if (!of->err)
+		memcpy(f->etag, of->etag, sizeof(f->etag));
+	f->done(f, of->err, of->err ? of->msg : NULL);
+	free(of);
+}
+
 static void object_part_done(struct object_fetch *of)
 {
 	if (--of->left)
 		return;
-	struct stk_fetch *f = of->f;
-	int err = of->err;
-	char msg[512];
-	memcpy(msg, of->msg, sizeof(msg));
-	if (!err)
-		memcpy(f->etag, of->etag, sizeof(f->etag));
-	free(of);
-	f->done(f, err, err ? msg : NULL);
+	of->e->active--;
+	of->finish.done = object_finish;
+	stk_loop_post(H.loop, &of->finish);
 }
 
 static void part_free(struct part *pt)
@@ -334,6 +377,7 @@ static void part_start(struct part *pt)
 		return;
 	}
 	pt->ep = endpoint_of(pt->url);
+	struct engine *eng = of->e;
 	if (!pt->easy && !(pt->easy = curl_easy_init())) {
 		part_fail(pt, -ENOMEM, "%s: out of memory", of->f->uri);
 		return;
@@ -356,7 +400,7 @@ static void part_start(struct part *pt)
 	pt->errbody[0] = 0;
 	pt->etag[0] = 0;
 	pt->t0 = stk__now_ns();
-	CURLMcode mc = curl_multi_add_handle(H.multi, e);
+	CURLMcode mc = curl_multi_add_handle(eng->multi, e);
 	if (mc != CURLM_OK) {
 		part_fail(pt, -EIO, "%s: curl_multi_add_handle: %s", of->f->uri,
 			  curl_multi_strerror(mc));
@@ -379,7 +423,7 @@ static void part_retry(struct part *pt, const char *why)
 		(unsigned long long)(d / 1000000));
 	count(pt->ep, 0, 1, 0, 0, 0);
 	pt->retry_op.cb = retry_cb;
-	if (stk_loop_timeout(H.loop, &pt->retry_op, d))
+	if (stk_loop_timeout(of->e->loop, &pt->retry_op, d))
 		part_fail(pt, -EIO, "%s: %s (cannot schedule a retry)", of->f->uri, why);
 }
 
@@ -388,7 +432,7 @@ static void part_finished(struct part *pt, CURLcode rc)
 	struct object_fetch *of = pt->of;
 	long status = 0;
 	curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_multi_remove_handle(H.multi, pt->easy);
+	curl_multi_remove_handle(of->e->multi, pt->easy);
 	pt->in_multi = false;
 	count(pt->ep, 0, 0, 0, pt->got, stk__now_ns() - pt->t0);
 	char why[300];
@@ -453,11 +497,11 @@ static void part_finished(struct part *pt, CURLcode rc)
 	part_fail(pt, err, "%s", m);
 }
 
-static void check_done(void)
+static void check_done(struct engine *e)
 {
 	CURLMsg *msg;
 	int left;
-	while ((msg = curl_multi_info_read(H.multi, &left))) {
+	while ((msg = curl_multi_info_read(e->multi, &left))) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		struct part *pt = NULL;
@@ -468,12 +512,26 @@ static void check_done(void)
 
 static void sock_arm(struct sock *sk);
 
+static void sock_free(struct sock *sk)
+{
+	struct engine *e = sk->e;
+	if (sk->prev)
+		sk->prev->next = sk->next;
+	else
+		e->socks = sk->next;
+	if (sk->next)
+		sk->next->prev = sk->prev;
+	free(sk);
+}
+
 static void sock_cb(struct stk_op *op, int res)
 {
 	struct sock *sk = stk_container_of(op, struct sock, op);
+	struct engine *e = sk->e;
+	e->pending--;
 	sk->armed = false;
 	if (sk->dead) {
-		free(sk);
+		sock_free(sk);
 		return;
 	}
 	if (res == -ECANCELED || res == 0) {
@@ -493,56 +551,70 @@ static void sock_cb(struct stk_op *op, int res)
 	}
 	int running;
 	sk->busy = true;
-	curl_multi_socket_action(H.multi, sk->fd, ev, &running);
+	curl_multi_socket_action(e->multi, sk->fd, ev, &running);
 	sk->busy = false;
 	if (sk->dead) {
-		free(sk);
+		sock_free(sk);
 	} else {
 		sock_arm(sk);
 	}
-	check_done();
+	check_done(e);
 }
 
 /* Arms a poll for what curl wants; cancels one armed for something else. */
 static void sock_arm(struct sock *sk)
 {
+	struct engine *e = sk->e;
 	short ev = (short)(((sk->want & CURL_POLL_IN) ? POLLIN : 0) |
 			   ((sk->want & CURL_POLL_OUT) ? POLLOUT : 0));
 	if (sk->armed) {
 		if (sk->armed_ev != ev)
-			stk_loop_cancel(H.loop, &sk->op); /* sock_cb re-arms */
+			stk_loop_cancel(e->loop, &sk->op); /* sock_cb re-arms */
 		return;
 	}
 	if (!ev || sk->busy)
 		return;
 	sk->op.cb = sock_cb;
-	if (stk_loop_poll(H.loop, &sk->op, sk->fd, ev) == 0) {
+	if (stk_loop_poll(e->loop, &sk->op, sk->fd, ev) == 0) {
 		sk->armed = true;
 		sk->armed_ev = ev;
+		e->pending++;
 	}
 }
 
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+/* The sock is done with: freed now, or by its callback if a poll is armed. */
+static void sock_drop(struct sock *sk)
 {
+	sk->dead = true;
+	sk->want = 0;
+	if (sk->armed)
+		stk_loop_cancel(sk->e->loop, &sk->op); /* sock_cb frees it */
+	else if (!sk->busy)
+		sock_free(sk);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct engine *e = userp;
 	struct sock *sk = socketp;
 	if (what == CURL_POLL_REMOVE) {
 		if (!sk)
 			return 0;
-		curl_multi_assign(H.multi, fd, NULL);
-		sk->dead = true;
-		sk->want = 0;
-		if (sk->armed)
-			stk_loop_cancel(H.loop, &sk->op); /* sock_cb frees it */
-		else if (!sk->busy)
-			free(sk);
+		curl_multi_assign(e->multi, fd, NULL);
+		sock_drop(sk);
 		return 0;
 	}
 	if (!sk) {
 		sk = calloc(1, sizeof(*sk));
 		if (!sk)
 			return -1;
+		sk->e = e;
 		sk->fd = fd;
-		curl_multi_assign(H.multi, fd, sk);
+		sk->next = e->socks;
+		if (e->socks)
+			e->socks->prev = sk;
+		e->socks = sk;
+		curl_multi_assign(e->multi, fd, sk);
 	}
 	sk->want = what;
 	sock_arm(sk);
@@ -551,38 +623,122 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
 
 static void timer_cb(struct stk_op *op, int res)
 {
-	struct timer *t = (struct timer *)op;
+	struct timer *t = stk_container_of(op, struct timer, op);
+	struct engine *e = t->e;
 	bool live = t->live && res != -ECANCELED;
-	if (H.timer == t)
-		H.timer = NULL;
+	e->pending--;
+	if (e->timer == t)
+		e->timer = NULL;
 	free(t);
 	if (!live)
 		return;
 	int running;
-	curl_multi_socket_action(H.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done();
+	curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(e);
+}
+
+static void timer_stop(struct engine *e)
+{
+	if (e->timer) {
+		e->timer->live = false;
+		stk_loop_cancel(e->loop, &e->timer->op); /* timer_cb frees it */
+		e->timer = NULL;
+	}
 }
 
 static int on_timer(CURLM *m, long ms, void *userp)
 {
-	if (H.timer) {
-		H.timer->live = false;
-		stk_loop_cancel(H.loop, &H.timer->op);
-		H.timer = NULL;
-	}
+	struct engine *e = userp;
+	timer_stop(e);
 	if (ms < 0)
 		return 0;
 	struct timer *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -1;
+	t->e = e;
 	t->live = true;
 	t->op.cb = timer_cb;
-	if (stk_loop_timeout(H.loop, &t->op, (uint64_t)ms * 1000000u)) {
+	if (stk_loop_timeout(e->loop, &t->op, (uint64_t)ms * 1000000u)) {
 		free(t);
 		return -1;
 	}
-	H.timer = t;
+	e->pending++;
+	e->timer = t;
 	return 0;
+}
+
+/* On the shard: curl lets go of every connection, then the thread ends. */
+static void engine_quit(struct stk_work *w)
+{
+	struct engine *e = stk_container_of(w, struct engine, quit_work);
+	curl_multi_cleanup(e->multi);
+	e->multi = NULL;
+	timer_stop(e);
+	while (e->socks) {
+		struct sock *sk = e->socks;
+		while (sk && sk->dead) /* cancelled already; its callback frees it */
+			sk = sk->next;
+		if (!sk)
+			break;
+		sock_drop(sk);
+	}
+	e->quit = true;
+}
+
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	/* After quit, run until the cancelled polls and timers have come back. */
+	while (!e->quit || e->pending) {
+		int r = stk_loop_run_once(e->loop);
+		if (r < 0 && r != -EINTR) {
+			stk_err("http: event loop: %s", strerror(-r));
+			struct timespec ts = { 0, 10000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+static void engines_stop(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		H.eng[i].quit_work.done = engine_quit;
+		stk_loop_post(H.eng[i].loop, &H.eng[i].quit_work);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		pthread_join(H.eng[i].thread, NULL);
+		stk_loop_destroy(H.eng[i].loop);
+	}
+	free(H.eng);
+	H.eng = NULL;
+	H.neng = 0;
+}
+
+static int engine_start(struct engine *e, bool try_uring)
+{
+	/* One pool thread (the loop wants one); the shard never reads files. */
+	int r = stk_loop_create(try_uring, 1, &e->loop);
+	if (r)
+		return r;
+	e->multi = curl_multi_init();
+	if (!e->multi) {
+		stk_loop_destroy(e->loop);
+		return -ENOMEM;
+	}
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->conns);
+	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->conns * 4);
+	r = -pthread_create(&e->thread, NULL, engine_main, e);
+	if (r) {
+		curl_multi_cleanup(e->multi);
+		stk_loop_destroy(e->loop);
+	}
+	return r;
 }
 
 int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
@@ -597,14 +753,27 @@ int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
 		H.o.part_size = 8u << 20;
 	if (!H.o.max_host_conns)
 		H.o.max_host_conns = 64;
-	H.multi = curl_multi_init();
-	if (!H.multi)
+	if (!H.o.threads)
+		H.o.threads = 1;
+	if (H.o.threads > H.o.max_host_conns)
+		H.o.threads = H.o.max_host_conns;
+	H.eng = calloc(H.o.threads, sizeof(*H.eng));
+	if (!H.eng) {
+		curl_global_cleanup();
 		return -ENOMEM;
-	curl_multi_setopt(H.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(H.multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(H.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(H.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)H.o.max_host_conns);
-	curl_multi_setopt(H.multi, CURLMOPT_MAXCONNECTS, (long)H.o.max_host_conns * 4);
+	}
+	bool uring = strcmp(stk_loop_backend(loop), "io_uring") == 0;
+	for (unsigned i = 0; i < H.o.threads; i++) {
+		struct engine *e = &H.eng[i];
+		e->conns = (H.o.max_host_conns + H.o.threads - 1) / H.o.threads;
+		int r = engine_start(e, uring);
+		if (r) {
+			engines_stop(i);
+			curl_global_cleanup();
+			return r;
+		}
+		H.neng++;
+	}
 	H.init = true;
 	return 0;
 }
@@ -613,48 +782,83 @@ void stk__http_fini(void)
 {
 	if (!H.init)
 		return;
-	curl_multi_cleanup(H.multi);
+	engines_stop(H.neng);
 	curl_global_cleanup();
 	H.init = false;
 }
 
-int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_error_fn error)
+/*
+ * How many ranged GETs for an object, given the objects already in flight on
+ * its shard: its share of the connections (all of them for the first, half
+ * for the second, ...), at most one per part_size.
+ */
+static uint64_t parts_for(const struct engine *e, uint64_t size)
 {
-	if (!H.init)
-		return -ENOTCONN;
 	uint64_t ps = H.o.part_size;
-	uint64_t nparts = f->size ? (f->size + ps - 1) / ps : 1;
-	struct object_fetch *of = calloc(1, sizeof(*of));
-	if (!of)
-		return -ENOMEM;
-	of->f = f;
-	of->prepare = prepare;
-	of->error = error;
-	of->left = (unsigned)nparts;
-	f->etag[0] = 0;
+	uint64_t most = size ? (size + ps - 1) / ps : 1;
+	uint64_t spare = e->conns / (e->active + 1);
+	if (spare < 1)
+		spare = 1;
+	return most < spare ? most : spare;
+}
+
+/* On the shard: split the object into parts and start them. */
+static void object_start(struct stk_work *w)
+{
+	struct object_fetch *of = stk_container_of(w, struct object_fetch, start);
+	struct stk_fetch *f = of->f;
+	struct engine *e = of->e;
+	uint64_t nparts = parts_for(e, f->size);
+	/* Parts are whole multiples of part_size: aligned ranges, as the CRT asks. */
+	uint64_t ps = H.o.part_size;
+	uint64_t plen = ((f->size + nparts - 1) / nparts + ps - 1) / ps * ps;
+	nparts = f->size ? (f->size + plen - 1) / plen : 1;
+	e->active++;
+	of->left = of->parts = (unsigned)nparts;
 	for (uint64_t i = 0; i < nparts; i++) {
 		struct part *pt = calloc(1, sizeof(*pt));
 		if (!pt) {
-			of->err = -ENOMEM;
-			snprintf(of->msg, sizeof(of->msg), "%s: out of memory", f->uri);
-			of->left -= (unsigned)(nparts - i);
-			if (of->left == 0) {
-				/* Nothing was started: report as a submit failure. */
-				free(of);
-				return -ENOMEM;
+			if (!of->err) {
+				of->err = -ENOMEM;
+				snprintf(of->msg, sizeof(of->msg), "%s: out of memory", f->uri);
 			}
-			break;
+			/* The parts never started count as done. */
+			of->left -= (unsigned)(nparts - i - 1);
+			object_part_done(of);
+			return;
 		}
 		pt->of = of;
 		pt->ep = -1;
-		pt->off = i * ps;
-		pt->len = f->size - pt->off < ps ? f->size - pt->off : ps;
+		pt->off = i * plen;
+		pt->len = f->size - pt->off < plen ? f->size - pt->off : plen;
 		if (pt->len)
 			snprintf(pt->range, sizeof(pt->range), "bytes=%llu-%llu",
 				 (unsigned long long)pt->off,
 				 (unsigned long long)(pt->off + pt->len - 1));
 		part_start(pt);
 	}
+}
+
+int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_error_fn error)
+{
+	if (!H.init)
+		return -ENOTCONN;
+	struct object_fetch *of = calloc(1, sizeof(*of));
+	if (!of)
+		return -ENOMEM;
+	struct engine *e = &H.eng[0];
+	for (unsigned i = 1; i < H.neng; i++)
+		if (H.eng[i].assigned < e->assigned)
+			e = &H.eng[i];
+	e->assigned++;
+	of->e = e;
+	of->t0 = stk__now_ns();
+	of->f = f;
+	of->prepare = prepare;
+	of->error = error;
+	f->etag[0] = 0;
+	of->start.done = object_start;
+	stk_loop_post(e->loop, &of->start);
 	return STK_Q_QUEUED;
 }
 

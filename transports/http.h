@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The HTTP engine shared by the http(s):// and s3:// transports: libcurl's
- * multi interface with its sockets and timers driven by stokerd's loop (no
- * second event loop, no thread per request), objects split into parallel
- * ranged GETs written straight into the cache's pages, retries with
- * exponential backoff and jitter, and per-endpoint counters.
+ * multi interface on a few engine threads, each with its own io_uring loop
+ * and multi (no thread per request); objects split into ranged GETs while
+ * connections are spare, written straight into the cache's pages; retries
+ * with exponential backoff and jitter; per-endpoint counters.
  */
 #ifndef STOKER_HTTP_H
 #define STOKER_HTTP_H
@@ -16,16 +16,18 @@
 #include "transports/transport.h"
 
 struct stk_http_opts {
-	uint64_t part_size;	 /* objects larger than this are fetched in ranged parts */
+	uint64_t part_size;	 /* the smallest ranged part */
 	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
 	unsigned retries;	 /* attempts after the first, for retryable failures */
+	unsigned threads;	 /* engine shards: threads with a loop and a curl multi each */
 	bool insecure;		 /* skip TLS verification */
 };
 
 /*
- * How a transport turns one request into a URL and headers.  Called on the
- * loop thread before each attempt (so signatures are fresh).  Returns 0 with
- * *url (malloc'd, freed by the engine) and *hdrs (freed by the engine with
+ * How a transport turns one request into a URL and headers.  Called on an
+ * engine thread (or a worker, for blocking requests) before each attempt, so
+ * signatures are fresh; it must be thread-safe.  Returns 0 with *url
+ * (malloc'd, freed by the engine) and *hdrs (freed by the engine with
  * curl_slist_free_all), or -errno with err filled in.
  */
 typedef int (*stk_http_prepare_fn)(const char *uri, const char *method, const char *range,
@@ -38,7 +40,11 @@ typedef int (*stk_http_error_fn)(const char *uri, long status, const char *body,
 int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts);
 void stk__http_fini(void);
 
-/* Starts fetching f (see struct stk_fetch). Returns STK_Q_QUEUED or -errno. */
+/*
+ * Starts fetching f (see struct stk_fetch), on the daemon's loop thread; f is
+ * fetched on an engine thread and f->done runs back on the daemon's loop.
+ * Returns STK_Q_QUEUED or -errno.
+ */
 int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_error_fn error);
 
 /*

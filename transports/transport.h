@@ -58,6 +58,7 @@ struct stk_tp_env {
 	bool no_direct;		     /* file://: never O_DIRECT */
 	uint64_t part_size;	     /* http, s3: ranged part size; 0 = 8 MiB */
 	unsigned max_host_conns;     /* http, s3: requests in flight per endpoint; 0 = 64 */
+	unsigned http_threads;	     /* http, s3: engine threads; 0 = 1 */
 	unsigned retries;	     /* http, s3: retries of a failed request */
 	bool insecure;		     /* http, s3: skip TLS verification */
 	const char *s3_endpoint;     /* s3: e.g. http://127.0.0.1:9000; NULL = AWS */

@@ -67,6 +67,7 @@ static int web_init(const struct stk_tp_env *env)
 	struct stk_http_opts o = {
 		.part_size = env->part_size,
 		.max_host_conns = env->max_host_conns,
+		.threads = env->http_threads,
 		.retries = env->retries,
 		.insecure = env->insecure,
 	};

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "s3_harness.h"
 
@@ -242,5 +243,60 @@ Test(http_e2e, single_url_dataset, .init = setup, .fini = teardown, .timeout = 6
 	/* An HTTP "prefix" cannot be listed: a clear -EINVAL, not a hang. */
 	r = stk_dataset_open(d.c, th_fmt("%s/sub/", ng.base), 0, &ds);
 	cr_expect_eq(r, -EINVAL, "open of an http:// prefix: %d (%s)", r, stk_strerror(r));
+	th_stokerd_finish(&d);
+}
+
+/*
+ * A warm hands the engine a burst of objects: the first gets the shard's
+ * connections as ranged parts, and once there are as many objects in flight
+ * as connections the rest come whole, one GET each (not 17 parts each).
+ */
+Test(http_e2e, busy_engine_fetches_whole_objects, .init = setup, .fini = teardown, .timeout = 60)
+{
+	NEED_NGINX();
+	enum { N = 16, SIZE = 1024 * 1024 + 1 };
+	const char *www = th_fmt("%s/www", th_dir);
+	char text[4096] = "";
+	size_t l = 0;
+	cr_assert_eq(th_nginx_start(&ng, www), 0, "nginx did not start");
+	for (unsigned i = 0; i < N; i++) {
+		cr_assert_eq(th_write_file(th_fmt("%s/burst/%02u.bin", www, i), 500 + i, SIZE), 0);
+		l += (size_t)snprintf(text + l, sizeof(text) - l, "%s/burst/%02u.bin %u\n", ng.base,
+				      i, (unsigned)SIZE);
+	}
+	const char *man = th_fmt("%s/burst.manifest", th_dir);
+	cr_assert_eq(th_write_text(man, text), 0);
+	const char *args[] = {
+		"--part-size", "64K", "--http-max-conns", "4", "--http-threads", "1", "-m",
+		"256M",	       NULL
+	};
+	cr_assert_eq(th_stokerd_start(&d, args, NULL), 0, "stokerd did not start");
+
+	struct stk_dataset *ds = NULL;
+	int r = stk_dataset_open(d.c, th_fmt("file://%s", man), STK_DS_MANIFEST, &ds);
+	cr_assert_eq(r, 0, "open %s: %s: %s", man, stk_strerror(r), stk_errmsg());
+	cr_assert_eq(stk_warm(ds), 0);
+	struct stk_dataset_status st;
+	for (int polls = 0;; polls++) {
+		cr_assert_eq(stk_dataset_status(ds, &st), 0);
+		if (st.warm == STK_WARM_DONE && !st.inflight)
+			break;
+		cr_assert_lt(polls, 3000, "the warm did not finish in 30 s");
+		usleep(10000);
+	}
+	cr_assert_eq(st.resident, N, "%u of %u objects resident", st.resident, N);
+	for (unsigned i = 0; i < N; i++)
+		check_object(ds, i, 500 + i, SIZE);
+
+	/* 4 parts, 2 parts, then whole objects: 20 GETs if no object finished
+	 * before the burst was handed over, a few more if some did. */
+	unsigned gets = access_count("206", "GET /burst/");
+	unsigned whole =
+	    access_count("206", th_fmt("206 %u range=\"bytes=0-%u\"", (unsigned)SIZE, SIZE - 1));
+	cr_expect_geq(gets, N, "%u GETs for %u objects", gets, N);
+	cr_expect_leq(gets, 28, "%u GETs: objects were split although every connection was busy",
+		      gets);
+	cr_expect_geq(whole, N / 2, "only %u of %u objects came in one GET", whole, N);
+	stk_dataset_close(ds);
 	th_stokerd_finish(&d);
 }
