@@ -11,11 +11,18 @@
 #   s3-small     SMALL objects (default 5,000 x 100 KiB) from s3rver
 #   nginx-large  the s3-large files on disk, served by nginx (HTTP/1.1, Range);
 #                stoker warms a manifest of http:// URLs
-# Tools: stoker (fresh stokerd per run), rclone copy, aws s3 cp --recursive,
-# aria2c -i, curl --parallel, and the server's ceiling (N curl processes,
-# keep-alive, bodies to /dev/null; "ceiling-signed" is the same with
-# curl --aws-sigv4, what a client that signs can hope for).  The nginx case
-# has stoker, aria2c, curl and the ceilings only.  Copies go to a tmpfs dir
+# Tools: stoker (fresh stokerd per run) three ways on s3rver: warm of the
+# s3://bkt/PREFIX/ (lists, signs), of a manifest of s3:// URIs (signs, no
+# listing) and of a manifest of the http:// URLs (unsigned, no listing);
+# rclone copy and aws s3 cp --recursive (list, sign); curl --parallel
+# --aws-sigv4 (URL list, signs); aria2c -i and curl --parallel (URL list,
+# unsigned: s3rver serves unsigned GETs without verifying anything); and the
+# server's ceiling (N curl processes, keep-alive, bodies to /dev/null;
+# "ceiling-signed" is the same with curl --aws-sigv4; "ceiling-tmpfs" the
+# same N curls writing the bodies to tmpfs files, a ceiling for a client that
+# keeps the bytes).  Each stoker variant
+# is compared with the peers that send the same requests.  The nginx case
+# has stoker, aria2c, curl and the ceiling only.  Copies go to a tmpfs dir
 # (/dev/shm), deleted between runs: stoker keeps the data in RAM too.
 #
 # Each tool's settings are tried once (tuning); then --rounds R rounds run
@@ -55,7 +62,7 @@ OUT=""
 ARGS="$*"
 
 usage() {
-	sed -n '3,41p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -431,12 +438,13 @@ tool_aria2c() {
 	if find "$DST" -name '*.aria2' | grep -q .; then GOT_OBJS=0; fi
 }
 
-tool_curl() { # curl --parallel, one process, to files on tmpfs
+tool_curl() { # curl --parallel, one process, to files on tmpfs [extra curl args...]
+	local par=$1; shift
 	awk -v d="$DST" '{n = $0; sub(/.*\//, "", n); printf "url = \"%s\"\noutput = \"%s/%s\"\n", $0, d, n}' \
 		"$LIST" > "$tmp/curl.cfg"
 	t_begin
 	/usr/bin/time -f '%U %S' -o "$tmp/time" \
-		curl -s --no-progress-meter -Z --parallel-max "$1" -K "$tmp/curl.cfg" \
+		curl -s --no-progress-meter -Z --parallel-max "$par" "$@" -K "$tmp/curl.cfg" \
 		-w '%{http_code} %{size_download}\n' > "$tmp/curl.w" 2>> "$OUT/curl.err" || true
 	t_end
 	TOOL_TICKS=$(time_ticks "$tmp/time")
@@ -446,10 +454,18 @@ tool_curl() { # curl --parallel, one process, to files on tmpfs
 	[ "$files" = "$GOT_OBJS" ] && [ "$bytes" = "$GOT_BYTES" ] || GOT_OBJS=0
 }
 
-ceiling_run() { # N extra-curl-args...: N curl processes, keep-alive, bodies to /dev/null
+# The same, signing every request as an S3 client must (curl's own SigV4).
+tool_curl-signed() {
+	tool_curl "$1" --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
+}
+
+ceiling_run() { # N extra-curl-args...: N curl processes, keep-alive, bodies to /dev/null (or $CEIL_DIR)
 	local n=$1 i; shift
 	rm -f "$tmp"/ceil.*
-	awk -v n="$n" -v p="$tmp/ceil." '{f = p (NR % n) ".cfg"; printf "url = \"%s\"\noutput = \"/dev/null\"\n", $0 > f}' "$LIST"
+	awk -v n="$n" -v p="$tmp/ceil." -v d="${CEIL_DIR:-}" '{
+		o = "/dev/null"; if (d != "") { o = $0; sub(/.*\//, "", o); o = d "/" o }
+		f = p (NR % n) ".cfg"; printf "url = \"%s\"\noutput = \"%s\"\n", $0, o > f }' "$LIST"
 	: > "$tmp/ceil.args"
 	if [ $# -gt 0 ]; then printf '%s\0' "$@" > "$tmp/ceil.args"; fi
 	t_begin
@@ -466,6 +482,9 @@ ceiling_run() { # N extra-curl-args...: N curl processes, keep-alive, bodies to 
 	sum_writeout "$tmp"/ceil.*.w
 }
 tool_ceiling() { ceiling_run "$1"; }
+# The same N curls keeping the bytes (files in tmpfs, as stoker keeps them in
+# memfds): what a client that stores what it receives can hope for here.
+tool_ceiling-tmpfs() { CEIL_DIR=$DST ceiling_run "$1"; }
 tool_ceiling-signed() {
 	ceiling_run "$1" --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
 		-H "x-amz-content-sha256: UNSIGNED-PAYLOAD"
@@ -476,7 +495,7 @@ run() { # phase tool setting round
 	local phase=$1 tool=$2 setting=$3 round=$4
 	rm -rf "$DST"; mkdir -p "$DST"
 	TOOL_TICKS=0; GOT_OBJS=0; GOT_BYTES=0
-	case "$tool" in ceiling*) RAM_TOOL=0 ;; *) RAM_TOOL=1 ;; esac
+	case "$tool" in ceiling | ceiling-signed) RAM_TOOL=0 ;; *) RAM_TOOL=1 ;; esac
 	"tool_$tool" "$setting"
 	rm -rf "$DST"
 	local ok=1
@@ -506,10 +525,10 @@ EOF
 settings() { # case tool -> one setting per line (--no-tune uses the first)
 	case "$1:$2" in
 	*-large:stoker)
-		printf '%s\n' "--http-max-conns 64 --part-size 8M" "--http-max-conns 16 --part-size 8M" \
-			"--http-max-conns 64 --part-size 32M" "--http-max-conns 64 --part-size 64M" ;;
+		printf '%s\n' "--http-max-conns 64" "--http-max-conns 16" \
+			"--http-max-conns 32 --http-threads 1" "--http-max-conns 64 --part-size 64M" ;;
 	s3-small:stoker)
-		printf '%s\n' "--http-max-conns 64 --max-inflight 32" "--http-max-conns 64 --max-inflight 128" \
+		printf '%s\n' "--http-max-conns 64 --max-inflight 64" "--http-max-conns 64 --max-inflight 128" \
 			"--http-max-conns 128 --max-inflight 256" ;;
 	s3-large:rclone)
 		printf '%s\n' "--transfers 16" "--transfers 8 --multi-thread-cutoff 16M --multi-thread-streams 4" ;;
@@ -523,16 +542,17 @@ settings() { # case tool -> one setting per line (--no-tune uses the first)
 		printf '%s\n' "-j 32 -x 1 -s 1" "-j 8 -x 8 -s 8 -k 8M" ;;
 	s3-small:aria2c)
 		printf '%s\n' "-j 64 -x 1 -s 1" "-j 128 -x 1 -s 1" ;;
-	*-large:curl) printf '%s\n' 16 64 ;;
-	s3-small:curl) printf '%s\n' 64 128 ;;
+	*-large:curl*) printf '%s\n' 16 64 ;;
+	s3-small:curl*) printf '%s\n' 64 128 ;;
 	*:ceiling) printf '%s\n' 4 8 16 ;;
+	*:ceiling-tmpfs) printf '%s\n' 4 8 ;;
 	*:ceiling-signed) printf '%s\n' 4 8 ;;
 	esac
 }
 tools_of() {
 	case "$1" in
-	s3-*) echo "stoker stoker-manifest stoker-http rclone aws aria2c curl ceiling ceiling-signed" ;;
-	nginx-*) echo "stoker aria2c curl ceiling" ;;
+	s3-*) echo "stoker stoker-manifest stoker-http rclone aws aria2c curl curl-signed ceiling ceiling-tmpfs ceiling-signed" ;;
+	nginx-*) echo "stoker aria2c curl ceiling ceiling-tmpfs" ;;
 	esac
 }
 label() {
@@ -544,7 +564,9 @@ label() {
 	aws) echo "aws s3 cp" ;;
 	aria2c) echo "aria2c" ;;
 	curl) echo "curl --parallel" ;;
+	curl-signed) echo "curl --parallel --aws-sigv4" ;;
 	ceiling) echo "ceiling (N curls)" ;;
+	ceiling-tmpfs) echo "ceiling, kept in tmpfs" ;;
 	ceiling-signed) echo "ceiling, SigV4" ;;
 	esac
 }
@@ -622,7 +644,7 @@ from collections import defaultdict
 res, header, secs, tune = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 rows = [l.rstrip("\n").split("\t") for l in open(res) if l.strip()]
 labels = {"stoker": "stoker warm", "stoker-manifest": "stoker warm --manifest (s3:// URIs, no listing)", "stoker-http": "stoker warm --manifest (http:// URLs, unsigned, no listing)", "rclone": "rclone copy", "aws": "aws s3 cp --recursive",
-          "aria2c": "aria2c -i", "curl": "curl --parallel", "ceiling": "ceiling: N curls",
+          "aria2c": "aria2c -i", "curl": "curl --parallel", "curl-signed": "curl --parallel --aws-sigv4", "ceiling": "ceiling: N curls", "ceiling-tmpfs": "ceiling: N curls into tmpfs",
           "ceiling-signed": "ceiling: N curls, SigV4"}
 print(open(header).read().rstrip())
 print(f"total time: {secs // 60} min {secs % 60} s")
@@ -649,34 +671,51 @@ for case in cases:
         col = lambda i: statistics.median(float(r[i]) for r in runs)
         med[tool] = dict(setting=runs[0][3], mbs=col(6), objs=col(7), tool_cpu=col(8),
                          srv_cpu=col(9), other=col(10), runs=[float(r[6]) for r in runs], bad=bad)
-    peers = {t: m for t, m in med.items() if m and not t.startswith("stoker") and not t.startswith("ceiling")}
-    best_peer = max(peers, key=lambda t: peers[t]["mbs"]) if peers else None
+    # Like is compared with like: each stoker variant against the peers that
+    # send the server the same requests (listing or not, signed or not).
+    if case.startswith("s3-"):
+        groups = [("lists the prefix, signs", "stoker", ["rclone", "aws"], "ceiling-signed"),
+                  ("URL list, signs", "stoker-manifest", ["curl-signed"], "ceiling-signed"),
+                  ("URL list, unsigned", "stoker-http", ["curl", "aria2c"], "ceiling", "ceiling-tmpfs")]
+    else:
+        groups = [("URL list", "stoker", ["curl", "aria2c"], "ceiling", "ceiling-tmpfs")]
+    groups = [g if len(g) == 5 else g + (None,) for g in groups]
+    pair = {}
+    for _, st_tool, peer_tools, ceil, kept in groups:
+        for t in peer_tools + [ceil, kept]:
+            if t:
+                pair[t] = st_tool
     print(f"\nmedians of {max((len(m['runs']) for m in med.values() if m), default=0)} rounds:")
-    print("| tool | setting | MB/s | objects/s | runs (MB/s) | tool CPU s | server CPU s | other CPU s | stoker / this |")
+    print("| tool | setting | MB/s | objects/s | runs (MB/s) | tool CPU s | server CPU s | other CPU s | its stoker / this |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|")
-    st = med.get("stoker")
     for tool, m in med.items():
         if not m:
             print(f"| {labels[tool]} | | failed | | | | | | |")
             continue
-        ratio = f"{st['mbs'] / m['mbs']:.2f}" if st and not tool.startswith("stoker") else ""
+        st = med.get(pair.get(tool, ""))
+        ratio = f"{st['mbs'] / m['mbs']:.2f}" if st else ""
         runs = ", ".join(f"{x:.0f}" for x in m["runs"]) + (f" ({m['bad']} failed)" if m["bad"] else "")
         print(f"| {labels[tool]} | `{m['setting']}` | {m['mbs']:.1f} | {m['objs']:.1f} | {runs} | "
               f"{m['tool_cpu']:.2f} | {m['srv_cpu']:.2f} | {m['other']:.2f} | {ratio} |")
-    if st:
-        line = []
-        for v in ("stoker-manifest", "stoker-http"):
-            sm = med.get(v)
-            if sm and best_peer:
-                line.append(f"{labels[v]} / best peer = {sm['mbs'] / peers[best_peer]['mbs']:.2f}")
-        if best_peer:
-            line.append(f"stoker / best peer ({labels[best_peer]}) = {st['mbs'] / peers[best_peer]['mbs']:.2f}")
-        for c in ("ceiling", "ceiling-signed"):
-            if med.get(c):
-                line.append(f"stoker / {labels[c]} = {st['mbs'] / med[c]['mbs']:.2f}")
-        print("\n" + "; ".join(line))
+    print()
+    for name, st_tool, peer_tools, ceil, kept in groups:
+        st = med.get(st_tool)
+        if not st:
+            continue
+        peers = {t: med[t] for t in peer_tools if med.get(t)}
+        line = f"{name}: {labels[st_tool]} {st['mbs']:.0f} MB/s"
+        if peers:
+            bp = max(peers, key=lambda t: peers[t]["mbs"])
+            line += f"; / best peer ({labels[bp]}) = {st['mbs'] / peers[bp]['mbs']:.2f}"
+        for c in (ceil, kept):
+            if c and med.get(c):
+                line += f"; / {labels[c]} = {st['mbs'] / med[c]['mbs']:.2f}"
+        print(line)
 print("\nMB/s = 10^6 bytes / wall seconds of the tool's command (stoker: `stoker warm`, "
       "listing included; rclone and aws list too; aria2c and curl get the URL list). "
+      "Ratios pair each stoker variant with the peers that make the same requests: "
+      "listing and signing (rclone, aws), a URL list signed (curl --aws-sigv4), a URL "
+      "list unsigned (curl, aria2c; s3rver skips verifying them). The SigV4 ceiling has no listing. "
       "CPU: user+sys seconds of the tool (stoker: stokerd + the CLI), of the server "
       "process(es), and of everything else on the machine during the run.")
 EOF
