@@ -240,6 +240,26 @@ static void sig_cb(struct stk_op *op, int res)
 	stk__server_stop_accepting(d);
 }
 
+/*
+ * Whether the machine has swap.  Without it, memfd pages can never be paged
+ * out, and mlock would only cost time: it moves every page to the
+ * unevictable list and back (about 10% of stokerd's CPU when ingesting).
+ */
+static bool swap_present(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned long long kb = 1; /* unknown: assume swap, and lock */
+
+	if (!f)
+		return true;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SwapTotal: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb > 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct stk_daemon daemon_state;
@@ -411,7 +431,9 @@ int main(int argc, char **argv)
 		goto out;
 	d->cache.tier = &stk_tier_ram;
 	d->cache.budget = c->ram;
-	d->cache.try_mlock = true;
+	d->cache.try_mlock = swap_present();
+	if (!d->cache.try_mlock)
+		stk_info("no swap: cached objects cannot be paged out, so they are not mlock'd");
 	d->listen_fd = -1;
 
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

