@@ -154,7 +154,24 @@ int stk_loop_create(bool try_uring, unsigned workers, struct stk_loop **out)
 	if (l->efd < 0)
 		goto err;
 	if (try_uring) {
-		r = io_uring_queue_init(512, &l->ring, 0);
+		/*
+		 * Completion work runs when this thread asks for completions,
+		 * not as an interrupt of it from whichever thread woke the
+		 * socket (DEFER_TASKRUN, Linux 6.1; COOP_TASKRUN, 5.19): a local
+		 * sender then pays a plain wakeup, not io_uring's task work.
+		 * Both need every submit on the creating thread, which is the
+		 * contract of this file anyway.
+		 */
+		static const unsigned tries[] = {
+			IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+			IORING_SETUP_COOP_TASKRUN,
+			0,
+		};
+		for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+			r = io_uring_queue_init(512, &l->ring, tries[i]);
+			if (r != -EINVAL)
+				break;
+		}
 		if (r == 0) {
 			l->uring = true;
 		} else {

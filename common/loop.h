@@ -9,7 +9,9 @@
  * Contract of every submit function below: it returns 0 and the op's callback
  * is then called exactly once, on the loop thread, from stk_loop_run_once();
  * or it returns -errno and the callback is never called.  The op must stay
- * allocated until its callback runs.
+ * allocated until its callback runs.  The loop thread is the thread that
+ * created the loop: it alone submits and runs (other threads use
+ * stk_loop_post and stk_loop_work).
  */
 #ifndef STOKER_LOOP_H
 #define STOKER_LOOP_H

@@ -59,6 +59,8 @@ struct engine {
 	unsigned assigned;  /* objects handed over, done() not yet run (daemon's loop) */
 	unsigned conns;	    /* connections per endpoint, this shard's share */
 	bool quit;
+	bool uring;    /* try io_uring for this shard's loop */
+	int start_err; /* from the thread's setup; 1 while it runs */
 	pthread_t thread;
 	struct stk_work quit_work;
 };
@@ -692,45 +694,20 @@ static void engine_quit(struct stk_work *w)
 	e->quit = true;
 }
 
-static void *engine_main(void *arg)
-{
-	struct engine *e = arg;
-	/* After quit, run until the cancelled polls and timers have come back. */
-	while (!e->quit || e->pending) {
-		int r = stk_loop_run_once(e->loop);
-		if (r < 0 && r != -EINTR) {
-			stk_err("http: event loop: %s", strerror(-r));
-			struct timespec ts = { 0, 10000000 };
-			nanosleep(&ts, NULL);
-		}
-	}
-	return NULL;
-}
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
 
-static void engines_stop(unsigned n)
-{
-	for (unsigned i = 0; i < n; i++) {
-		H.eng[i].quit_work.done = engine_quit;
-		stk_loop_post(H.eng[i].loop, &H.eng[i].quit_work);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		pthread_join(H.eng[i].thread, NULL);
-		stk_loop_destroy(H.eng[i].loop);
-	}
-	free(H.eng);
-	H.eng = NULL;
-	H.neng = 0;
-}
-
-static int engine_start(struct engine *e, bool try_uring)
+/* Made on the shard's own thread: an io_uring loop belongs to its creator. */
+static int engine_setup(struct engine *e)
 {
 	/* One pool thread (the loop wants one); the shard never reads files. */
-	int r = stk_loop_create(try_uring, 1, &e->loop);
+	int r = stk_loop_create(e->uring, 1, &e->loop);
 	if (r)
 		return r;
 	e->multi = curl_multi_init();
 	if (!e->multi) {
 		stk_loop_destroy(e->loop);
+		e->loop = NULL;
 		return -ENOMEM;
 	}
 	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
@@ -740,11 +717,59 @@ static int engine_start(struct engine *e, bool try_uring)
 	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)e->conns);
 	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)e->conns * 4);
-	r = -pthread_create(&e->thread, NULL, engine_main, e);
-	if (r) {
-		curl_multi_cleanup(e->multi);
-		stk_loop_destroy(e->loop);
+	return 0;
+}
+
+static void *engine_main(void *arg)
+{
+	struct engine *e = arg;
+	int r = engine_setup(e);
+	pthread_mutex_lock(&start_mu);
+	e->start_err = r;
+	pthread_cond_broadcast(&start_cv);
+	pthread_mutex_unlock(&start_mu);
+	if (r)
+		return NULL;
+	/* After quit, run until the cancelled polls and timers have come back. */
+	while (!e->quit || e->pending) {
+		r = stk_loop_run_once(e->loop);
+		if (r < 0 && r != -EINTR) {
+			stk_err("http: event loop: %s", strerror(-r));
+			struct timespec ts = { 0, 10000000 };
+			nanosleep(&ts, NULL);
+		}
 	}
+	stk_loop_destroy(e->loop);
+	return NULL;
+}
+
+static void engines_stop(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		H.eng[i].quit_work.done = engine_quit;
+		stk_loop_post(H.eng[i].loop, &H.eng[i].quit_work);
+	}
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(H.eng[i].thread, NULL);
+	free(H.eng);
+	H.eng = NULL;
+	H.neng = 0;
+}
+
+/* Starts the shard's thread and waits until it has its loop, or failed. */
+static int engine_start(struct engine *e)
+{
+	e->start_err = 1;
+	int r = -pthread_create(&e->thread, NULL, engine_main, e);
+	if (r)
+		return r;
+	pthread_mutex_lock(&start_mu);
+	while (e->start_err == 1)
+		pthread_cond_wait(&start_cv, &start_mu);
+	r = e->start_err;
+	pthread_mutex_unlock(&start_mu);
+	if (r)
+		pthread_join(e->thread, NULL);
 	return r;
 }
 
@@ -773,7 +798,8 @@ int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
 	for (unsigned i = 0; i < H.o.threads; i++) {
 		struct engine *e = &H.eng[i];
 		e->conns = (H.o.max_host_conns + H.o.threads - 1) / H.o.threads;
-		int r = engine_start(e, uring);
+		e->uring = uring;
+		int r = engine_start(e);
 		if (r) {
 			engines_stop(i);
 			curl_global_cleanup();
