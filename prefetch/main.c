@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	    "      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
 	    "                            (STOKER_EMULATE_BANDWIDTH)\n"
 	    "      --part-size SIZE      http/s3: smallest ranged GET; an object is split only\n"
-	    "                            while connections are spare (STOKER_PART_SIZE; 8M)\n"
+	    "                            while connections are idle (STOKER_PART_SIZE; 8M)\n"
 	    "      --http-max-conns N    http/s3: requests in flight per endpoint\n"
 	    "                            (STOKER_HTTP_MAX_CONNS; 64)\n"
 	    "      --http-threads N      http/s3: transfer threads, each with its own loop\n"

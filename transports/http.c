@@ -15,12 +15,11 @@
  * cancelled and re-armed.
  *
  * An object is split into ranged GETs (whole multiples of part_size, each
- * written at its offset in the object's pages) only while the shard has
- * connections to spare: with as many objects in flight as connections,
- * whole-object GETs keep every connection busy for the fewest requests, and
- * the server's per-request work (signature checks, opens) is paid once per
- * object.  The first objects of a burst, which a plan needs first, get the
- * most parts.
+ * written at its offset in the object's pages) only as far as the shard has
+ * idle connections: once every connection is busy, whole-object GETs keep
+ * them busy for the fewest requests, and the server's per-request work
+ * (signature checks, opens) is paid once per object.  The first objects of a
+ * burst, which a plan needs first, are the ones split.
  *
  * A part whose body is short or long, or that failed with a 5xx, 429, a
  * timeout or a reset, is retried with exponential backoff and full jitter; an
@@ -42,6 +41,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "stoker.h"
+
+#define STK_STR_(x) #x
+#define STK_STR(x)  STK_STR_(x)
 #include "common/loop.h"
 
 #define ERRBODY_MAX	4096
@@ -55,7 +58,7 @@ struct engine {
 	struct timer *timer;
 	struct sock *socks; /* every sock not yet freed */
 	unsigned pending;   /* polls and timers armed whose callback has not run */
-	unsigned active;    /* objects being fetched (engine thread) */
+	unsigned requests;  /* GETs in curl's hands (engine thread) */
 	unsigned assigned;  /* objects handed over, done() not yet run (daemon's loop) */
 	unsigned conns;	    /* connections per endpoint, this shard's share */
 	bool quit;
@@ -298,6 +301,9 @@ static void set_common(CURL *e)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, H.o.insecure ? 0L : 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, H.o.insecure ? 0L : 2L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Servers' logs (S3 access logs, nginx) should say who is asking. */
+	curl_easy_setopt(e, CURLOPT_USERAGENT,
+			 "stoker/" STK_STR(STK_VERSION_MAJOR) "." STK_STR(STK_VERSION_MINOR));
 }
 
 /* On the daemon's loop: the object is done. */
@@ -318,7 +324,6 @@ static void object_part_done(struct object_fetch *of)
 {
 	if (--of->left)
 		return;
-	of->e->active--;
 	of->finish.done = object_finish;
 	stk_loop_post(H.loop, &of->finish);
 }
@@ -416,6 +421,7 @@ static void part_start(struct part *pt)
 		return;
 	}
 	pt->in_multi = true;
+	eng->requests++;
 	count(pt->ep, 1, 0, 0, 0, 0);
 }
 
@@ -443,6 +449,7 @@ static void part_finished(struct part *pt, CURLcode rc)
 	curl_easy_getinfo(pt->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_multi_remove_handle(of->e->multi, pt->easy);
 	pt->in_multi = false;
+	of->e->requests--;
 	count(pt->ep, 0, 0, 0, pt->got, stk__now_ns() - pt->t0);
 	char why[300];
 	if (of->err) { /* the object already failed: do not spend retries on it */
@@ -821,18 +828,15 @@ void stk__http_fini(void)
 }
 
 /*
- * How many ranged GETs for an object, given the objects already in flight on
- * its shard: its share of the connections (all of them for the first, half
- * for the second, ...), at most one per part_size.
+ * How many ranged GETs for an object: one per idle connection of its shard,
+ * at most one per part_size, and one (the whole object) when none is idle.
  */
 static uint64_t parts_for(const struct engine *e, uint64_t size)
 {
 	uint64_t ps = H.o.part_size;
 	uint64_t most = size ? (size + ps - 1) / ps : 1;
-	uint64_t spare = e->conns / (e->active + 1);
-	if (spare < 1)
-		spare = 1;
-	return most < spare ? most : spare;
+	uint64_t idle = e->conns > e->requests ? e->conns - e->requests : 1;
+	return most < idle ? most : idle;
 }
 
 /* On the shard: split the object into parts and start them. */
@@ -846,7 +850,6 @@ static void object_start(struct stk_work *w)
 	uint64_t ps = H.o.part_size;
 	uint64_t plen = ((f->size + nparts - 1) / nparts + ps - 1) / ps * ps;
 	nparts = f->size ? (f->size + plen - 1) / plen : 1;
-	e->active++;
 	of->left = of->parts = (unsigned)nparts;
 	for (uint64_t i = 0; i < nparts; i++) {
 		struct part *pt = calloc(1, sizeof(*pt));

@@ -551,7 +551,7 @@ Test(s3_e2e, faults_503_resets_truncations_are_retried, .init = setup, .fini = t
 	/* A quarter of all requests (listing and HEADs included) fail one way or another. */
 	const char *pargs[] = { "--rate", "0.25", "--seed", "20240611", NULL };
 	cr_assert_eq(th_proxy_start(&px, s3.port, pargs), 0, "faultproxy did not start");
-	/* Few objects in flight and connections to spare: every object above
+	/* Few objects in flight and idle connections: every object above
 	 * 128 KiB is split into ranged parts, so part retries are exercised. */
 	const char *extra[] = { "--part-size",	  "128K", "--retries",	      "12",  "-m", "256M",
 				"--max-inflight", "4",	  "--http-max-conns", "128", NULL };
