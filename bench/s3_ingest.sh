@@ -611,6 +611,9 @@ for CASE in $CASES; do
 	# The server's files (objects, and s3rver's metadata) into the page cache.
 	if [ "$CACHED" = 1 ]; then find "$WORK/s3ingest-data/bkt/$PREFIX" -type f -exec cat {} + > /dev/null; fi
 	log "case $CASE: $NOBJ objects x $SIZE bytes from $SERVER"
+	# One untimed pass first: the first run of a case ran slowest whatever
+	# the tool (a fresh server warming up), and tuning starts with stoker.
+	run warmup ceiling 4 0
 	declare -A BEST=()
 	for tool in $(tools_of "$CASE"); do
 		if [ "$tool" = stoker-manifest ] || [ "$tool" = stoker-http ]; then
