@@ -22,11 +22,15 @@
  * burst, which a plan needs first, are the ones split.
  *
  * A part whose body is short or long, or that failed with a 5xx, 429, a
- * timeout or a reset, is retried with exponential backoff and full jitter; an
+ * timeout or a reset, is retried with jittered exponential backoff; an
  * object is delivered only when every part has exactly its bytes, so nothing
  * partial is ever cached.
+ *
+ * The options, curl's settings, the retry policy, the endpoint counters and
+ * blocking requests for worker threads are in http_common.c.
  */
 #include "transports/http.h"
+#include "transports/http_int.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -41,16 +45,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "stoker.h"
-
-#define STK_STR_(x) #x
-#define STK_STR(x)  STK_STR_(x)
 #include "common/loop.h"
-
-#define ERRBODY_MAX	4096
-#define BACKOFF_BASE_NS 50000000ull   /* 50 ms */
-#define BACKOFF_CAP_NS	5000000000ull /* 5 s */
-#define MAX_ENDPOINTS	64
 
 struct engine {
 	struct stk_loop *loop;
@@ -117,113 +112,10 @@ struct part {
 
 static struct {
 	struct stk_loop *loop; /* the daemon's: f->done runs there */
-	struct stk_http_opts o;
 	struct engine *eng;
 	unsigned neng;
-	pthread_mutex_t mu; /* endpoints, shared with worker threads */
-	struct stk_http_endpoint_stats ep[MAX_ENDPOINTS];
-	unsigned nep;
 	bool init;
-} H = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-int stk__http_status_errno(long status)
-{
-	switch (status) {
-	case 404:
-	case 410:
-		return -ENOENT;
-	case 401:
-	case 403:
-		return -EACCES;
-	case 400:
-		return -EINVAL;
-	case 416:
-		return -ERANGE;
-	default:
-		return -EIO;
-	}
-}
-
-/* Returns the index of url's endpoint (scheme://host:port) in the table. */
-static int endpoint_of(const char *url)
-{
-	char key[128];
-	const char *p = strstr(url, "://");
-	const char *end = p ? strchr(p + 3, '/') : NULL;
-	size_t n = end ? (size_t)(end - url) : strlen(url);
-	if (n >= sizeof(key))
-		n = sizeof(key) - 1;
-	memcpy(key, url, n);
-	key[n] = 0;
-	pthread_mutex_lock(&H.mu);
-	unsigned i;
-	for (i = 0; i < H.nep; i++)
-		if (!strcmp(H.ep[i].endpoint, key))
-			break;
-	if (i == H.nep && H.nep < MAX_ENDPOINTS) {
-		memcpy(H.ep[i].endpoint, key, n + 1);
-		H.nep++;
-	}
-	pthread_mutex_unlock(&H.mu);
-	return i < MAX_ENDPOINTS ? (int)i : -1;
-}
-
-static void count(int ep, uint64_t req, uint64_t retries, uint64_t errors, uint64_t bytes,
-		  uint64_t ns)
-{
-	if (ep < 0)
-		return;
-	pthread_mutex_lock(&H.mu);
-	H.ep[ep].requests += req;
-	H.ep[ep].retries += retries;
-	H.ep[ep].errors += errors;
-	H.ep[ep].bytes += bytes;
-	H.ep[ep].busy_ns += ns;
-	pthread_mutex_unlock(&H.mu);
-}
-
-unsigned stk__http_endpoints(struct stk_http_endpoint_stats *out, unsigned max)
-{
-	pthread_mutex_lock(&H.mu);
-	unsigned n = H.nep;
-	memcpy(out, H.ep, (n < max ? n : max) * sizeof(*out));
-	pthread_mutex_unlock(&H.mu);
-	return n;
-}
-
-/* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)]. */
-static uint64_t backoff_ns(unsigned attempt)
-{
-	uint64_t d = BACKOFF_BASE_NS << (attempt < 16 ? attempt : 16);
-	if (d > BACKOFF_CAP_NS)
-		d = BACKOFF_CAP_NS;
-	static __thread unsigned seed;
-	if (!seed)
-		seed = (unsigned)stk__now_ns() ^ (unsigned)pthread_self();
-	return d / 4 + (uint64_t)rand_r(&seed) % (d - d / 4 + 1);
-}
-
-/* Retryable: the server or the path failed, not the request. */
-static bool retryable(CURLcode rc, long status)
-{
-	switch (rc) {
-	case CURLE_OK:
-		return status >= 500 || status == 429 || status == 408;
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_OPERATION_TIMEDOUT:
-	case CURLE_RECV_ERROR:
-	case CURLE_SEND_ERROR:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_GOT_NOTHING:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_WRITE_ERROR: /* a body longer than asked for */
-		return true;
-	default:
-		return false;
-	}
-}
+} H;
 
 static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 {
@@ -288,24 +180,6 @@ static size_t on_write(char *p, size_t sz, size_t n, void *arg)
 	return len;
 }
 
-static void set_common(CURL *e)
-{
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* stalled: < 1 KiB/s ... */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... for 30 s */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, H.o.insecure ? 0L : 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, H.o.insecure ? 0L : 2L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	/* Servers' logs (S3 access logs, nginx) should say who is asking. */
-	curl_easy_setopt(e, CURLOPT_USERAGENT,
-			 "stoker/" STK_STR(STK_VERSION_MAJOR) "." STK_STR(STK_VERSION_MINOR));
-}
-
 /* On the daemon's loop: the object is done. */
 static void object_finish(struct stk_work *w)
 {
@@ -350,7 +224,7 @@ static void part_fail(struct part *pt, int err, const char *fmt, ...)
 		vsnprintf(of->msg, sizeof(of->msg), fmt, ap);
 		va_end(ap);
 	}
-	count(pt->ep, 0, 0, 1, 0, 0);
+	stk__http_count(pt->ep, 0, 0, 1, 0, 0);
 	part_free(pt);
 	object_part_done(of);
 }
@@ -390,7 +264,7 @@ static void part_start(struct part *pt)
 		part_fail(pt, r, "%s", err);
 		return;
 	}
-	pt->ep = endpoint_of(pt->url);
+	pt->ep = stk__http_endpoint_of(pt->url);
 	struct engine *eng = of->e;
 	if (!pt->easy && !(pt->easy = curl_easy_init())) {
 		part_fail(pt, -ENOMEM, "%s: out of memory", of->f->uri);
@@ -398,7 +272,7 @@ static void part_start(struct part *pt)
 	}
 	CURL *e = pt->easy;
 	curl_easy_reset(e);
-	set_common(e);
+	stk__http_set_common(e);
 	curl_easy_setopt(e, CURLOPT_URL, pt->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pt->hdrs);
 	if (range)
@@ -422,21 +296,21 @@ static void part_start(struct part *pt)
 	}
 	pt->in_multi = true;
 	eng->requests++;
-	count(pt->ep, 1, 0, 0, 0, 0);
+	stk__http_count(pt->ep, 1, 0, 0, 0, 0);
 }
 
 static void part_retry(struct part *pt, const char *why)
 {
 	struct object_fetch *of = pt->of;
-	if (of->err || pt->attempt >= H.o.retries) {
+	if (of->err || pt->attempt >= stk__http_o.retries) {
 		part_fail(pt, -EIO, "%s: %s (gave up after %u attempts)", of->f->uri, why,
 			  pt->attempt + 1);
 		return;
 	}
-	uint64_t d = backoff_ns(pt->attempt++);
+	uint64_t d = stk__http_backoff_ns(pt->attempt++);
 	stk_dbg("%s [%s]: %s; retry %u in %llu ms", of->f->uri, pt->range, why, pt->attempt,
 		(unsigned long long)(d / 1000000));
-	count(pt->ep, 0, 1, 0, 0, 0);
+	stk__http_count(pt->ep, 0, 1, 0, 0, 0);
 	pt->retry_op.cb = retry_cb;
 	if (stk_loop_timeout(of->e->loop, &pt->retry_op, d))
 		part_fail(pt, -EIO, "%s: %s (cannot schedule a retry)", of->f->uri, why);
@@ -450,7 +324,7 @@ static void part_finished(struct part *pt, CURLcode rc)
 	curl_multi_remove_handle(of->e->multi, pt->easy);
 	pt->in_multi = false;
 	of->e->requests--;
-	count(pt->ep, 0, 0, 0, pt->got, stk__now_ns() - pt->t0);
+	stk__http_count(pt->ep, 0, 0, 0, pt->got, stk__now_ns() - pt->t0);
 	char why[300];
 	if (of->err) { /* the object already failed: do not spend retries on it */
 		struct object_fetch *o = of;
@@ -491,12 +365,12 @@ static void part_finished(struct part *pt, CURLcode rc)
 		part_retry(pt, why);
 		return;
 	}
-	if (rc == CURLE_OK && retryable(rc, status)) {
+	if (rc == CURLE_OK && stk__http_retryable(rc, status)) {
 		snprintf(why, sizeof(why), "HTTP %ld", status);
 		part_retry(pt, why);
 		return;
 	}
-	if (rc != CURLE_OK && retryable(rc, 0)) {
+	if (rc != CURLE_OK && stk__http_retryable(rc, 0)) {
 		snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
 		part_retry(pt, why);
 		return;
@@ -787,24 +661,25 @@ int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return -EIO;
 	H.loop = loop;
-	H.o = *opts;
-	if (!H.o.part_size)
-		H.o.part_size = 8u << 20;
-	if (!H.o.max_host_conns)
-		H.o.max_host_conns = 64;
-	if (!H.o.threads)
-		H.o.threads = 1;
-	if (H.o.threads > H.o.max_host_conns)
-		H.o.threads = H.o.max_host_conns;
-	H.eng = calloc(H.o.threads, sizeof(*H.eng));
+	stk__http_o = *opts;
+	if (!stk__http_o.part_size)
+		stk__http_o.part_size = 8u << 20;
+	if (!stk__http_o.max_host_conns)
+		stk__http_o.max_host_conns = 64;
+	if (!stk__http_o.threads)
+		stk__http_o.threads = 1;
+	if (stk__http_o.threads > stk__http_o.max_host_conns)
+		stk__http_o.threads = stk__http_o.max_host_conns;
+	H.eng = calloc(stk__http_o.threads, sizeof(*H.eng));
 	if (!H.eng) {
 		curl_global_cleanup();
 		return -ENOMEM;
 	}
 	bool uring = strcmp(stk_loop_backend(loop), "io_uring") == 0;
-	for (unsigned i = 0; i < H.o.threads; i++) {
+	for (unsigned i = 0; i < stk__http_o.threads; i++) {
 		struct engine *e = &H.eng[i];
-		e->conns = (H.o.max_host_conns + H.o.threads - 1) / H.o.threads;
+		e->conns =
+		    (stk__http_o.max_host_conns + stk__http_o.threads - 1) / stk__http_o.threads;
 		e->uring = uring;
 		int r = engine_start(e);
 		if (r) {
@@ -833,7 +708,7 @@ void stk__http_fini(void)
  */
 static uint64_t parts_for(const struct engine *e, uint64_t size)
 {
-	uint64_t ps = H.o.part_size;
+	uint64_t ps = stk__http_o.part_size;
 	uint64_t most = size ? (size + ps - 1) / ps : 1;
 	uint64_t idle = e->conns > e->requests ? e->conns - e->requests : 1;
 	return most < idle ? most : idle;
@@ -847,7 +722,7 @@ static void object_start(struct stk_work *w)
 	struct engine *e = of->e;
 	uint64_t nparts = parts_for(e, f->size);
 	/* Parts are whole multiples of part_size: aligned ranges, as the CRT asks. */
-	uint64_t ps = H.o.part_size;
+	uint64_t ps = stk__http_o.part_size;
 	uint64_t plen = ((f->size + nparts - 1) / nparts + ps - 1) / ps * ps;
 	nparts = f->size ? (f->size + plen - 1) / plen : 1;
 	of->left = of->parts = (unsigned)nparts;
@@ -896,108 +771,4 @@ int stk__http_fetch(struct stk_fetch *f, stk_http_prepare_fn prepare, stk_http_e
 	of->start.done = object_start;
 	stk_loop_post(e->loop, &of->start);
 	return STK_Q_QUEUED;
-}
-
-/* Blocking requests, for worker threads. */
-
-struct body {
-	char *p;
-	size_t len, max;
-	bool over;
-};
-
-static size_t body_write(char *p, size_t sz, size_t n, void *arg)
-{
-	struct body *b = arg;
-	size_t len = sz * n;
-	if (len > b->max - b->len) {
-		b->over = true;
-		return 0;
-	}
-	char *np = realloc(b->p, b->len + len + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, p, len);
-	b->len += len;
-	b->p[b->len] = 0;
-	return len;
-}
-
-int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn prepare,
-		      stk_http_error_fn error, size_t max, char **body, size_t *len,
-		      uint64_t *length, char *err, size_t errlen)
-{
-	CURL *e = curl_easy_init();
-	if (!e)
-		return -ENOMEM;
-	bool head = !strcmp(method, "HEAD");
-	int r = -EIO;
-	int ep = -1;
-	for (unsigned attempt = 0;; attempt++) {
-		char *url = NULL;
-		struct curl_slist *hdrs = NULL;
-		struct body b = { .max = max ? max : ERRBODY_MAX };
-		r = prepare(uri, method, NULL, &url, &hdrs, err, errlen);
-		if (r)
-			break;
-		ep = endpoint_of(url);
-		curl_easy_reset(e);
-		set_common(e);
-		curl_easy_setopt(e, CURLOPT_URL, url);
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(e, CURLOPT_NOBODY, head ? 1L : 0L);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
-		curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-		uint64_t t0 = stk__now_ns();
-		CURLcode rc = curl_easy_perform(e);
-		long status = 0;
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-		count(ep, 1, attempt ? 1 : 0, 0, b.len, stk__now_ns() - t0);
-		curl_slist_free_all(hdrs);
-		free(url);
-		if (rc == CURLE_OK && status >= 200 && status < 300) {
-			if (length) {
-				curl_off_t cl = -1;
-				curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-				*length = cl < 0 ? 0 : (uint64_t)cl;
-			}
-			if (body) {
-				*body = b.p ? b.p : calloc(1, 1);
-				if (len)
-					*len = b.len;
-			} else {
-				free(b.p);
-			}
-			r = 0;
-			break;
-		}
-		bool again = (rc == CURLE_OK && retryable(rc, status)) ||
-			     (rc != CURLE_OK && rc != CURLE_WRITE_ERROR && retryable(rc, 0));
-		if (again && attempt < H.o.retries) {
-			free(b.p);
-			uint64_t d = backoff_ns(attempt);
-			stk_dbg("%s %s: %s; retry %u in %llu ms", method, uri,
-				rc == CURLE_OK ? "server error" : curl_easy_strerror(rc),
-				attempt + 1, (unsigned long long)(d / 1000000));
-			struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (rc == CURLE_WRITE_ERROR && b.over) {
-			snprintf(err, errlen, "%s: larger than %zu bytes", uri, b.max);
-			r = -EFBIG;
-		} else if (rc != CURLE_OK) {
-			snprintf(err, errlen, "%s: %s%s", uri, curl_easy_strerror(rc),
-				 again ? " (gave up after retries)" : "");
-			r = rc == CURLE_PEER_FAILED_VERIFICATION ? -EACCES : -EIO;
-		} else {
-			r = error(uri, status, b.p ? b.p : "", b.len, err, errlen);
-		}
-		count(ep, 0, 0, 1, 0, 0);
-		free(b.p);
-		break;
-	}
-	curl_easy_cleanup(e);
-	return r;
 }
