@@ -654,14 +654,20 @@ static int engine_start(struct engine *e)
 	return r;
 }
 
-int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
+int stk__http_init(const struct stk_tp_env *env)
 {
 	if (H.init)
 		return 0;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return -EIO;
-	H.loop = loop;
-	stk__http_o = *opts;
+	H.loop = env->loop;
+	stk__http_o = (struct stk_http_opts){
+		.part_size = env->part_size,
+		.max_host_conns = env->max_host_conns,
+		.threads = env->http_threads,
+		.retries = env->retries,
+		.insecure = env->insecure,
+	};
 	if (!stk__http_o.part_size)
 		stk__http_o.part_size = 8u << 20;
 	if (!stk__http_o.max_host_conns)
@@ -675,7 +681,7 @@ int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts)
 		curl_global_cleanup();
 		return -ENOMEM;
 	}
-	bool uring = strcmp(stk_loop_backend(loop), "io_uring") == 0;
+	bool uring = strcmp(stk_loop_backend(env->loop), "io_uring") == 0;
 	for (unsigned i = 0; i < stk__http_o.threads; i++) {
 		struct engine *e = &H.eng[i];
 		e->conns =

@@ -15,14 +15,6 @@
 
 #include "transports/transport.h"
 
-struct stk_http_opts {
-	uint64_t part_size;	 /* the smallest ranged part */
-	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
-	unsigned retries;	 /* attempts after the first, for retryable failures */
-	unsigned threads;	 /* engine shards: threads with a loop and a curl multi each */
-	bool insecure;		 /* skip TLS verification */
-};
-
 /*
  * How a transport turns one request into a URL and headers.  Called on an
  * engine thread (or a worker, for blocking requests) before each attempt, so
@@ -37,7 +29,8 @@ typedef int (*stk_http_prepare_fn)(const char *uri, const char *method, const ch
 typedef int (*stk_http_error_fn)(const char *uri, long status, const char *body, size_t len,
 				 char *err, size_t errlen);
 
-int stk__http_init(struct stk_loop *loop, const struct stk_http_opts *opts);
+/* Starts the engine from the daemon's settings (once; later calls do nothing). */
+int stk__http_init(const struct stk_tp_env *env);
 void stk__http_fini(void);
 
 /*

@@ -15,6 +15,15 @@
 
 #define ERRBODY_MAX 4096 /* the start of an error body kept for the message */
 
+/* The engine's settings, from the daemon's (struct stk_tp_env). */
+struct stk_http_opts {
+	uint64_t part_size;	 /* the smallest ranged part */
+	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
+	unsigned retries;	 /* attempts after the first, for retryable failures */
+	unsigned threads;	 /* engine shards: threads with a loop and a curl multi each */
+	bool insecure;		 /* skip TLS verification */
+};
+
 /* Set once by stk__http_init, before any request; read-only after. */
 extern struct stk_http_opts stk__http_o;
 

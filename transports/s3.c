@@ -36,14 +36,7 @@ static struct {
 
 static int s3_init(const struct stk_tp_env *env)
 {
-	struct stk_http_opts o = {
-		.part_size = env->part_size,
-		.max_host_conns = env->max_host_conns,
-		.threads = env->http_threads,
-		.retries = env->retries,
-		.insecure = env->insecure,
-	};
-	int r = stk__http_init(env->loop, &o);
+	int r = stk__http_init(env);
 	if (r)
 		return r;
 	char err[512];

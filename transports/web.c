@@ -62,18 +62,6 @@ static int web_read_all(const char *uri, size_t max, char **buf, size_t *len, ch
 				 len, NULL, err, errlen);
 }
 
-static int web_init(const struct stk_tp_env *env)
-{
-	struct stk_http_opts o = {
-		.part_size = env->part_size,
-		.max_host_conns = env->max_host_conns,
-		.threads = env->http_threads,
-		.retries = env->retries,
-		.insecure = env->insecure,
-	};
-	return stk__http_init(env->loop, &o);
-}
-
 static int web_submit(struct stk_fetch *f)
 {
 	return stk__http_fetch(f, web_prepare, web_error);
@@ -81,7 +69,7 @@ static int web_submit(struct stk_fetch *f)
 
 const struct stk_transport_ops stk_transport_http = {
 	.name = "http",
-	.init = web_init,
+	.init = stk__http_init,
 	.fini = stk__http_fini,
 	.list = web_list,
 	.stat = web_stat,
