@@ -302,7 +302,10 @@ static int take_file_keys(struct stk_aws_creds *c, struct ini_vals *v, const cha
 	memcpy(c->secret_key, v->sk, sizeof(c->secret_key));
 	c->session_token = v->token;
 	v->token = NULL;
-	snprintf(c->source, sizeof(c->source), "%s [%s]", path, v->section_name);
+	/* A path too long for the label is shown cut, marked with "...". */
+	if (snprintf(c->source, sizeof(c->source), "%s [%s]", path, v->section_name) >=
+	    (int)sizeof(c->source))
+		memcpy(c->source + sizeof(c->source) - 4, "...", 4);
 	return 0;
 }
 
@@ -467,4 +470,15 @@ void stk__aws_creds_clear(struct stk_aws_creds *c)
 		free(c->session_token);
 	}
 	explicit_bzero(c, sizeof(*c));
+}
+
+int stk__aws_creds_file_path(int which, char *out, size_t cap, char *err, size_t errlen)
+{
+	if (which == STK_AWS_CREDENTIALS_FILE)
+		return file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", out, cap, err,
+				 errlen);
+	if (which == STK_AWS_CONFIG_FILE)
+		return file_path("AWS_CONFIG_FILE", "config", out, cap, err, errlen);
+	msg(err, errlen, "no such AWS file: %d", which);
+	return -EINVAL;
 }

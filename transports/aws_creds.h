@@ -67,4 +67,17 @@ int stk__aws_creds_load(struct stk_aws_creds *c, char *err, size_t errlen);
 /* Wipes the keys (explicit_bzero) and frees the token.  c may be NULL; clearing twice is fine. */
 void stk__aws_creds_clear(struct stk_aws_creds *c);
 
+#define STK_AWS_CREDENTIALS_FILE 0 /* $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials */
+#define STK_AWS_CONFIG_FILE	 1 /* $AWS_CONFIG_FILE or ~/.aws/config */
+
+/*
+ * The path of one of the files above (which: STK_AWS_*_FILE), found exactly
+ * as stk__aws_creds_load() finds it; the file need not exist.  So that
+ * file:// can refuse to serve them.  Returns 0 with out set; -ENOENT when
+ * there is no home directory to look in, -ENAMETOOLONG when out (cap bytes)
+ * is too small, -EINVAL for an unknown which; err says why.  Reads the
+ * environment, like stk__aws_creds_load().
+ */
+int stk__aws_creds_file_path(int which, char *out, size_t cap, char *err, size_t errlen);
+
 #endif

@@ -6,7 +6,17 @@
  * Confinement: the daemon serves only files below its allowed roots.  A path
  * is matched to a root by prefix, then opened with openat2(RESOLVE_BENEATH)
  * relative to the root's directory fd, so neither ".." nor a symlink can
- * leave the root whatever the path says.
+ * leave the root whatever the path says.  With no root, nothing is served.
+ * Whatever the roots, stokerd's own AWS credentials and config files are
+ * never served: they are known by device and inode from startup, and every
+ * open is checked against them after the fact, so neither a hard link nor a
+ * symlink below a root reaches them.
+ *
+ * Nothing a client names may block a thread: every open is O_NONBLOCK, so a
+ * FIFO or a device opens at once (a socket fails at once), and is refused by
+ * fstat before a byte is read.  O_NONBLOCK is then cleared, because the
+ * io_uring of some kernels honours it on regular files and would answer a
+ * buffered read of pages not in memory -EAGAIN.
  *
  * Reads go through the loop (io_uring), straight into the cache's pages,
  * O_DIRECT where the filesystem takes it, several chunks in flight per object.
@@ -18,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -29,23 +40,33 @@
 
 #include "common/log.h"
 #include "common/loop.h"
+#include "transports/aws_creds.h"
 #include "transports/transport.h"
 
 #define CHUNK		  (1u << 20)
 #define CHUNKS_PER_OBJECT 8
 #define ALIGN		  4096u
 #define MAX_DEPTH	  64
+#define OPEN_FLAGS	  (O_RDONLY | O_NONBLOCK | O_NOCTTY)
 
 struct root {
 	char *path; /* without trailing '/', "" for "/" */
 	int fd;
 };
 
+/* A file never served, by identity. */
+struct secret {
+	dev_t dev;
+	ino_t ino;
+};
+
 static struct {
 	struct stk_loop *loop;
 	struct root *roots;
 	unsigned nroots;
-	bool disabled; /* running as root with no --allow-root */
+	bool disabled; /* no --allow-root */
+	struct secret secrets[2];
+	unsigned nsecrets;
 	uint64_t lat_ns;
 	uint64_t bw;
 	uint64_t bw_next; /* token bucket: when the link is free again */
@@ -76,6 +97,35 @@ struct file_fetch {
 	struct chunk ch[CHUNKS_PER_OBJECT];
 };
 
+/*
+ * Records stokerd's AWS credentials and config files, found as the s3
+ * transport finds them.  One that does not exist now is not recorded: a file
+ * created later is not protected.
+ */
+static void find_secrets(void)
+{
+	static const int which[] = { STK_AWS_CREDENTIALS_FILE, STK_AWS_CONFIG_FILE };
+	for (unsigned i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
+		char path[PATH_MAX], e[256];
+		struct stat st;
+		if (stk__aws_creds_file_path(which[i], path, sizeof(path), e, sizeof(e)) ||
+		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		F.secrets[F.nsecrets].dev = st.st_dev;
+		F.secrets[F.nsecrets].ino = st.st_ino;
+		F.nsecrets++;
+		stk_dbg("file://: never serving %s", path);
+	}
+}
+
+static bool is_secret(const struct stat *st)
+{
+	for (unsigned i = 0; i < F.nsecrets; i++)
+		if (F.secrets[i].dev == st->st_dev && F.secrets[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
 static int file_init(const struct stk_tp_env *env)
 {
 	F.loop = env->loop;
@@ -85,18 +135,17 @@ static int file_init(const struct stk_tp_env *env)
 	unsigned n = 0;
 	while (env->roots && env->roots[n])
 		n++;
-	if (n == 0 && geteuid() == 0) {
+	if (n == 0) {
 		F.disabled = true;
-		stk_warn(
-		    "file://: running as root with no --allow-root: no file:// dataset will be "
-		    "served");
+		stk_warn("file:// is disabled (no --allow-root given)");
 		return 0;
 	}
-	F.roots = calloc(n ? n : 1, sizeof(*F.roots));
+	find_secrets();
+	F.roots = calloc(n, sizeof(*F.roots));
 	if (!F.roots)
 		return -ENOMEM;
-	for (unsigned i = 0; i < (n ? n : 1); i++) {
-		const char *p = n ? env->roots[i] : "/";
+	for (unsigned i = 0; i < n; i++) {
+		const char *p = env->roots[i];
 		size_t l = strlen(p);
 		while (l > 1 && p[l - 1] == '/')
 			l--;
@@ -131,6 +180,8 @@ static void file_fini(void)
 	free(F.roots);
 	F.roots = NULL;
 	F.nroots = 0;
+	F.nsecrets = 0;
+	F.disabled = false;
 }
 
 /*
@@ -145,9 +196,7 @@ static int resolve(const char *uri, int *rootfd, const char **rel, char *err, si
 	}
 	const char *path = uri + 7;
 	if (F.disabled) {
-		snprintf(err, errlen,
-			 "%s: file:// is disabled (stokerd runs as root with no --allow-root)",
-			 uri);
+		snprintf(err, errlen, "%s: file:// is disabled (no --allow-root given)", uri);
 		return -EACCES;
 	}
 	for (unsigned i = 0; i < F.nroots; i++) {
@@ -183,8 +232,88 @@ static int open_error(int r, const char *uri, char *err, size_t errlen)
 	return r;
 }
 
-/* Opens uri confined, blocking (worker threads only). Returns an fd or -errno with err. */
-static int open_confined(const char *uri, int flags, char *err, size_t errlen)
+/* "a FIFO" and so on, for what an open gave that is not a regular file. */
+static const char *kind(mode_t m)
+{
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	return "of an unknown type";
+}
+
+/*
+ * Checks what a confined open gave: a regular file (or, with dir_ok, a
+ * directory) that is not one of stokerd's credentials files.  Returns 0, or
+ * -EINVAL (the wrong kind of file) or -EACCES with err naming uri.
+ */
+static int check_opened(const struct stat *st, const char *uri, bool dir_ok, char *err,
+			size_t errlen)
+{
+	if (!S_ISREG(st->st_mode) && !(dir_ok && S_ISDIR(st->st_mode))) {
+		snprintf(err, errlen, "%s: is %s, not a regular file%s", uri, kind(st->st_mode),
+			 dir_ok ? " or a directory" : "");
+		return -EINVAL;
+	}
+	if (is_secret(st)) {
+		snprintf(err, errlen, "%s: is stokerd's credentials file, which is never served",
+			 uri);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/*
+ * open() fails on a socket (ENXIO) and on a device without a driver (ENXIO,
+ * ENODEV) or on a nodev mount (EACCES) before there is an fd to fstat.  An
+ * O_PATH open, which opens nothing, finds what the path is, so the message
+ * can say.  Returns -EINVAL with err set when it is neither a regular file nor
+ * (with dir_ok) a directory, else r (err untouched).
+ */
+static int explain_open_error(int r, int rootfd, const char *rel, const char *uri, bool dir_ok,
+			      char *err, size_t errlen)
+{
+	if (r != -ENXIO && r != -ENODEV && r != -EACCES && r != -EPERM && r != -EOPNOTSUPP)
+		return r;
+	struct open_how how;
+	open_how_init(&how, O_PATH);
+	long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+	if (fd < 0)
+		return r;
+	struct stat st;
+	int bad =
+	    fstat((int)fd, &st) == 0 && !S_ISREG(st.st_mode) && !(dir_ok && S_ISDIR(st.st_mode));
+	close((int)fd);
+	return bad ? check_opened(&st, uri, dir_ok, err, errlen) : r;
+}
+
+/* Clears O_NONBLOCK on a regular file.  0 or -errno with err. */
+static int set_blocking(int fd, const char *uri, char *err, size_t errlen)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "%s: %s", uri, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Opens uri confined and read-only, on a worker thread (it may block on the
+ * filesystem, never on a FIFO or a device), and checks it with
+ * check_opened().  Returns an fd, blocking again for a regular file, with *st
+ * filled in; or -errno with err naming uri.
+ */
+static int open_confined(const char *uri, bool dir_ok, struct stat *st, char *err, size_t errlen)
 {
 	int rootfd;
 	const char *rel;
@@ -192,11 +321,49 @@ static int open_confined(const char *uri, int flags, char *err, size_t errlen)
 	if (r)
 		return r;
 	struct open_how how;
-	open_how_init(&how, flags);
+	open_how_init(&how, OPEN_FLAGS);
 	long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
-	if (fd < 0)
-		return open_error(-errno, uri, err, errlen);
+	if (fd < 0) {
+		r = explain_open_error(-errno, rootfd, rel, uri, dir_ok, err, errlen);
+		return r == -EINVAL ? r : open_error(r, uri, err, errlen);
+	}
+	if (fstat((int)fd, st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", uri, strerror(-r));
+	} else {
+		r = check_opened(st, uri, dir_ok, err, errlen);
+	}
+	if (!r && S_ISREG(st->st_mode))
+		r = set_blocking((int)fd, uri, err, errlen);
+	if (r) {
+		close((int)fd);
+		return r;
+	}
 	return (int)fd;
+}
+
+/*
+ * The version of a file's bytes, for noticing a rewrite: inode, size and
+ * modification time.  Writes it into buf (len bytes, 80 is enough).
+ */
+static void file_version(const struct stat *st, char *buf, size_t len)
+{
+	snprintf(buf, len, "%llx-%llx-%llx.%09ld", (unsigned long long)st->st_ino,
+		 (unsigned long long)st->st_size, (unsigned long long)st->st_mtim.tv_sec,
+		 (long)st->st_mtim.tv_nsec);
+}
+
+/* Adds a listed regular file with its version. 0 or -ENOMEM. */
+static int add_file(struct stk_catalog *cat, const char *key, size_t key_len, const char *uri,
+		    const struct stat *st)
+{
+	char v[80];
+	int r = stk__catalog_add(cat, key, key_len, uri, (uint64_t)st->st_size);
+	if (r)
+		return r;
+	file_version(st, v, sizeof(v));
+	cat->e[cat->n - 1].version = strdup(v);
+	return cat->e[cat->n - 1].version ? 0 : -ENOMEM;
 }
 
 struct walk {
@@ -234,9 +401,11 @@ static int walk_dir(struct walk *w, int dfd, size_t klen, int depth)
 			break;
 		}
 		if (S_ISREG(st.st_mode)) {
+			if (is_secret(&st))
+				continue; /* stokerd's credentials: not listed, not said */
 			char uri[8192];
 			snprintf(uri, sizeof(uri), "%s%s", w->base, w->key);
-			r = stk__catalog_add(w->cat, w->key, klen + nl, uri, (uint64_t)st.st_size);
+			r = add_file(w->cat, w->key, klen + nl, uri, &st);
 		} else if (S_ISDIR(st.st_mode)) {
 			if (depth >= MAX_DEPTH) {
 				snprintf(w->err, w->errlen, "%s%s: deeper than %d levels", w->base,
@@ -245,7 +414,7 @@ static int walk_dir(struct walk *w, int dfd, size_t klen, int depth)
 				break;
 			}
 			int sub =
-			    openat(dirfd(d), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			    openat(dirfd(d), n, OPEN_FLAGS | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0) {
 				r = -errno;
 				snprintf(w->err, w->errlen, "%s%s: %s", w->base, w->key,
@@ -268,26 +437,20 @@ static int walk_dir(struct walk *w, int dfd, size_t klen, int depth)
 
 static int file_list(const char *uri, struct stk_catalog *cat, char *err, size_t errlen)
 {
-	int fd = open_confined(uri, O_RDONLY, err, errlen);
+	struct stat st;
+	int fd = open_confined(uri, true, &st, err, errlen);
 	if (fd < 0)
 		return fd;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int r = -errno;
-		close(fd);
-		snprintf(err, errlen, "%s: %s", uri, strerror(-r));
-		return r;
-	}
 	if (S_ISREG(st.st_mode)) {
 		close(fd);
 		const char *slash = strrchr(uri, '/');
 		const char *key = slash[1] ? slash + 1 : uri;
-		return stk__catalog_add(cat, key, strlen(key), uri, (uint64_t)st.st_size);
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		close(fd);
-		snprintf(err, errlen, "%s: neither a regular file nor a directory", uri);
-		return -EINVAL;
+		int r = add_file(cat, key, strlen(key), uri, &st);
+		if (r) {
+			snprintf(err, errlen, "%s: out of memory listing", uri);
+			stk__catalog_free(cat);
+		}
+		return r;
 	}
 	struct walk *w = calloc(1, sizeof(*w));
 	char *base = malloc(strlen(uri) + 2);
@@ -321,20 +484,11 @@ out:
 
 static int file_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 {
-	int fd = open_confined(uri, O_RDONLY, err, errlen);
+	struct stat st;
+	int fd = open_confined(uri, false, &st, err, errlen);
 	if (fd < 0)
 		return fd;
-	struct stat st;
-	int r = fstat(fd, &st) < 0 ? -errno : 0;
 	close(fd);
-	if (!r && !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", uri);
-		return -EINVAL;
-	}
-	if (r) {
-		snprintf(err, errlen, "%s: %s", uri, strerror(-r));
-		return r;
-	}
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
@@ -342,15 +496,27 @@ static int file_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 static int file_read_all(const char *uri, size_t max, char **buf, size_t *len, char *err,
 			 size_t errlen)
 {
-	int fd = open_confined(uri, O_RDONLY, err, errlen);
+	struct stat st;
+	int fd = open_confined(uri, false, &st, err, errlen);
 	if (fd < 0)
 		return fd;
-	size_t cap = 65536, n = 0;
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		char mib[32] = "";
+		if (max && max % (1u << 20) == 0)
+			snprintf(mib, sizeof(mib), " (%zu MiB)", max >> 20);
+		snprintf(err, errlen, "%s: is %llu bytes, over the limit of %zu bytes%s", uri,
+			 (unsigned long long)st.st_size, max, mib);
+		return -EFBIG;
+	}
+	/* Room for all of it and one byte more, to see it end (or grow) in one read. */
+	size_t cap = (size_t)st.st_size + 1, n = 0;
 	char *b = malloc(cap);
 	int r = 0;
 	for (;;) {
 		if (!b) {
 			r = -ENOMEM;
+			snprintf(err, errlen, "%s: out of memory reading", uri);
 			break;
 		}
 		ssize_t k = read(fd, b + n, cap - n);
@@ -365,7 +531,8 @@ static int file_read_all(const char *uri, size_t max, char **buf, size_t *len, c
 			break;
 		n += (size_t)k;
 		if (n > max) {
-			snprintf(err, errlen, "%s: larger than %zu bytes", uri, max);
+			snprintf(err, errlen, "%s: grew past the limit of %zu bytes while read",
+				 uri, max);
 			r = -EFBIG;
 			break;
 		}
@@ -525,27 +692,43 @@ static void open_cb(struct stk_op *op, int res)
 	if (res == -EINVAL && ff->direct) {
 		ff->direct = false; /* this filesystem refuses O_DIRECT */
 		struct open_how how;
-		open_how_init(&how, O_RDONLY);
+		open_how_init(&how, OPEN_FLAGS);
 		if (stk_loop_openat2(F.loop, &ff->open_op, ff->rootfd, ff->rel, &how) == 0) {
 			ff->busy++;
 			return;
 		}
 	}
+	char e[400];
 	if (res < 0) {
-		char e[400];
-		int r = open_error(res, ff->f->uri, e, sizeof(e));
+		int r =
+		    explain_open_error(res, ff->rootfd, ff->rel, ff->f->uri, false, e, sizeof(e));
+		if (r != -EINVAL)
+			r = open_error(r, ff->f->uri, e, sizeof(e));
 		fail(ff, r, "%s", e);
 		finish(ff);
 		return;
 	}
 	ff->fd = res;
 	struct stat st;
-	if (fstat(ff->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fail(ff, -EINVAL, "%s: not a regular file", ff->f->uri);
-	} else if ((uint64_t)st.st_size < ff->f->size) {
-		fail(ff, -EIO, "%s: is %llu bytes now, %llu when listed", ff->f->uri,
-		     (unsigned long long)st.st_size, (unsigned long long)ff->f->size);
+	int r = fstat(ff->fd, &st) < 0 ? -errno : 0;
+	if (r)
+		snprintf(e, sizeof(e), "%s: %s", ff->f->uri, strerror(-r));
+	else
+		r = check_opened(&st, ff->f->uri, false, e, sizeof(e));
+	if (!r && (uint64_t)st.st_size != ff->f->size) {
+		snprintf(e, sizeof(e),
+			 "%s: is %llu bytes, listed as %llu (changed since listing, or a wrong "
+			 "size in the manifest)",
+			 ff->f->uri, (unsigned long long)st.st_size,
+			 (unsigned long long)ff->f->size);
+		r = -EIO;
+	}
+	if (!r)
+		r = set_blocking(ff->fd, ff->f->uri, e, sizeof(e));
+	if (r) {
+		fail(ff, r, "%s", e);
 	} else {
+		file_version(&st, ff->f->etag, sizeof(ff->f->etag));
 		for (int i = 0; i < CHUNKS_PER_OBJECT && chunk_start(&ff->ch[i]); i++)
 			;
 	}
@@ -555,7 +738,7 @@ static void open_cb(struct stk_op *op, int res)
 static void start_open(struct file_fetch *ff)
 {
 	struct open_how how;
-	open_how_init(&how, O_RDONLY | (ff->direct ? O_DIRECT : 0));
+	open_how_init(&how, OPEN_FLAGS | (ff->direct ? O_DIRECT : 0));
 	ff->open_op.cb = open_cb;
 	int r = stk_loop_openat2(F.loop, &ff->open_op, ff->rootfd, ff->rel, &how);
 	if (r) {

@@ -35,6 +35,9 @@ struct stk_catalog_entry {
 	char *key;
 	char *uri;
 	uint64_t size;
+	uint32_t line; /* a manifest's line that named it; 0 for a listing */
+	char *version; /* the backend's version of the bytes (file: inode, size, mtime;
+			* s3: ETag), malloc'd, or NULL when the listing does not say */
 };
 
 struct stk_catalog {
@@ -64,6 +67,8 @@ struct stk_tp_env {
 	const char *s3_endpoint;     /* s3: e.g. http://127.0.0.1:9000; NULL = AWS */
 	const char *s3_region;	     /* s3: NULL = from the environment/config */
 	int s3_addressing;	     /* s3: STK_S3_* */
+	char **allow_hosts; /* http, s3: "HOST" or "HOST:PORT" it may reach; NULL-terminated,
+			     * NULL or empty for any host but link-local/metadata ones */
 };
 
 #define STK_S3_AUTO    0 /* virtual-hosted for AWS, path-style for a custom endpoint */
