@@ -26,7 +26,8 @@
  * object is delivered only when every part has exactly its bytes, so nothing
  * partial is ever cached.
  *
- * The options, curl's settings, the retry policy, the endpoint counters and
+ * The options, curl's settings, the host policy (--allow-host, no link-local
+ * or metadata addresses), the retry policy, the endpoint counters and
  * blocking requests for worker threads are in http_common.c.
  */
 #include "transports/http.h"
@@ -108,6 +109,7 @@ struct part {
 	uint64_t t0;
 	struct stk_op retry_op;
 	int ep;
+	struct stk_http_guard guard;
 };
 
 static struct {
@@ -206,6 +208,7 @@ static void part_free(struct part *pt)
 {
 	if (pt->easy)
 		curl_easy_cleanup(pt->easy);
+	stk__http_guard_clear(&pt->guard);
 	curl_slist_free_all(pt->hdrs);
 	free(pt->url);
 	free(pt);
@@ -264,7 +267,6 @@ static void part_start(struct part *pt)
 		part_fail(pt, r, "%s", err);
 		return;
 	}
-	pt->ep = stk__http_endpoint_of(pt->url);
 	struct engine *eng = of->e;
 	if (!pt->easy && !(pt->easy = curl_easy_init())) {
 		part_fail(pt, -ENOMEM, "%s: out of memory", of->f->uri);
@@ -272,8 +274,12 @@ static void part_start(struct part *pt)
 	}
 	CURL *e = pt->easy;
 	curl_easy_reset(e);
-	stk__http_set_common(e);
-	curl_easy_setopt(e, CURLOPT_URL, pt->url);
+	r = stk__http_setup(e, &pt->guard, of->f->uri, pt->url, err, sizeof(err));
+	if (r) { /* refused by the host policy: no request, nothing to retry */
+		part_fail(pt, r, "%s", err);
+		return;
+	}
+	pt->ep = stk__http_endpoint_of(pt->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, pt->hdrs);
 	if (range)
 		curl_easy_setopt(e, CURLOPT_RANGE, range + 6); /* past "bytes=" */
@@ -358,6 +364,14 @@ static void part_finished(struct part *pt, CURLcode rc)
 		part_free(pt);
 		object_part_done(of);
 		return;
+	}
+	if (rc != CURLE_OK) {
+		char m[512];
+		int err = stk__http_guard_refusal(&pt->guard, rc, of->f->uri, m, sizeof(m));
+		if (err) { /* the host policy's: not retried */
+			part_fail(pt, err, "%s", m);
+			return;
+		}
 	}
 	if (rc == CURLE_WRITE_ERROR && pt->overflow) {
 		snprintf(why, sizeof(why), "body longer than the %llu bytes asked for",
@@ -660,6 +674,11 @@ int stk__http_init(const struct stk_tp_env *env)
 		return 0;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return -EIO;
+	int r = stk__http_policy_init(env->allow_hosts);
+	if (r) {
+		curl_global_cleanup();
+		return r;
+	}
 	H.loop = env->loop;
 	stk__http_o = (struct stk_http_opts){
 		.part_size = env->part_size,
@@ -678,6 +697,7 @@ int stk__http_init(const struct stk_tp_env *env)
 		stk__http_o.threads = stk__http_o.max_host_conns;
 	H.eng = calloc(stk__http_o.threads, sizeof(*H.eng));
 	if (!H.eng) {
+		stk__http_policy_fini();
 		curl_global_cleanup();
 		return -ENOMEM;
 	}
@@ -687,9 +707,10 @@ int stk__http_init(const struct stk_tp_env *env)
 		e->conns =
 		    (stk__http_o.max_host_conns + stk__http_o.threads - 1) / stk__http_o.threads;
 		e->uring = uring;
-		int r = engine_start(e);
+		r = engine_start(e);
 		if (r) {
 			engines_stop(i);
+			stk__http_policy_fini();
 			curl_global_cleanup();
 			return r;
 		}
@@ -704,6 +725,7 @@ void stk__http_fini(void)
 	if (!H.init)
 		return;
 	engines_stop(H.neng);
+	stk__http_policy_fini();
 	curl_global_cleanup();
 	H.init = false;
 }

@@ -50,6 +50,23 @@ int stk__http_request(const char *uri, const char *method, stk_http_prepare_fn p
 		      stk_http_error_fn error, size_t max, char **body, size_t *len,
 		      uint64_t *length, char *err, size_t errlen);
 
+/*
+ * The host policy (--allow-host; never link-local or cloud metadata
+ * addresses unless listed) applies to every request above; a refusal is
+ * -EACCES with err naming the URI and why, and is not retried.
+ */
+
+/* Whether --allow-host restricts requests to the hosts it names. */
+bool stk__http_restricted(void);
+
+/*
+ * Checks url, for a request on behalf of uri, against the host policy
+ * without making one.  Returns 0, -EACCES with err saying why it would be
+ * refused, -EINVAL for a URL curl cannot parse, or -ENOMEM.  An address the
+ * host resolves to is checked only when a request connects.
+ */
+int stk__http_check_url(const char *uri, const char *url, char *err, size_t errlen);
+
 /* Counters for one endpoint (scheme://host:port). */
 struct stk_http_endpoint_stats {
 	char endpoint[128];

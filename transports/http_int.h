@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Inside the HTTP engine: what http.c (fetches on engine threads) and
- * http_common.c (options, curl settings, retry policy, endpoint counters,
- * blocking requests) share.  Not for transports: they use http.h.
+ * http_common.c (options, curl settings, host policy, retry policy, endpoint
+ * counters, blocking requests) share.  Not for transports: they use http.h.
  */
 #ifndef STOKER_HTTP_INT_H
 #define STOKER_HTTP_INT_H
 
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "transports/http.h"
 
@@ -27,8 +29,65 @@ struct stk_http_opts {
 /* Set once by stk__http_init, before any request; read-only after. */
 extern struct stk_http_opts stk__http_o;
 
-/* The options every request gets (timeouts, TLS, buffer, User-Agent). */
-void stk__http_set_common(CURL *e);
+/*
+ * One request's dealings with the host policy (http_common.c): its URL,
+ * parsed once, checked, and handed to curl as checked (CURLOPT_CURLU), and
+ * what the check at connect time saw.  Zero it before first use; it may be
+ * used again for the next attempt; stk__http_guard_clear frees what it holds
+ * once the easy handle no longer uses it (reset or cleaned up).
+ */
+struct stk_http_guard {
+	CURLU *url;
+	bool named;	/* host[:port] is in --allow-host: any address it has is allowed */
+	bool refused;	/* the connect-time check refused an address of the host */
+	char host[256]; /* as curl has it ("[::1]" for IPv6), for messages */
+	char addr[INET6_ADDRSTRLEN]; /* the address refused */
+};
+
+/*
+ * Sets the host policy from the daemon's --allow-host list (NULL-terminated;
+ * NULL or empty: any host but link-local and metadata addresses).  Call once,
+ * before any request; read-only after.  Returns 0, -EINVAL for an entry that
+ * is not HOST, HOST:PORT, [IPV6] or [IPV6]:PORT (logged, naming it), or
+ * -ENOMEM.
+ */
+int stk__http_policy_init(char *const *allow);
+void stk__http_policy_fini(void);
+
+/*
+ * Checks url, a request made on behalf of uri, against the host policy, and
+ * leaves it parsed in g->url.  Returns 0 (g->named says whether the host is
+ * listed), -EACCES when the policy refuses it, -EINVAL for a URL curl cannot
+ * parse, or -ENOMEM; err names uri.  Makes no connection.
+ */
+int stk__http_policy_check(const char *uri, const char *url, struct stk_http_guard *g, char *err,
+			   size_t errlen);
+
+/*
+ * Readies e, fresh or reset, for one request to url on behalf of uri: checks
+ * url (stk__http_policy_check), then sets the options every request gets
+ * (timeouts, TLS, buffer, User-Agent, no redirects), the URL, and the check
+ * of every address curl connects to.  Returns 0, or what the check returned,
+ * with err; then e must not be performed.
+ */
+int stk__http_setup(CURL *e, struct stk_http_guard *g, const char *uri, const char *url, char *err,
+		    size_t errlen);
+
+/*
+ * After a transfer failed with rc: -EACCES with err naming uri when the
+ * connect-time check refused its connection (a policy error, never retried),
+ * else 0.
+ */
+int stk__http_guard_refusal(const struct stk_http_guard *g, CURLcode rc, const char *uri, char *err,
+			    size_t errlen);
+
+void stk__http_guard_clear(struct stk_http_guard *g);
+
+/*
+ * Whether sa (AF_INET or AF_INET6, IPv4-mapped and NAT64 forms included) is
+ * link-local or a well-known cloud metadata address.
+ */
+bool stk__http_addr_forbidden(const struct sockaddr *sa);
 
 /* The index of url's endpoint (scheme://host:port) in the counters, or -1. */
 int stk__http_endpoint_of(const char *url);

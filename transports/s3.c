@@ -34,6 +34,34 @@ static struct {
 	struct stk_aws_creds creds;
 } S;
 
+/*
+ * The endpoint and --allow-host.  s3:// requests pass the same host policy
+ * as http:// ones (http_common.c): with --allow-host, the endpoint must be
+ * in it too, or every s3:// request is refused naming its host.  The
+ * endpoint is the operator's choice, not a client's, but exempting it would
+ * make the list say less than it seems to ("only these hosts"), and with
+ * virtual-hosted addressing the host is BUCKET.endpoint, part of it the
+ * client's: each bucket's host must then be listed (hosts match exactly),
+ * which makes the list say which buckets clients may reach.  Starting the
+ * daemon anyway with a warning, rather than failing, keeps http:// working
+ * for those who list only web hosts and never use s3://.  (An endpoint at a
+ * link-local or metadata address is refused, and warned about, likewise.)
+ */
+static void endpoint_policy(void)
+{
+	if (!S.path_style) {
+		if (stk__http_restricted())
+			stk_info("s3://: requests go to BUCKET.%s, so --allow-host must name that "
+				 "host for each bucket",
+				 S.host);
+		return;
+	}
+	char url[300], err[512];
+	snprintf(url, sizeof(url), "%s://%s/", S.scheme, S.host);
+	if (stk__http_check_url(url, url, err, sizeof(err)))
+		stk_warn("s3://: %s: every s3:// request will be refused", err);
+}
+
 static int s3_init(const struct stk_tp_env *env)
 {
 	int r = stk__http_init(env);
@@ -84,6 +112,7 @@ static int s3_init(const struct stk_tp_env *env)
 	stk_info("s3://: endpoint %s://%s, region %s, %s-style, %s", S.scheme, S.host, S.region,
 		 S.path_style ? "path" : "virtual-hosted",
 		 S.signed_requests ? "signed (SigV4)" : "unsigned");
+	endpoint_policy();
 	return 0;
 }
 
@@ -91,6 +120,24 @@ static void s3_fini(void)
 {
 	stk__aws_creds_clear(&S.creds);
 	stk__http_fini();
+}
+
+/*
+ * Whether b[0, n) can be a bucket name: S3's characters, with the upper case
+ * and '_' that old us-east-1 buckets have.  A bucket becomes part of the
+ * request's host (virtual-hosted) or path, so nothing else may pass: with
+ * "evil.example#" for a bucket, the host would have been evil.example, and
+ * the signed headers (a session token among them) sent there.
+ */
+static bool bucket_ok(const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char ch = b[i];
+		if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') &&
+		    !(ch >= '0' && ch <= '9') && ch != '.' && ch != '-' && ch != '_')
+			return false;
+	}
+	return true;
 }
 
 /* Splits s3://bucket/key. key may be "" (the bucket). 0 or -EINVAL with err. */
@@ -106,6 +153,11 @@ static int split(const char *uri, char *bucket, size_t bcap, const char **key, c
 	if (bl < 3 || bl > 63 || bl >= bcap || b[bl] == '?') {
 		snprintf(err, errlen, "%s: expected s3://bucket/key with a 3-63 character bucket",
 			 uri);
+		return -EINVAL;
+	}
+	if (!bucket_ok(b, bl)) {
+		snprintf(err, errlen,
+			 "%s: a bucket name has only letters, digits, '.', '-' and '_'", uri);
 		return -EINVAL;
 	}
 	memcpy(bucket, b, bl);
@@ -234,7 +286,7 @@ static int s3_prepare_bucket(const char *uri, const char *method, const char *ra
 	const char *q = strchr(uri + 5, '?');
 	size_t bl = q ? (size_t)(q - uri - 5) : strlen(uri + 5);
 	char bucket[64];
-	if (bl == 0 || bl >= sizeof(bucket)) {
+	if (bl == 0 || bl >= sizeof(bucket) || !bucket_ok(uri + 5, bl)) {
 		snprintf(err, errlen, "%s: bad bucket", uri);
 		return -EINVAL;
 	}

@@ -24,8 +24,9 @@ struct list_ctx {
 	size_t tlen;
 	bool text_over;
 	char key[TEXT_MAX + 1];
+	char etag[TEXT_MAX + 1];
 	unsigned long long size;
-	bool have_key, have_size;
+	bool have_key, have_size, have_etag;
 	int err;
 	char *errbuf;
 	size_t errlen;
@@ -41,6 +42,18 @@ static void stop(struct list_ctx *c, int err, const char *what)
 	XML_StopParser(c->p, XML_FALSE);
 }
 
+/*
+ * The entry just added gets the object's ETag as its version (as S3 lists it,
+ * quotes included, the form of the ETag header), or NULL when the listing
+ * gives none.  0 or -ENOMEM.
+ */
+static int add_version(struct list_ctx *c)
+{
+	struct stk_catalog_entry *e = &c->cat->e[c->cat->n - 1];
+	e->version = c->have_etag ? strdup(c->etag) : NULL;
+	return c->have_etag && !e->version ? -ENOMEM : 0;
+}
+
 static void on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 {
 	struct list_ctx *c = arg;
@@ -50,7 +63,7 @@ static void on_start(void *arg, const XML_Char *name, const XML_Char **attrs)
 	c->tlen = 0;
 	c->text_over = false;
 	if (c->depth == 2 && !strcmp(name, "Contents"))
-		c->have_key = c->have_size = false;
+		c->have_key = c->have_size = c->have_etag = false;
 }
 
 static void on_text(void *arg, const XML_Char *s, int len)
@@ -82,6 +95,9 @@ static void on_end(void *arg, const XML_Char *name)
 			if (errno || end == c->text || *end || c->text[0] == '-')
 				stop(c, -EINVAL, "a <Size> is not a byte count");
 			c->have_size = true;
+		} else if (!strcmp(name, "ETag")) {
+			memcpy(c->etag, c->text, c->tlen + 1);
+			c->have_etag = c->tlen > 0;
 		}
 	} else if (c->depth == 2 && !strcmp(name, "Contents")) {
 		if (!c->have_key || !c->have_size) {
@@ -98,6 +114,8 @@ static void on_end(void *arg, const XML_Char *name)
 					memcpy(uri + strlen(c->uri_base), c->key, kl + 1);
 					if (stk__catalog_add(c->cat, c->key + pl, kl - pl, uri,
 							     c->size))
+						stop(c, -ENOMEM, "out of memory");
+					else if (add_version(c))
 						stop(c, -ENOMEM, "out of memory");
 					free(uri);
 				}

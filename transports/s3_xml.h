@@ -10,8 +10,10 @@
 
 /*
  * Parses one ListObjectsV2 page.  Each object whose key starts with prefix
- * is added to cat with key = the rest of the key and uri = uri_base + key;
- * "directory" placeholders (keys ending in '/') are skipped.  *truncated and
+ * is added to cat with key = the rest of the key, uri = uri_base + key and
+ * version = its <ETag> (malloc'd, quotes and all, as the ETag header gives
+ * it; NULL when the page has none); "directory" placeholders (keys ending in
+ * '/') are skipped.  *truncated and
  * token (the NextContinuationToken, "" if none) tell whether to ask again.
  * Returns 0, -EINVAL with err for malformed XML or a bad Size, -ENOMEM.
  */

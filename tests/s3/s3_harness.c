@@ -576,17 +576,24 @@ long th_proxy_stat(const struct th_proxy *p, const char *field)
 	return v;
 }
 
-int th_stokerd_start(struct th_daemon *d, const char *const *args, const char *const *env)
+/* Starts stokerd behind the NULL-terminated command prefix (NULL: none). */
+static int stokerd_start(struct th_daemon *d, const char *const *prefix, const char *const *args,
+			 const char *const *env)
 {
 	memset(d, 0, sizeof(*d));
 	snprintf(d->sock, sizeof(d->sock), "%s/stoker.sock", th_dir);
 	/* $STK_TEST_STOKERD runs another binary or a wrapper (valgrind, strace). */
 	const char *exe = getenv("STK_TEST_STOKERD");
-	const char *argv[40] = {
+	const char *argv[48];
+	int n = 0;
+	for (size_t i = 0; prefix && prefix[i] && n < 8; i++)
+		argv[n++] = prefix[i];
+	const char *own[] = {
 		exe && *exe ? exe : STK_TEST_STOKERD, "-f", "-s", d->sock, "-r", th_dir
 	};
-	int n = 6;
-	for (size_t i = 0; args && args[i] && n < 39; i++)
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		argv[n++] = own[i];
+	for (size_t i = 0; args && args[i] && n < 47; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	int r = spawn(&d->proc, "stokerd", argv, env);
@@ -616,4 +623,48 @@ int th_stokerd_start(struct th_daemon *d, const char *const *args, const char *c
 	fprintf(stderr, "harness: stokerd did not answer on %s: %s\n", d->sock, stk_strerror(r));
 	th_proc_dump(&d->proc, 4000);
 	return -ETIMEDOUT;
+}
+
+int th_stokerd_start(struct th_daemon *d, const char *const *args, const char *const *env)
+{
+	return stokerd_start(d, NULL, args, env);
+}
+
+const char *th_netns_unavailable(void)
+{
+	static const char *why;
+	static bool probed;
+	if (probed)
+		return why;
+	probed = true;
+	char exe[PATH_MAX];
+	if (!in_path("unshare", exe, sizeof(exe)))
+		return why = "unshare(1) is not installed (util-linux): cannot isolate stokerd";
+	/* The same namespaces th_stokerd_start_isolated asks for, and the bind mount. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execl(exe, "unshare", "-m", "-n", "sh", "-c", "mount --bind /etc/hosts /etc/hosts",
+		      (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		why = "cannot make network and mount namespaces here (unshare -m -n needs root or "
+		      "CAP_SYS_ADMIN): cannot isolate stokerd";
+	return why;
+}
+
+int th_stokerd_start_isolated(struct th_daemon *d, const char *hosts, const char *const *args,
+			      const char *const *env)
+{
+	/* unshare and sh exec stokerd in place: d->proc.pid is stokerd's. */
+	static const char script[] = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
+	const char *bare[] = { "unshare", "-n", NULL };
+	const char *with_hosts[] = { "unshare", "-m", "-n", "sh", "-c", script, hosts, NULL };
+	return stokerd_start(d, hosts ? with_hosts : bare, args, env);
 }

@@ -129,6 +129,23 @@ long th_proxy_stat(const struct th_proxy *p, const char *field);
  */
 int th_stokerd_start(struct th_daemon *d, const char *const *args, const char *const *env);
 
+/*
+ * Returns why stokerd cannot be started in namespaces of its own here (no
+ * unshare(1), not root), or NULL when it can.
+ */
+const char *th_netns_unavailable(void);
+
+/*
+ * th_stokerd_start, with stokerd in an empty network namespace of its own
+ * (unshare -n): not even loopback is up there, so nothing it sends can
+ * leave it.  The control socket, a file in th_dir, still reaches it.  With
+ * hosts (a file path), also in a mount namespace of its own where that file
+ * is bind-mounted over /etc/hosts, so names resolve as the test says and the
+ * system's file is untouched.
+ */
+int th_stokerd_start_isolated(struct th_daemon *d, const char *hosts, const char *const *args,
+			      const char *const *env);
+
 /* Sends SIGTERM and waits; SIGKILL after timeout_ms. Returns the wait status, or -1. */
 int th_proc_stop(struct th_proc *p, int timeout_ms);
 

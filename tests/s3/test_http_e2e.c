@@ -319,7 +319,8 @@ Test(http_e2e, wrong_manifest_size_is_an_error_naming_it, .init = setup, .fini =
 	cr_assert_eq(th_stokerd_start(&d, args, NULL), 0, "stokerd did not start");
 
 	const char *url = th_fmt("%s/%s", ng.base, objs[2].name); /* 100 KiB + 7 */
-	const char *text = th_fmt("%s 1000\n%s 200000\n%s/%s %llu\n", url, url, ng.base,
+	/* The same object again under another URI: a manifest may not repeat one. */
+	const char *text = th_fmt("%s 1000\n%s?again 200000\n%s/%s %llu\n", url, url, ng.base,
 				  objs[3].name, (unsigned long long)objs[3].size);
 	const char *man = th_fmt("%s/wrong.manifest", th_dir);
 	cr_assert_eq(th_write_text(man, text), 0);
