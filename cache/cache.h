@@ -35,6 +35,7 @@ struct stk_object {
 	const struct stk_transport_ops *tp;
 	uint64_t size;
 	uint32_t index;
+	uint32_t line; /* the manifest line that named it, or 0 */
 	uint8_t state;
 	bool queued;	 /* waiting for room on behalf of a get */
 	bool prefetched; /* fetched by a plan, not a get */
@@ -44,7 +45,9 @@ struct stk_object {
 	uint64_t stamp; /* when it became resident; ties go to the newest */
 	uint64_t fetch_start;
 	uint64_t fetch_ns;     /* how long its last fetch took: the stall a synchronous read pays */
-	char *etag;	       /* the backend's version of the bytes, when it has one */
+	char *etag;	       /* the backend's version of the bytes fetched, when it has one */
+	char *version;	       /* the version its listing gave, or NULL */
+	uint64_t queued_at;    /* when a get queued it for room */
 	struct stk_tier_obj t; /* the tier's storage */
 	struct stk_object *rprev, *rnext; /* resident list */
 	struct stk_object *qnext;	  /* queue of gets waiting for room */
@@ -62,13 +65,18 @@ struct stk_ds {
 	int catalog_fd; /* sealed memfd sent with every OPEN reply */
 	uint32_t resident, inflight, failed;
 	uint64_t resident_bytes;
-	uint32_t warm; /* STK_WARM_* */
+	uint32_t warm;	   /* STK_WARM_* */
+	char *last_errmsg; /* the latest fetch failure, for STATUS */
 	struct stk_plan *plans;
 	struct stk_ds *next;
-	/* Opening: listing runs on a worker; OPENs that arrive meanwhile wait. */
-	bool ready;
-	int open_err;
-	char *open_errmsg;
+	unsigned users;	     /* handles open on it, over all clients */
+	uint64_t idle_since; /* when users last fell to 0 */
+	/*
+	 * Opening: listing runs on a worker; OPENs that arrive meanwhile wait.
+	 * An OPEN of a dataset nobody uses lists it again (revalidating), so a
+	 * file rewritten since it was cached is fetched again.
+	 */
+	bool ready, revalidating;
 	struct stk_waiter *open_waiters;
 };
 

@@ -32,6 +32,16 @@ struct stk_config {
 	bool insecure;
 	const char *s3_endpoint, *s3_region;
 	int s3_addressing;
+	char **allow_hosts; /* NULL-terminated */
+	unsigned nallow_hosts;
+	/* What one client (connection) may hold; past it, that client gets an error. */
+	uint64_t client_max_pinned;   /* bytes of objects held by unreleased gets */
+	uint64_t client_max_plan;     /* plan entries over all its handles */
+	unsigned client_max_datasets; /* open dataset handles */
+	unsigned client_max_requests; /* requests waiting for an object or a dataset */
+	uint64_t pin_wait_ns;	      /* a get that no unpinned byte can make room for fails
+				       * after this long */
+	uint64_t dataset_grace_ns;    /* an unused dataset with nothing cached is freed after */
 };
 
 /* A request waiting for an object (GET) or a dataset (OPEN). */
@@ -82,15 +92,21 @@ struct stk_session {
 	gid_t gid;
 	pid_t pid;
 	bool authorized;
+	bool hello; /* HELLO came first, as the protocol requires */
 	bool dead;
 	unsigned refs; /* pending polls and waiters; freed at 0 once dead */
 	struct stk_op in_op, out_op;
 	bool in_armed, out_armed;
 	struct stk_out *outq, **outq_tail;
+	uint32_t noutq; /* replies queued because the client is not reading */
 	struct stk_handle *handles;
 	uint32_t nhandles;
 	struct stk_pin *pins; /* one per GET not yet released */
 	uint32_t npins, cappins;
+	/* What it holds, against the --client-max-* limits. */
+	uint64_t pinned_bytes;
+	uint64_t plan_entries;
+	unsigned open_handles, waiting;
 	struct stk_session *prev, *next;
 };
 
@@ -103,11 +119,15 @@ struct stk_daemon {
 	struct stk_plan *plans;
 	struct stk_session *sessions;
 	struct stk_object *demand_head, *demand_tail;
+	bool demand_blocked; /* the queue's head found no unpinned room */
 	unsigned inflight, prefetch_inflight, pinned;
 	unsigned live_sessions; /* allocated, dead or alive */
-	int listen_fd, sig_fd;
-	struct stk_op listen_op, sig_op, stop_op;
-	bool stopping;
+	int listen_fd, sig_fd, lock_fd;
+	struct stk_op listen_op, sig_op, stop_op, tick_op, accept_op;
+	bool stopping, tick_armed;
+	/* accept() failed for want of descriptors: paused until one frees or a retry. */
+	bool accept_paused, accept_retry_armed;
+	uint64_t accept_paused_at, accept_refused;
 	uint64_t st[STK_STATS_COUNT];
 	/* Delivers a fetched object (err 0) or a failure to a waiting GET. Set by the server. */
 	void (*on_ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_object *o, bool hit,
@@ -129,6 +149,8 @@ void stk__pin(struct stk_daemon *d, struct stk_object *o);
 void stk__unpin(struct stk_daemon *d, struct stk_object *o);
 /* Starts a warm of ds (no-op if one runs). 0 or -ENOMEM. */
 int stk__warm(struct stk_daemon *d, struct stk_ds *ds);
+/* Fails gets that pins have kept from starting for longer than --pin-wait. */
+void stk__sched_expire(struct stk_daemon *d, uint64_t now);
 
 /* dataset.c: the dataset registry. */
 /*
@@ -139,12 +161,23 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 		  struct stk_waiter *w,
 		  void (*ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds *ds,
 				int err, const char *msg));
+/* A handle on ds was closed (by CLOSE or a client's exit). */
+void stk__ds_unuse(struct stk_daemon *d, struct stk_ds *ds);
+/* Forgets datasets unused and with nothing cached for longer than the grace period. */
+void stk__ds_sweep(struct stk_daemon *d, uint64_t now);
 void stk__ds_free_all(struct stk_daemon *d);
 
-/* server.c: the control socket. */
-int stk__server_start(struct stk_daemon *d);
-void stk__server_stop_accepting(struct stk_daemon *d);
+/* server.c: client sessions. */
+void stk__server_init(struct stk_daemon *d);
+/* Serves an accepted connection. 0, or -errno (the caller closes fd). */
+int stk__session_add(struct stk_daemon *d, int fd);
 void stk__server_close_all(struct stk_daemon *d);
 unsigned stk__server_sessions(const struct stk_daemon *d);
+
+/* listen.c: the listening socket. */
+int stk__server_start(struct stk_daemon *d);
+void stk__server_stop_accepting(struct stk_daemon *d);
+/* Accepts again after a pause at the descriptor limit (a descriptor freed, or a tick). */
+void stk__accept_resume(struct stk_daemon *d);
 
 #endif

@@ -28,8 +28,9 @@ static void usage(FILE *f)
 	    "  -s, --socket PATH         control socket (STOKER_SOCKET; default %s)\n"
 	    "  -m, --ram SIZE            RAM budget, e.g. 4G (STOKER_RAM; default 25%% of memory)\n"
 	    "  -r, --allow-root DIR      serve file:// only below DIR; repeatable\n"
-	    "                            (STOKER_ALLOW_ROOT, colon-separated). As root with none,\n"
-	    "                            no file:// is served; otherwise the default is /\n"
+	    "                            (STOKER_ALLOW_ROOT, colon-separated). With none, no\n"
+	    "                            file:// is served. stokerd's own credentials files are\n"
+	    "                            never served, even below a root\n"
 	    "  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
 	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
@@ -56,6 +57,23 @@ static void usage(FILE *f)
 	    "~/.aws/config)\n"
 	    "      --s3-addressing MODE  s3: path, virtual or auto (STOKER_S3_ADDRESSING; auto:\n"
 	    "                            virtual-hosted on AWS, path-style on a custom endpoint)\n"
+	    "      --allow-host HOST[:PORT]  http/s3: reach only these hosts; repeatable\n"
+	    "                            (STOKER_ALLOW_HOST, comma-separated). Without it any\n"
+	    "                            host but link-local and cloud metadata addresses, which\n"
+	    "                            are reached only when listed here\n"
+	    "  Limits per client connection (past them that client gets an error):\n"
+	    "      --client-max-pinned SIZE  bytes held by unreleased gets\n"
+	    "                            (STOKER_CLIENT_MAX_PINNED; default half the RAM budget)\n"
+	    "      --client-max-plan N   plan entries over all its datasets\n"
+	    "                            (STOKER_CLIENT_MAX_PLAN; 16777216)\n"
+	    "      --client-max-datasets N  open datasets (STOKER_CLIENT_MAX_DATASETS; 256)\n"
+	    "      --client-max-requests N  requests waiting at once (STOKER_CLIENT_MAX_REQUESTS;\n"
+	    "                            4096)\n"
+	    "      --pin-wait SECONDS    a get fails when clients' pins leave no room for it\n"
+	    "                            this long (STOKER_PIN_WAIT; 10)\n"
+	    "      --dataset-grace SECONDS  a dataset no client has open and with nothing\n"
+	    "                            cached is forgotten after this long\n"
+	    "                            (STOKER_DATASET_GRACE; 60)\n"
 	    "  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
 	    "  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
 	    "  -h, --help                this text\n"
@@ -78,6 +96,13 @@ enum {
 	OPT_S3_EP,
 	OPT_S3_REGION,
 	OPT_S3_ADDR,
+	OPT_ALLOW_HOST,
+	OPT_MAX_PINNED,
+	OPT_MAX_PLAN,
+	OPT_MAX_DATASETS,
+	OPT_MAX_REQUESTS,
+	OPT_PIN_WAIT,
+	OPT_DS_GRACE,
 };
 
 static bool env_true(const char *name)
@@ -86,17 +111,37 @@ static bool env_true(const char *name)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
-static int add_root(struct stk_config *c, const char *dir)
+/* Appends s to the NULL-terminated list *v of *n strings. 0 or -ENOMEM. */
+static int list_add(char ***v, unsigned *n, const char *s)
 {
-	char **r = realloc(c->roots, (c->nroots + 2) * sizeof(*r));
+	char **r = realloc(*v, (*n + 2) * sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	c->roots = r;
-	c->roots[c->nroots] = strdup(dir);
-	if (!c->roots[c->nroots])
+	*v = r;
+	r[*n] = strdup(s);
+	if (!r[*n])
 		return -ENOMEM;
-	c->roots[++c->nroots] = NULL;
+	r[++*n] = NULL;
 	return 0;
+}
+
+/* Appends each sep-separated item of v to the list. 0 or -errno. */
+static int list_split(char ***list, unsigned *n, const char *v, const char *sep)
+{
+	char *copy = strdup(v), *save = NULL;
+	int r = copy ? 0 : -ENOMEM;
+	for (char *t = copy ? strtok_r(copy, sep, &save) : NULL; t && !r;
+	     t = strtok_r(NULL, sep, &save))
+		r = list_add(list, n, t);
+	free(copy);
+	return r;
+}
+
+static void list_free(char **v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 /* Applies one setting; the same code serves flags and environment variables. */
@@ -114,13 +159,44 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 			r = -EINVAL;
 		c->ram = n;
 		break;
-	case 'r': {
-		char *copy = strdup(v), *save = NULL;
-		for (char *t = strtok_r(copy, ":", &save); t && !r; t = strtok_r(NULL, ":", &save))
-			r = add_root(c, t);
-		free(copy);
+	case 'r':
+		r = list_split(&c->roots, &c->nroots, v, ":");
 		break;
-	}
+	case OPT_ALLOW_HOST:
+		r = list_split(&c->allow_hosts, &c->nallow_hosts, v, ", ");
+		break;
+	case OPT_MAX_PINNED:
+		r = stk__parse_size(v, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->client_max_pinned = n;
+		break;
+	case OPT_MAX_PLAN:
+		r = stk__parse_u64(v, STK_NONE - 1, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->client_max_plan = n;
+		break;
+	case OPT_MAX_DATASETS:
+		r = stk__parse_u64(v, 1u << 20, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->client_max_datasets = (unsigned)n;
+		break;
+	case OPT_MAX_REQUESTS:
+		r = stk__parse_u64(v, 1u << 24, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->client_max_requests = (unsigned)n;
+		break;
+	case OPT_PIN_WAIT:
+		r = stk__parse_u64(v, 86400, &n);
+		c->pin_wait_ns = n * 1000000000ull;
+		break;
+	case OPT_DS_GRACE:
+		r = stk__parse_u64(v, 86400 * 365, &n);
+		c->dataset_grace_ns = n * 1000000000ull;
+		break;
 	case 'l':
 		r = stk__log_parse(v);
 		if (r >= 0)
@@ -229,6 +305,32 @@ static void run_while(struct stk_daemon *d, bool (*pending)(const struct stk_dae
 	}
 }
 
+#define TICK_NS (250ull * 1000000ull)
+
+static void tick_start(struct stk_daemon *d);
+
+/* Housekeeping: accept retries, gets that pins block too long, idle datasets. */
+static void tick_cb(struct stk_op *op, int res)
+{
+	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, tick_op);
+	uint64_t now = stk__now_ns();
+	d->tick_armed = false;
+	stk__accept_resume(d);
+	stk__sched_expire(d, now);
+	stk__ds_sweep(d, now);
+	if (!d->stopping)
+		tick_start(d);
+}
+
+static void tick_start(struct stk_daemon *d)
+{
+	if (d->tick_armed)
+		return;
+	d->tick_op.cb = tick_cb;
+	if (stk_loop_timeout(d->loop, &d->tick_op, TICK_NS) == 0)
+		d->tick_armed = true;
+}
+
 static void sig_cb(struct stk_op *op, int res)
 {
 	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, sig_op);
@@ -269,6 +371,11 @@ int main(int argc, char **argv)
 	c->max_inflight = 64;
 	c->workers = 4;
 	c->retries = 5;
+	c->client_max_plan = 16u << 20;
+	c->client_max_datasets = 256;
+	c->client_max_requests = 4096;
+	c->pin_wait_ns = 10 * 1000000000ull;
+	c->dataset_grace_ns = 60 * 1000000000ull;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	c->http_threads = ncpu > 4 ? 4 : ncpu > 1 ? (unsigned)ncpu : 1;
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -293,6 +400,13 @@ int main(int argc, char **argv)
 		{ "AWS_ENDPOINT_URL", OPT_S3_EP },
 		{ "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
 		{ "STOKER_S3_ADDRESSING", OPT_S3_ADDR },
+		{ "STOKER_ALLOW_HOST", OPT_ALLOW_HOST },
+		{ "STOKER_CLIENT_MAX_PINNED", OPT_MAX_PINNED },
+		{ "STOKER_CLIENT_MAX_PLAN", OPT_MAX_PLAN },
+		{ "STOKER_CLIENT_MAX_DATASETS", OPT_MAX_DATASETS },
+		{ "STOKER_CLIENT_MAX_REQUESTS", OPT_MAX_REQUESTS },
+		{ "STOKER_PIN_WAIT", OPT_PIN_WAIT },
+		{ "STOKER_DATASET_GRACE", OPT_DS_GRACE },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -323,10 +437,17 @@ int main(int argc, char **argv)
 		{ "s3-endpoint", required_argument, 0, OPT_S3_EP },
 		{ "s3-region", required_argument, 0, OPT_S3_REGION },
 		{ "s3-addressing", required_argument, 0, OPT_S3_ADDR },
+		{ "allow-host", required_argument, 0, OPT_ALLOW_HOST },
+		{ "client-max-pinned", required_argument, 0, OPT_MAX_PINNED },
+		{ "client-max-plan", required_argument, 0, OPT_MAX_PLAN },
+		{ "client-max-datasets", required_argument, 0, OPT_MAX_DATASETS },
+		{ "client-max-requests", required_argument, 0, OPT_MAX_REQUESTS },
+		{ "pin-wait", required_argument, 0, OPT_PIN_WAIT },
+		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	bool roots_from_env = c->nroots > 0;
+	bool roots_from_env = c->nroots > 0, hosts_from_env = c->nallow_hosts > 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:m:r:l:fh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -355,23 +476,35 @@ int main(int argc, char **argv)
 				c->nroots = 0;
 				roots_from_env = false;
 			}
+			goto apply;
+		case OPT_ALLOW_HOST:
+			if (hosts_from_env) {
+				list_free(c->allow_hosts, c->nallow_hosts);
+				c->allow_hosts = NULL;
+				c->nallow_hosts = 0;
+				hosts_from_env = false;
+			}
 			/* fall through */
+		apply:
 		default:
 			if (apply(c, opt, optarg, argv[optind - 1]))
 				return 2;
 		}
 	}
+	if (!c->client_max_pinned)
+		c->client_max_pinned = c->ram / 2 > 4096 ? c->ram / 2 : 4096;
 	if (optind < argc) {
 		fprintf(stderr, "stokerd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
 
-	/* One fd per resident object: take all the descriptors the system allows. */
+	/* One fd per resident object and client: take all the descriptors allowed. */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
 
@@ -425,6 +558,7 @@ int main(int argc, char **argv)
 		.s3_endpoint = c->s3_endpoint,
 		.s3_region = c->s3_region,
 		.s3_addressing = c->s3_addressing,
+		.allow_hosts = c->allow_hosts,
 	};
 	r = stk__transports_init(&env);
 	if (r)
@@ -435,6 +569,7 @@ int main(int argc, char **argv)
 	if (!d->cache.try_mlock)
 		stk_info("no swap: cached objects cannot be paged out, so they are not mlock'd");
 	d->listen_fd = -1;
+	d->lock_fd = -1;
 
 	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->sig_op.cb = sig_cb;
@@ -442,11 +577,14 @@ int main(int argc, char **argv)
 		stk_err("cannot watch signals: %s", strerror(errno));
 		goto out;
 	}
+	stk__server_init(d);
 	r = stk__server_start(d);
 	if (r)
 		goto out;
-	stk_info("RAM budget %llu MiB, %u prefetches in flight", (unsigned long long)(c->ram >> 20),
-		 c->max_inflight);
+	tick_start(d);
+	stk_info("RAM budget %llu MiB, %u prefetches in flight, descriptor limit %llu",
+		 (unsigned long long)(c->ram >> 20), c->max_inflight,
+		 (unsigned long long)rl.rlim_cur);
 	if (ready_pipe[1] >= 0) {
 		char ok = 1;
 		if (write(ready_pipe[1], &ok, 1) < 0)
@@ -474,13 +612,14 @@ out:
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);
 	stk__server_stop_accepting(d);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
 	stk__ds_free_all(d);
 	stk__transports_fini();
 	stk_loop_destroy(d->loop);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);
-	for (unsigned i = 0; i < c->nroots; i++)
-		free(c->roots[i]);
-	free(c->roots);
+	list_free(c->roots, c->nroots);
+	list_free(c->allow_hosts, c->nallow_hosts);
 	return rc;
 }

@@ -163,14 +163,22 @@ static void evict(struct stk_daemon *d, struct stk_object *o)
 
 static void fetch_failed(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
 {
+	char m[STK_ERRMSG_MAX];
+	if (o->line) /* say where the wrong entry came from */
+		snprintf(m, sizeof(m), "%s (manifest %s line %u)", msg ? msg : o->uri, o->ds->uri,
+			 o->line);
+	else
+		snprintf(m, sizeof(m), "%s", msg ? msg : o->uri);
 	o->state = STK_OBJ_FAILED;
 	o->err = err;
 	free(o->errmsg);
-	o->errmsg = strdup(msg ? msg : o->uri);
+	o->errmsg = strdup(m);
+	free(o->ds->last_errmsg);
+	o->ds->last_errmsg = strdup(m);
 	o->ds->failed++;
 	d->st[STK_ST_FETCH_ERRORS]++;
-	stk_warn("fetch failed: %s", msg ? msg : o->uri);
-	notify(d, o, err, msg ? msg : o->uri);
+	stk_warn("fetch failed: %s", m);
+	notify(d, o, err, m);
 }
 
 static void fetch_done(struct stk_fetch *f, int err, const char *msg)
@@ -300,20 +308,28 @@ static void warm_end(struct stk_daemon *d, struct stk_plan *p, uint32_t state)
 	stk__plan_free(d, p);
 }
 
+/* Unlinks o, which follows prev (NULL: o is the head), from the demand queue. */
+static void demand_unlink(struct stk_daemon *d, struct stk_object *prev, struct stk_object *o)
+{
+	if (prev)
+		prev->qnext = o->qnext;
+	else
+		d->demand_head = o->qnext;
+	if (d->demand_tail == o)
+		d->demand_tail = prev;
+	o->qnext = NULL;
+	o->queued = false;
+}
+
 void stk__sched_run(struct stk_daemon *d)
 {
 	/* Demand misses first, in arrival order. */
 	while (d->demand_head) {
 		struct stk_object *o = d->demand_head;
-		if (!make_room(d, o))
+		d->demand_blocked = !make_room(d, o);
+		if (d->demand_blocked || !start_fetch(d, o, false))
 			break;
-		if (!start_fetch(d, o, false))
-			break;
-		d->demand_head = o->qnext;
-		if (!d->demand_head)
-			d->demand_tail = NULL;
-		o->qnext = NULL;
-		o->queued = false;
+		demand_unlink(d, NULL, o);
 	}
 	while (!d->stopping && d->prefetch_inflight < d->cfg.max_inflight) {
 		struct stk_plan *p = NULL;
@@ -382,12 +398,39 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
 	}
 	if (o->state == STK_OBJ_ABSENT && !o->queued) {
 		o->queued = true;
+		o->queued_at = stk__now_ns();
 		o->qnext = NULL;
 		if (d->demand_tail)
 			d->demand_tail->qnext = o;
 		else
 			d->demand_head = o;
 		d->demand_tail = o;
+	}
+	stk__sched_run(d);
+}
+
+void stk__sched_expire(struct stk_daemon *d, uint64_t now)
+{
+	if (!d->demand_blocked)
+		return;
+	/* Every get queued longer than --pin-wait behind pins fails, not only the head. */
+	for (struct stk_object *prev = NULL, *o = d->demand_head, *next; o; o = next) {
+		next = o->qnext;
+		if (now - o->queued_at < d->cfg.pin_wait_ns) {
+			prev = o;
+			continue;
+		}
+		char m[STK_ERRMSG_MAX];
+		snprintf(
+		    m, sizeof(m),
+		    "GET %s: no room for %llu bytes for %.0f s: clients hold every byte of the "
+		    "RAM budget (%llu bytes, %u objects pinned) in unreleased views; they must "
+		    "release some, or stokerd needs a larger --ram",
+		    o->uri, (unsigned long long)o->size, (double)(now - o->queued_at) / 1e9,
+		    (unsigned long long)d->cache.budget, d->pinned);
+		stk_warn("%s", m);
+		demand_unlink(d, prev, o);
+		notify(d, o, -ENOBUFS, m);
 	}
 	stk__sched_run(d);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket: accepts clients, decodes their requests, answers them.
+ * Client sessions: decodes their requests and answers them.  (listen.c
+ * accepts them.)
  *
  * The socket is the trust boundary.  It is created 0660; a peer is served
  * only if SO_PEERCRED shows root, the daemon's own uid, or the daemon's gid.
@@ -9,7 +10,13 @@
  * client that disconnects releases everything it held: pins, plans, waits.
  *
  * Sends never block the loop: a reply that does not fit in the socket buffer
- * is queued and flushed when the socket is writable.
+ * is queued and flushed when the socket is writable.  A client that lets
+ * OUTQ_MAX replies pile up unread is dropped.
+ *
+ * One client never starves the others: what a connection may hold (bytes
+ * pinned by unreleased gets, plan entries, open datasets, requests waiting)
+ * is capped by the --client-max-* flags, and past a cap that client gets an
+ * error naming the flag while everyone else is served as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,14 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "transports/http.h"
 #include "prefetch/daemon.h"
 #include "stoker.h"
+
+#define OUTQ_MAX 1024 /* replies queued for a client that does not read */
 
 struct stk_out {
 	struct stk_out *next;
@@ -43,6 +50,7 @@ static void session_unref(struct stk_daemon *d, struct stk_session *s)
 	free(s->handles);
 	free(s->pins);
 	free(s);
+	stk__accept_resume(d); /* a descriptor just freed */
 }
 
 /* Ends a session: releases what it held; the memory goes when the last ref does. */
@@ -55,11 +63,16 @@ static void session_kill(struct stk_daemon *d, struct stk_session *s, const char
 	for (uint32_t i = 0; i < s->npins; i++)
 		stk__unpin(d, s->pins[i].o);
 	s->npins = 0;
+	s->pinned_bytes = 0;
 	for (uint32_t i = 0; i < s->nhandles; i++) {
 		stk__plan_free(d, s->handles[i].plan);
 		s->handles[i].plan = NULL;
+		if (s->handles[i].ds)
+			stk__ds_unuse(d, s->handles[i].ds);
 		s->handles[i].ds = NULL;
 	}
+	s->open_handles = 0;
+	s->plan_entries = 0;
 	while (s->outq) {
 		struct stk_out *o = s->outq;
 		s->outq = o->next;
@@ -133,6 +146,7 @@ static bool flush(struct stk_daemon *d, struct stk_session *s)
 			return false;
 		}
 		s->outq = o->next;
+		s->noutq--;
 		if (!s->outq)
 			s->outq_tail = &s->outq;
 		if (o->fd >= 0)
@@ -166,11 +180,17 @@ static void send_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t 
 			return;
 		}
 	}
+	if (s->noutq >= OUTQ_MAX) {
+		stk_warn("client pid %d: %u replies unread; dropping it", (int)s->pid, s->noutq);
+		session_kill(d, s, "not reading its replies");
+		return;
+	}
 	struct stk_out *o = malloc(sizeof(*o) + (size_t)len);
 	if (!o) {
 		session_kill(d, s, "out of memory queueing a reply");
 		return;
 	}
+	s->noutq++;
 	o->next = NULL;
 	o->len = (size_t)len;
 	memcpy(o->data, buf, (size_t)len);
@@ -221,6 +241,7 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	struct stk_session *s = w->s;
 	struct stk_msg_hdr h = { .type = STK_MSG_OPEN, .seq = w->seq };
 	free(w);
+	s->waiting--;
 	if (s->dead)
 		goto out;
 	if (err) {
@@ -242,6 +263,8 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	}
 	s->handles[slot].ds = ds;
 	s->handles[slot].plan = NULL;
+	s->open_handles++;
+	ds->users++;
 	uint8_t buf[64];
 	struct stk_buf b;
 	stk__buf_init(&b, buf, sizeof(buf));
@@ -254,11 +277,30 @@ out:
 	session_unref(d, s);
 }
 
+/*
+ * Whether getting o would take s past --client-max-pinned.  A client that
+ * holds nothing may always get one object (it fits the budget, or the get
+ * failed before this).
+ */
+static bool over_pin_limit(struct stk_daemon *d, struct stk_session *s, struct stk_object *o,
+			   char *e, size_t len)
+{
+	if (!s->pinned_bytes || s->pinned_bytes + o->size <= d->cfg.client_max_pinned)
+		return false;
+	snprintf(e, len,
+		 "GET %s: this client holds %llu bytes in %u unreleased views; another %llu would "
+		 "pass its limit of %llu (--client-max-pinned): release views first",
+		 o->uri, (unsigned long long)s->pinned_bytes, s->npins, (unsigned long long)o->size,
+		 (unsigned long long)d->cfg.client_max_pinned);
+	return true;
+}
+
 static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_object *o, bool hit,
 		      int err, const char *msg)
 {
 	struct stk_session *s = w->s;
 	struct stk_msg_hdr h = { .type = STK_MSG_GET, .seq = w->seq };
+	s->waiting--;
 	if (s->dead)
 		goto out;
 	if (err) {
@@ -267,6 +309,11 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 	}
 	if (w->handle == 0 || w->handle > s->nhandles || s->handles[w->handle - 1].ds != o->ds) {
 		reply_err(d, s, &h, -EBADF, "the dataset handle was closed while the GET waited");
+		goto out;
+	}
+	char e[STK_ERRMSG_MAX];
+	if (over_pin_limit(d, s, o, e, sizeof(e))) {
+		reply_err(d, s, &h, -ENOBUFS, e);
 		goto out;
 	}
 	if (s->npins == s->cappins) {
@@ -280,6 +327,7 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		s->cappins = cap;
 	}
 	s->pins[s->npins++] = (struct stk_pin){ .o = o, .handle = w->handle };
+	s->pinned_bytes += o->size;
 	stk__pin(d, o);
 	uint8_t buf[64];
 	struct stk_buf b;
@@ -300,11 +348,36 @@ static void release(struct stk_daemon *d, struct stk_session *s, uint32_t handle
 		struct stk_object *o = s->pins[i].o;
 		if (s->pins[i].handle == handle && (idx == STK_NONE || o->index == idx)) {
 			s->pins[i] = s->pins[--s->npins];
+			s->pinned_bytes -= o->size;
 			stk__unpin(d, o);
 			if (idx != STK_NONE)
 				return;
 		}
 	}
+}
+
+/* Frees hd's plan and its entries' charge to s. */
+static void plan_drop(struct stk_daemon *d, struct stk_session *s, struct stk_handle *hd)
+{
+	if (!hd->plan)
+		return;
+	s->plan_entries -= hd->plan->n;
+	stk__plan_free(d, hd->plan);
+	hd->plan = NULL;
+}
+
+/* Refuses a request past --client-max-requests. Returns true when refused. */
+static bool too_many_waiting(struct stk_daemon *d, struct stk_session *s,
+			     const struct stk_msg_hdr *h)
+{
+	if (s->waiting < d->cfg.client_max_requests)
+		return false;
+	char e[200];
+	snprintf(e, sizeof(e),
+		 "%s: this client has %u requests waiting, the limit (--client-max-requests)",
+		 stk__msg_name(h->type), s->waiting);
+	reply_err(d, s, h, -EBUSY, e);
+	return true;
 }
 
 static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t *buf, size_t n)
@@ -329,6 +402,13 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		session_kill(d, s, "not authorized");
 		return;
 	}
+	if (!s->hello && m.h.type != STK_MSG_HELLO) {
+		snprintf(err, sizeof(err), "%s before HELLO: HELLO must be the first message",
+			 stk__msg_name(m.h.type));
+		reply_err(d, s, &m.h, -EPROTO, err);
+		session_kill(d, s, "no HELLO first");
+		return;
+	}
 	struct stk_handle *hd;
 	switch (m.h.type) {
 	case STK_MSG_HELLO: {
@@ -344,9 +424,20 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		stk__reply_begin(&b, &m.h, 0, NULL);
 		stk__put_u32(&b, STK_PROTO_VERSION);
 		send_msg(d, s, out, stk__msg_end(&b), -1);
+		s->hello = true;
 		return;
 	}
 	case STK_MSG_OPEN: {
+		if (s->open_handles + s->waiting >= d->cfg.client_max_datasets) {
+			snprintf(err, sizeof(err),
+				 "OPEN: this client has %u datasets open or opening, the limit "
+				 "(--client-max-datasets); close some first",
+				 s->open_handles + s->waiting);
+			reply_err(d, s, &m.h, -EMFILE, err);
+			return;
+		}
+		if (too_many_waiting(d, s, &m.h))
+			return;
 		struct stk_waiter *w = calloc(1, sizeof(*w));
 		if (!w) {
 			reply_err(d, s, &m.h, -ENOMEM, "out of memory");
@@ -355,6 +446,7 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		w->s = s;
 		w->seq = m.h.seq;
 		s->refs++;
+		s->waiting++;
 		stk__ds_open(d, m.u.open.uri, m.u.open.uri_len, m.u.open.flags & STK_DS_MANIFEST, w,
 			     open_ready);
 		return;
@@ -363,22 +455,32 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		if (!(hd = handle(d, s, &m.h, m.u.plan.ds)))
 			return;
 		if ((m.h.flags & STK_PLAN_RESET) || !hd->plan) {
-			stk__plan_free(d, hd->plan);
+			plan_drop(d, s, hd);
 			hd->plan = stk__plan_new(d, hd->ds, s, false);
 			if (!hd->plan) {
 				reply_err(d, s, &m.h, -ENOMEM, "out of memory for the plan");
 				return;
 			}
 		}
+		if (s->plan_entries + m.u.plan.n > d->cfg.client_max_plan) {
+			snprintf(err, sizeof(err),
+				 "PLAN for %s: %llu entries would pass this client's limit of %llu "
+				 "(--client-max-plan); the plan is dropped",
+				 hd->ds->uri, (unsigned long long)(s->plan_entries + m.u.plan.n),
+				 (unsigned long long)d->cfg.client_max_plan);
+			plan_drop(d, s, hd);
+			reply_err(d, s, &m.h, -E2BIG, err);
+			return;
+		}
 		r = stk__plan_append(hd->plan, m.u.plan.idx, NULL, m.u.plan.n);
 		if (r) {
 			snprintf(err, sizeof(err), "PLAN for %s: %s", hd->ds->uri,
 				 r == -ERANGE ? "an object index is out of range" : strerror(-r));
-			stk__plan_free(d, hd->plan);
-			hd->plan = NULL;
+			plan_drop(d, s, hd);
 			reply_err(d, s, &m.h, r, err);
 			return;
 		}
+		s->plan_entries += m.u.plan.n;
 		reply_ok(d, s, &m.h);
 		stk__sched_run(d);
 		return;
@@ -392,6 +494,12 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 			reply_err(d, s, &m.h, -ERANGE, err);
 			return;
 		}
+		if (over_pin_limit(d, s, &hd->ds->objs[m.u.obj.index], err, sizeof(err))) {
+			reply_err(d, s, &m.h, -ENOBUFS, err);
+			return;
+		}
+		if (too_many_waiting(d, s, &m.h))
+			return;
 		struct stk_waiter *w = calloc(1, sizeof(*w));
 		if (!w) {
 			reply_err(d, s, &m.h, -ENOMEM, "out of memory");
@@ -401,6 +509,7 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		w->seq = m.h.seq;
 		w->handle = m.u.obj.ds;
 		s->refs++;
+		s->waiting++;
 		stk__get(d, hd->plan, &hd->ds->objs[m.u.obj.index], w);
 		return;
 	}
@@ -412,9 +521,10 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		if (!(hd = handle(d, s, &m.h, m.u.ds.ds)))
 			return;
 		release(d, s, m.u.ds.ds, STK_NONE);
-		stk__plan_free(d, hd->plan);
-		hd->plan = NULL;
+		plan_drop(d, s, hd);
+		stk__ds_unuse(d, hd->ds);
 		hd->ds = NULL;
+		s->open_handles--;
 		stk__sched_run(d);
 		return;
 	case STK_MSG_WARM:
@@ -430,7 +540,7 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		if (!(hd = handle(d, s, &m.h, m.u.ds.ds)))
 			return;
 		struct stk_ds *ds = hd->ds;
-		uint8_t out[96];
+		uint8_t out[96 + STK_ERRMSG_MAX];
 		struct stk_buf b;
 		stk__buf_init(&b, out, sizeof(out));
 		stk__reply_begin(&b, &m.h, 0, NULL);
@@ -441,6 +551,10 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		stk__put_u32(&b, ds->warm);
 		stk__put_u64(&b, ds->bytes);
 		stk__put_u64(&b, ds->resident_bytes);
+		/* The latest fetch failure, so a client can say why without the log. */
+		size_t el = ds->last_errmsg ? strnlen(ds->last_errmsg, STK_ERRMSG_MAX) : 0;
+		stk__put_u16(&b, (uint16_t)el);
+		stk__put_bytes(&b, ds->last_errmsg, el);
 		send_msg(d, s, out, stk__msg_end(&b), -1);
 		return;
 	}
@@ -544,138 +658,46 @@ static bool peer_allowed(uid_t uid, gid_t gid)
 	return uid == 0 || uid == geteuid() || gid == getegid();
 }
 
-static void accept_cb(struct stk_op *op, int res)
+int stk__session_add(struct stk_daemon *d, int fd)
 {
-	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, listen_op);
-	if (d->listen_fd < 0)
-		return;
-	for (;;) {
-		int fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				stk_warn("accept: %s", strerror(errno));
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		struct ucred cr;
-		socklen_t cl = sizeof(cr);
-		struct stk_session *s = calloc(1, sizeof(*s));
-		if (!s || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
-			free(s);
-			close(fd);
-			continue;
-		}
-		s->d = d;
-		s->fd = fd;
-		s->uid = cr.uid;
-		s->gid = cr.gid;
-		s->pid = cr.pid;
-		s->authorized = peer_allowed(cr.uid, cr.gid);
-		if (!s->authorized)
-			stk_warn(
-			    "client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
-			    (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
-			    (unsigned)getegid());
-		s->outq_tail = &s->outq;
-		s->refs = 2; /* alive + the in poll */
-		s->in_op.cb = in_cb;
-		if (stk_loop_poll(d->loop, &s->in_op, fd, POLLIN)) {
-			close(fd);
-			free(s);
-			continue;
-		}
-		s->in_armed = true;
-		d->live_sessions++;
-		s->next = d->sessions;
-		if (d->sessions)
-			d->sessions->prev = s;
-		d->sessions = s;
-		d->st[STK_ST_CLIENTS]++;
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	struct stk_session *s = calloc(1, sizeof(*s));
+	if (!s || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
+		free(s);
+		return -ENOMEM;
 	}
-	if (stk_loop_poll(d->loop, &d->listen_op, d->listen_fd, POLLIN))
-		stk_err("cannot poll the listening socket");
-}
-
-/*
- * Whether a live stokerd answers a HELLO at sa within a second.  A socket
- * file nobody answers on is left over from a crash.  Connecting is not proof:
- * a killed daemon's listening socket can outlive it briefly (its io_uring is
- * torn down asynchronously) and still accept connections nobody serves.
- */
-static bool daemon_answers(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return false;
-	bool live = false;
-	uint8_t buf[256];
-	long n = stk__enc_hello(buf, sizeof(buf), 1, (uint32_t)getpid());
-	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 &&
-	    send(fd, buf, (size_t)n, MSG_NOSIGNAL) == n) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		live = poll(&p, 1, 1000) == 1 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0;
-	}
-	close(fd);
-	return live;
-}
-
-int stk__server_start(struct stk_daemon *d)
-{
-	const char *path = d->cfg.socket_path;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		stk_err("socket path %s is too long", path);
-		return -ENAMETOOLONG;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	/* Create the parent directory if it is missing (e.g. /run/stoker). */
-	char dir[sizeof(sa.sun_path)];
-	memcpy(dir, path, strlen(path) + 1);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			stk_warn("mkdir %s: %s", dir, strerror(errno));
-	}
-	if (daemon_answers(&sa)) {
-		stk_err("another stokerd already listens on %s", path);
-		return -EADDRINUSE;
-	}
-	int fd;
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	mode_t old = umask(0117);
-	int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || chmod(path, 0660) < 0 || listen(fd, 128) < 0) {
-		r = -errno;
-		stk_err("cannot listen on %s: %s", path, strerror(-r));
-		close(fd);
+	s->d = d;
+	s->fd = fd;
+	s->uid = cr.uid;
+	s->gid = cr.gid;
+	s->pid = cr.pid;
+	s->authorized = peer_allowed(cr.uid, cr.gid);
+	if (!s->authorized)
+		stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
+			 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
+			 (unsigned)getegid());
+	s->outq_tail = &s->outq;
+	s->refs = 2; /* alive + the in poll */
+	s->in_op.cb = in_cb;
+	int r = stk_loop_poll(d->loop, &s->in_op, fd, POLLIN);
+	if (r) {
+		free(s);
 		return r;
 	}
-	d->listen_fd = fd;
-	d->listen_op.cb = accept_cb;
-	r = stk_loop_poll(d->loop, &d->listen_op, fd, POLLIN);
-	if (r)
-		return r;
-	stk_info("listening on %s (protocol %u, %s backend)", path, STK_PROTO_VERSION,
-		 stk_loop_backend(d->loop));
-	d->on_ready = get_ready;
+	s->in_armed = true;
+	d->live_sessions++;
+	s->next = d->sessions;
+	if (d->sessions)
+		d->sessions->prev = s;
+	d->sessions = s;
+	d->st[STK_ST_CLIENTS]++;
 	return 0;
 }
 
-void stk__server_stop_accepting(struct stk_daemon *d)
+void stk__server_init(struct stk_daemon *d)
 {
-	if (d->listen_fd < 0)
-		return;
-	/* The armed poll stays with the loop; accept_cb sees listen_fd < 0 and stops. */
-	shutdown(d->listen_fd, SHUT_RDWR);
-	close(d->listen_fd);
-	d->listen_fd = -1;
-	unlink(d->cfg.socket_path);
+	d->on_ready = get_ready;
 }
 
 void stk__server_close_all(struct stk_daemon *d)

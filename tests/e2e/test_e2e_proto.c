@@ -19,7 +19,8 @@
 
 #define RECV_MS 5000
 
-static int raw_connect(void)
+/* Connects without the handshake. */
+static int raw_connect_bare(void)
 {
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	cr_assert_geq(fd, 0);
@@ -29,6 +30,19 @@ static int raw_connect(void)
 	memcpy(sa.sun_path, e2e_d.sock, l + 1);
 	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "connect: %s",
 		     strerror(errno));
+	return fd;
+}
+
+static ssize_t raw_recv(int fd, uint8_t *buf, size_t cap, int ms);
+
+/* Connects and says HELLO, as the protocol requires before anything else. */
+static int raw_connect(void)
+{
+	int fd = raw_connect_bare();
+	uint8_t buf[256];
+	long n = stk__enc_hello(buf, sizeof(buf), 1, (uint32_t)getpid());
+	cr_assert_eq(send(fd, buf, (size_t)n, MSG_NOSIGNAL), n);
+	cr_assert_gt(raw_recv(fd, buf, sizeof(buf), RECV_MS), 0, "no HELLO reply");
 	return fd;
 }
 
@@ -182,7 +196,7 @@ static const struct bad bads[] = {
 };
 /* clang-format on */
 
-Test(e2e_proto, malformed_datagrams, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_proto, malformed_datagrams, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	e2e_daemon_start(&e2e_d, NULL);
 	static uint8_t buf[70000];
@@ -376,7 +390,7 @@ Test(e2e_proto, random_datagrams_and_abrupt_disconnects, .init = e2e_init, .fini
 }
 
 /* Many clients at once: each is counted, served, and forgotten when it leaves. */
-Test(e2e_proto, many_connections, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_proto, many_connections, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	enum { N = 200 };
 	e2e_daemon_start(&e2e_d, NULL);
@@ -400,5 +414,27 @@ Test(e2e_proto, many_connections, .init = e2e_init, .fini = e2e_fini, .timeout =
 		     (unsigned long long)st.clients, N - 1);
 	stk_close(cs[7]);
 	free(cs);
+	e2e_daemon_stop(&e2e_d);
+}
+
+/* docs/PROTOCOL.md: HELLO comes first.  Anything else first is refused and the connection closed.
+ */
+Test(e2e_proto, request_before_hello_is_refused, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+{
+	e2e_daemon_start(&e2e_d, NULL);
+	int fd = raw_connect_bare();
+	uint8_t buf[512];
+	char uri[300];
+	snprintf(uri, sizeof(uri), "file://%s/", e2e_d.root);
+	long n = stk__enc_open(buf, sizeof(buf), 7, 0, uri);
+	int32_t status = 0;
+	char msg[STK_ERRMSG_MAX];
+	cr_assert_eq(exchange(fd, buf, (size_t)n, 7, &status, msg, sizeof(msg)), GOT_ERROR);
+	cr_assert_eq(status, -EPROTO);
+	cr_assert(strstr(msg, "HELLO must be the first message"), "message: %s", msg);
+	cr_assert_eq(raw_recv(fd, buf, sizeof(buf), RECV_MS), 0, "the connection stays open");
+	close(fd);
+	/* Everyone else is served as before. */
+	stk_close(e2e_connect(&e2e_d));
 	e2e_daemon_stop(&e2e_d);
 }
