@@ -75,6 +75,11 @@ static const char help_text[] =
     "or a plain absolute path; with --manifest it names a manifest file whose\n"
     "lines are \"URI [SIZE]\".\n"
     "\n"
+    "ls prints one line per object.  In keys, backslash, tab, newline, carriage\n"
+    "return and every other control byte are escaped as \\\\, \\t, \\n, \\r and\n"
+    "\\xNN, so a key can never break a line or a column; other bytes are printed\n"
+    "as they are.\n"
+    "\n"
     "warm shows its progress on stderr when stderr is a terminal, and prints one\n"
     "line on stdout when it ends.\n"
     "\n"
@@ -83,6 +88,11 @@ static const char help_text[] =
     "                 " STK_DEFAULT_SOCKET "); may come before or after COMMAND\n"
     "  --help         print this help and exit\n"
     "  --version      print the version and exit\n"
+    "\n"
+    "environment:\n"
+    "  STOKER_SOCKET   the daemon's socket when --socket is not given\n"
+    "  STOKER_TIMEOUT  seconds (fractions allowed; 0 = never; default 30) to wait\n"
+    "                  for a daemon that answers nothing at all before giving up\n"
     "\n"
     "exit status:\n"
     "  0  success (warm: every object is resident)\n"
@@ -251,12 +261,19 @@ static int connect_daemon(const struct cli *cli, struct stk_client **out)
 		if (!path || !path[0])
 			path = STK_DEFAULT_SOCKET;
 	}
-	/* The library's detail only repeats strerror for the common cases; show it for the rest. */
-	if (detail[0] && err != -ENOENT && err != -ECONNREFUSED && err != -EACCES)
+	/*
+	 * For no daemon there, the library's detail only repeats strerror.  A
+	 * detail that names the socket (a timeout, EACCES from the socket's mode,
+	 * another protocol version) is a whole sentence; any other (the daemon
+	 * refusing this uid) is the daemon's reason.
+	 */
+	if (!detail[0] || err == -ENOENT || err == -ECONNREFUSED)
+		fprintf(stderr, "stoker: cannot reach stokerd at %s: %s\n", path, strerror(-err));
+	else if (strstr(detail, path))
+		fprintf(stderr, "stoker: %s\n", detail);
+	else
 		fprintf(stderr, "stoker: cannot reach stokerd at %s: %s (%s)\n", path,
 			strerror(-err), detail);
-	else
-		fprintf(stderr, "stoker: cannot reach stokerd at %s: %s\n", path, strerror(-err));
 	return err;
 }
 
@@ -289,6 +306,42 @@ static int finish_stdout(const char *what)
 	return 1;
 }
 
+/*
+ * Prints key with backslash and control bytes escaped (see help_text), so
+ * that every object is one line of "KEY<TAB>SIZE".  Returns EOF on a write
+ * error, else 0.
+ */
+static int put_key(const char *key)
+{
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		int r;
+
+		switch (*p) {
+		case '\\':
+			r = fputs("\\\\", stdout);
+			break;
+		case '\t':
+			r = fputs("\\t", stdout);
+			break;
+		case '\n':
+			r = fputs("\\n", stdout);
+			break;
+		case '\r':
+			r = fputs("\\r", stdout);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				r = printf("\\x%02x", *p);
+			else
+				r = putchar(*p);
+			break;
+		}
+		if (r < 0)
+			return EOF;
+	}
+	return 0;
+}
+
 static int cmd_ls(struct stk_client *c, const struct cli *cli)
 {
 	const char *uri = cli->args[0];
@@ -315,7 +368,7 @@ static int cmd_ls(struct stk_client *c, const struct cli *cli)
 			stk_dataset_close(ds);
 			return EXIT_FAILURE;
 		}
-		if (printf("%s\t%" PRIu64 "\n", key, size) < 0)
+		if (put_key(key) < 0 || printf("\t%" PRIu64 "\n", size) < 0)
 			break;
 	}
 	stk_dataset_close(ds);
@@ -441,7 +494,7 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 	struct stk_dataset *ds;
 	uint64_t start_bytes = 0;
 	int none_polls = 0, width = 0, status = EXIT_FAILURE;
-	char what[WHAT_MAX];
+	char what[WHAT_MAX], last_error[1024] = "";
 	double t0, dt = 0, drawn = -1.0, rate;
 	int err;
 
@@ -465,6 +518,10 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 		err = stk_dataset_status(ds, &st);
 		if (err)
 			goto fail;
+		/* With failures, stk_errmsg() is the daemon's last one; it lasts until our next
+		 * call. */
+		if (st.failed)
+			snprintf(last_error, sizeof(last_error), "%s", stk_errmsg());
 		dt = now_s() - t0;
 		/*
 		 * The daemon may declare the budget full while the fetches it
@@ -505,10 +562,10 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 	if (st.failed) {
 		fprintf(stderr,
 			"stoker: %s: %" PRIu32 " of %" PRIu32 " objects failed to fetch (%" PRIu32
-			" resident, %.1f of %.1f MiB%s); stokerd's log says why\n",
+			" resident, %.1f of %.1f MiB%s); %s%s\n",
 			what, st.failed, st.objects, st.resident, (double)st.resident_bytes / MIB,
-			(double)st.bytes / MIB,
-			st.warm == STK_WARM_FULL ? ", RAM budget full" : "");
+			(double)st.bytes / MIB, st.warm == STK_WARM_FULL ? ", RAM budget full" : "",
+			last_error[0] ? "last error: " : "stokerd's log says why", last_error);
 		status = EXIT_FAILURE;
 	} else if (st.warm == STK_WARM_DONE && st.resident >= st.objects) {
 		if (st.resident_bytes > start_bytes)

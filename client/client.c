@@ -8,11 +8,19 @@
  * reader: it receives one datagram outside the lock, hands it to the waiter
  * whose seq it carries, and wakes everyone.  No thread of our own, no
  * callbacks into the application.
+ *
+ * Liveness: the reader waits in poll() for at most the timeout since the
+ * last datagram arrived (or since a request went out with none outstanding).
+ * Then it sends a HELLO as a probe, which the daemon answers at any time, so
+ * a long GET from slow storage keeps the connection alive; a daemon that is
+ * stopped answers nothing, and after another timeout the connection is dead.
  */
 #include "client_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,13 +29,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proto/proto.h"
 
-#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS */
+#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS (and STATUS with a long message) */
 #define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
 
 struct waiter {
@@ -59,11 +68,17 @@ struct stk_client {
 	unsigned refs; /* atomic */
 	bool closed;
 	int fd;
+	uint32_t timeout_ms; /* 0: never */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint32_t next_seq;
 	bool reading;
 	bool dead;
+	int dead_err;		       /* -EPIPE or -ETIMEDOUT, once dead */
+	char dead_msg[STK_ERRMSG_MAX]; /* stk_errmsg() for calls on a dead connection */
+	uint64_t rx_ns;		       /* the liveness clock's start; see read_next() */
+	uint64_t probe_ns;	       /* when the outstanding probe went out; 0: none */
 	struct waiter *waiters;
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
 };
@@ -145,9 +160,106 @@ static ssize_t recv_one(int fd, void *buf, size_t cap, int *rfd)
 	return n;
 }
 
+/* The next request seq, never 0. Called with c->mu held. */
+static uint32_t take_seq(struct stk_client *c)
+{
+	uint32_t seq = c->next_seq++;
+	if (seq == 0)
+		seq = c->next_seq++;
+	return seq;
+}
+
+/* Formats the message of a timed-out connection: quiet_ns is how long the daemon was silent. */
+static void timeout_msg(char *buf, size_t len, const char *path, uint64_t quiet_ns)
+{
+	double s = (double)quiet_ns / 1e9;
+	snprintf(buf, len, "stokerd at %s has not answered for %.*f s (stopped or overloaded?)",
+		 path, s < 10 ? 1 : 0, s);
+}
+
+/*
+ * Declares the connection dead (err is -EPIPE or -ETIMEDOUT) and wakes every
+ * waiter.  A timed-out socket is shut down, so that the daemon, should it
+ * resume, sees this client leave and releases what it held; the fd itself
+ * stays open until stk_close().  Called with c->mu held.
+ */
+static void kill_locked(struct stk_client *c, int err, uint64_t quiet_ns)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	c->dead_err = err;
+	if (err == -ETIMEDOUT) {
+		timeout_msg(c->dead_msg, sizeof(c->dead_msg), c->path, quiet_ns);
+		shutdown(c->fd, SHUT_RDWR);
+	} else {
+		snprintf(c->dead_msg, sizeof(c->dead_msg), "stokerd closed the connection");
+	}
+	pthread_cond_broadcast(&c->cv);
+}
+
+/* Whether a send that failed with errno e ran into SO_SNDTIMEO. */
+static bool send_timed_out(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+/*
+ * The reader's wait for one datagram (c->reading is set, c->mu not held).
+ * Without a timeout it blocks in recvmsg.  With one, it polls until the
+ * timeout has passed since c->rx_ns, then sends a HELLO probe with a seq of
+ * its own (whose reply matches no waiter and is dropped) and polls for
+ * another timeout.  Returns recv_one()'s result, or -ETIMEDOUT with *quiet
+ * set to how long nothing arrived.
+ */
+static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rfd, uint64_t *quiet)
+{
+	const uint64_t t = (uint64_t)c->timeout_ms * 1000000u;
+	*rfd = -1;
+	while (t) {
+		uint32_t probe = 0;
+		pthread_mutex_lock(&c->mu);
+		uint64_t now = now_ns();
+		if (c->probe_ns && now - c->probe_ns >= t) {
+			*quiet = now - c->rx_ns;
+			pthread_mutex_unlock(&c->mu);
+			return -ETIMEDOUT;
+		}
+		if (!c->probe_ns && now - c->rx_ns >= t) {
+			c->probe_ns = now;
+			probe = take_seq(c);
+		}
+		uint64_t deadline = (c->probe_ns ? c->probe_ns : c->rx_ns) + t;
+		pthread_mutex_unlock(&c->mu);
+		if (probe) {
+			uint8_t msg[64];
+			long len = stk__enc_hello(msg, sizeof(msg), probe, (uint32_t)getpid());
+			ssize_t s;
+			do
+				s = send(c->fd, msg, (size_t)len, MSG_NOSIGNAL);
+			while (s < 0 && errno == EINTR);
+			if (s < 0 && send_timed_out(errno)) {
+				*quiet = now_ns() - c->rx_ns;
+				return -ETIMEDOUT;
+			}
+			if (s < 0)
+				return -errno;
+		}
+		uint64_t ms = (deadline - now + 999999) / 1000000;
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int r = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r > 0)
+			break; /* readable, or hung up: recvmsg says which */
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+	return recv_one(c->fd, buf, cap, rfd);
+}
+
 /*
  * Sends msg (its seq field is patched in here) and waits for the reply into w.
- * Returns 0 with w filled, or -EPIPE when the daemon is gone.
+ * Returns 0 with w filled, -EPIPE when the daemon is gone, or -ETIMEDOUT when
+ * it stopped answering (see stk_connect()).
  */
 static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w)
 {
@@ -155,13 +267,17 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 	w->fd = -1;
 	pthread_mutex_lock(&c->mu);
 	if (c->dead) {
+		int err = c->dead_err;
+		stk__set_err("%s", c->dead_msg);
 		pthread_mutex_unlock(&c->mu);
-		stk__set_err("the connection to stokerd is closed");
-		return -EPIPE;
+		return err;
 	}
-	w->seq = c->next_seq++;
-	if (w->seq == 0)
-		w->seq = c->next_seq++;
+	w->seq = take_seq(c);
+	if (!c->waiters) {
+		/* The daemon owed us nothing until now: the clock starts here. */
+		c->rx_ns = now_ns();
+		c->probe_ns = 0;
+	}
 	w->next = c->waiters;
 	c->waiters = w;
 	pthread_mutex_unlock(&c->mu);
@@ -172,10 +288,12 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 	do
 		s = send(c->fd, msg, len, MSG_NOSIGNAL);
 	while (s < 0 && errno == EINTR);
+	int send_err = s < 0 ? errno : 0;
 
 	pthread_mutex_lock(&c->mu);
-	if (s < 0)
-		c->dead = true;
+	if (send_err)
+		kill_locked(c, send_timed_out(send_err) ? -ETIMEDOUT : -EPIPE,
+			    (uint64_t)c->timeout_ms * 1000000u);
 	while (!w->done && !c->dead) {
 		if (c->reading) {
 			pthread_cond_wait(&c->cv, &c->mu);
@@ -185,12 +303,17 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 		pthread_mutex_unlock(&c->mu);
 		uint8_t buf[REPLY_MAX];
 		int rfd;
-		ssize_t n = recv_one(c->fd, buf, sizeof(buf), &rfd);
+		uint64_t quiet = 0;
+		ssize_t n = read_next(c, buf, sizeof(buf), &rfd, &quiet);
 		pthread_mutex_lock(&c->mu);
 		c->reading = false;
 		if (n <= 0) {
-			c->dead = true;
-		} else if (n >= (ssize_t)STK_HDR_SIZE) {
+			kill_locked(c, n == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE, quiet);
+		} else {
+			c->rx_ns = now_ns();
+			c->probe_ns = 0;
+		}
+		if (n >= (ssize_t)STK_HDR_SIZE) {
 			uint32_t seq = stk__get_u32(buf + 4);
 			struct waiter *x = c->waiters;
 			while (x && x->seq != seq)
@@ -213,16 +336,21 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 			break;
 		}
 	}
-	bool ok = w->done;
-	pthread_mutex_unlock(&c->mu);
-	if (!ok) {
-		stk__set_err("stokerd closed the connection");
-		return -EPIPE;
+	int r = 0;
+	if (!w->done) {
+		r = c->dead_err;
+		stk__set_err("%s", c->dead_msg);
 	}
-	return 0;
+	pthread_mutex_unlock(&c->mu);
+	return r;
 }
 
-/* Sends a request that has no reply. */
+/*
+ * Sends a request that has no reply.  One the daemon never gets would leave
+ * state behind in it (a hold that is never released), so a send that times
+ * out kills the connection, which makes the daemon drop all of this client's
+ * state when it resumes.
+ */
 static void post(struct stk_client *c, const uint8_t *msg, size_t len)
 {
 	if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE))
@@ -231,8 +359,17 @@ static void post(struct stk_client *c, const uint8_t *msg, size_t len)
 	do
 		s = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (s < 0 && errno == EINTR);
-	if (s < 0 && errno == EAGAIN) /* the daemon is slow to read; wait for room */
-		send(c->fd, msg, len, MSG_NOSIGNAL);
+	if (s < 0 && send_timed_out(errno)) {
+		/* The daemon is slow to read: wait for room, up to SO_SNDTIMEO. */
+		do
+			s = send(c->fd, msg, len, MSG_NOSIGNAL);
+		while (s < 0 && errno == EINTR);
+		if (s < 0 && send_timed_out(errno)) {
+			pthread_mutex_lock(&c->mu);
+			kill_locked(c, -ETIMEDOUT, (uint64_t)c->timeout_ms * 1000000u);
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
 }
 
 /* Decodes w's reply; on a daemon error returns its status with the message set. */
@@ -263,9 +400,72 @@ fail:
 	return r->status;
 }
 
+/* Whether the caller's opts (possibly from an older header) include field f. */
+#define OPT_HAS(o, f)                                                                              \
+	((o) && (o)->opts_size >= offsetof(struct stk_connect_opts, f) + sizeof((o)->f))
+
+/*
+ * Parses $STOKER_TIMEOUT ("30", "0.5"; 0 = never) by hand, so that the
+ * application's LC_NUMERIC cannot change what "0.5" means.  Returns 0 with
+ * *ms set (0: never), or -EINVAL.
+ */
+static int parse_timeout(const char *s, uint32_t *ms)
+{
+	const char *p = s;
+	uint64_t v = 0; /* milliseconds, saturating */
+	bool digits = false, sub_ms = false;
+	for (; *p >= '0' && *p <= '9'; p++, digits = true)
+		v = v < UINT32_MAX ? v * 10 + (uint64_t)(*p - '0') : v;
+	v = v < UINT32_MAX ? v * 1000 : v;
+	if (*p == '.') {
+		uint64_t scale = 100;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
+			v += (uint64_t)(*p - '0') * scale;
+			sub_ms |= !scale && *p != '0';
+			scale /= 10;
+		}
+	}
+	if (!digits || *p)
+		return -EINVAL;
+	if (!v && sub_ms)
+		v = 1;
+	*ms = v >= UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)v;
+	return 0;
+}
+
+/* The call timeout from opts, $STOKER_TIMEOUT or the default. Returns 0 or -EINVAL. */
+static int connect_timeout(const struct stk_connect_opts *opts, uint32_t *ms)
+{
+	if (OPT_HAS(opts, timeout_ms) && opts->timeout_ms) {
+		*ms = opts->timeout_ms == STK_TIMEOUT_NEVER ? 0 : opts->timeout_ms;
+		return 0;
+	}
+	const char *env = getenv("STOKER_TIMEOUT");
+	if (!env || !*env) {
+		*ms = STK_DEFAULT_TIMEOUT_MS;
+		return 0;
+	}
+	if (parse_timeout(env, ms)) {
+		stk__set_err("STOKER_TIMEOUT=%s is not a number of seconds (0 = never)", env);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Why connect(2) said EACCES, for the message: "; what was closed to this user", or "". */
+static const char *eacces_hint(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return "; a directory on the way to the socket is closed to this user";
+	if (!(st.st_mode & S_IWOTH))
+		return "; the socket is accessible to the daemon's uid and group only";
+	return "";
+}
+
 int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 {
-	const char *path = opts && opts->opts_size >= sizeof(*opts) ? opts->socket_path : NULL;
+	const char *path = OPT_HAS(opts, socket_path) ? opts->socket_path : NULL;
 	if (!path)
 		path = getenv("STOKER_SOCKET");
 	if (!path || !*path)
@@ -276,23 +476,47 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 		return -ENAMETOOLONG;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	uint32_t timeout_ms;
+	int r = connect_timeout(opts, &timeout_ms);
+	if (r)
+		return r;
 
 	struct stk_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->refs = 1;
 	c->next_seq = 1;
+	c->timeout_ms = timeout_ms;
+	memcpy(c->path, sa.sun_path, sizeof(c->path));
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
-	int r;
 	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
 		r = -errno;
 		goto err;
 	}
+	/* Bounds every send, and connect(2) itself when the listen backlog is full. */
+	if (timeout_ms) {
+		struct timeval tv = { .tv_sec = timeout_ms / 1000,
+				      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
+		if (setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+			r = -errno;
+			goto err;
+		}
+	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
-		stk__set_err("cannot connect to stokerd at %s: %s", path, strerror(-r));
+		if (send_timed_out(-r)) {
+			char m[STK_ERRMSG_MAX];
+			timeout_msg(m, sizeof(m), path, (uint64_t)timeout_ms * 1000000u);
+			stk__set_err("%s", m);
+			r = -ETIMEDOUT;
+		} else if (r == -EACCES) {
+			stk__set_err("cannot connect to stokerd at %s: %s%s", path, strerror(-r),
+				     eacces_hint(path));
+		} else {
+			stk__set_err("cannot connect to stokerd at %s: %s", path, strerror(-r));
+		}
 		goto err;
 	}
 	uint8_t msg[64];
@@ -303,6 +527,7 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 		goto err;
 	}
 	struct stk_reply rp;
+	/* A refused user gets -EACCES here, with the daemon's reason as the message. */
 	r = call(c, msg, (size_t)len, w);
 	if (!r)
 		r = reply(w, STK_MSG_HELLO, &rp);
@@ -398,11 +623,17 @@ static int load_catalog(struct stk_dataset *ds, int fd)
 	}
 	struct cat_fill f = { ds, ds->keymem };
 	stk__catalog_walk(map, len, cat_entry, &f, NULL, NULL, 0);
+	/*
+	 * A key already in the table keeps its first index, as stk_dataset_find()
+	 * promises; stopping at it also keeps a catalog of n equal keys from
+	 * costing n^2 probes.
+	 */
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t h = hash_key(ds->keys[i]) & ds->hash_mask;
-		while (ds->hash[h])
+		while (ds->hash[h] && strcmp(ds->keys[ds->hash[h] - 1], ds->keys[i]))
 			h = (h + 1) & ds->hash_mask;
-		ds->hash[h] = i + 1;
+		if (!ds->hash[h])
+			ds->hash[h] = i + 1;
 	}
 out:
 	if (map)
@@ -659,7 +890,9 @@ void stk_release(struct stk_view *v)
 static int rpc(struct stk_client *c, uint8_t *msg, long len, uint16_t type, struct stk_reply *rp,
 	       struct waiter **wp)
 {
-	struct waiter *w = waiter_new(type == STK_MSG_ENDPOINTS ? REPLY_MAX : REPLY_SMALL);
+	/* ENDPOINTS is long, and STATUS may carry an error message naming a long URI. */
+	bool big = type == STK_MSG_ENDPOINTS || type == STK_MSG_STATUS;
+	struct waiter *w = waiter_new(big ? REPLY_MAX : REPLY_SMALL);
 	*wp = NULL;
 	if (!w)
 		return -ENOMEM;
@@ -694,7 +927,6 @@ int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 	struct stk_reply rp;
 	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_STATUS, 0, ds->id);
 	int r = rpc(ds->c, msg, len, STK_MSG_STATUS, &rp, &w);
-	free(w);
 	if (r)
 		return r;
 	st->objects = rp.u.status.objects;
@@ -704,6 +936,9 @@ int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st)
 	st->warm = rp.u.status.warm;
 	st->bytes = rp.u.status.bytes;
 	st->resident_bytes = rp.u.status.resident_bytes;
+	if (st->failed)
+		stk__set_err("%.*s", (int)rp.u.status.last_error_len, rp.u.status.last_error);
+	free(w); /* rp points into it */
 	return 0;
 }
 

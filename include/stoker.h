@@ -17,6 +17,8 @@
  *    calling thread's next call into the library).
  *  - Handles are opaque; every create has a destroy, and destroy accepts NULL.
  *  - A client and its datasets may be used from many threads at once.
+ *  - Every call that waits for the daemon may also return -ETIMEDOUT when the
+ *    daemon stops answering altogether (see stk_connect()).
  */
 #ifndef STOKER_H
 #define STOKER_H
@@ -43,18 +45,51 @@ extern "C" {
 struct stk_client;
 struct stk_dataset;
 
-/* Options for stk_connect(). Zero-initialise, then set opts_size = sizeof(opts). */
+/* How long a call waits for a silent daemon unless told otherwise (or $STOKER_TIMEOUT). */
+#define STK_DEFAULT_TIMEOUT_MS 30000u
+/* stk_connect_opts.timeout_ms: never time out. */
+#define STK_TIMEOUT_NEVER UINT32_MAX
+
+/*
+ * Options for stk_connect(). Zero-initialise, then set opts_size = sizeof(opts).
+ * Fields are only ever appended; the library reads a field only when opts_size
+ * covers it, so a caller built against an older header keeps the defaults.
+ */
 struct stk_connect_opts {
 	size_t opts_size;
 	const char *socket_path; /* NULL: $STOKER_SOCKET, else STK_DEFAULT_SOCKET */
+	/*
+	 * Milliseconds a call waits while the daemon sends nothing at all, then
+	 * as long again after a probe, before the connection is declared dead
+	 * (see stk_connect()).  0: $STOKER_TIMEOUT, else STK_DEFAULT_TIMEOUT_MS;
+	 * STK_TIMEOUT_NEVER: wait forever.
+	 */
+	uint32_t timeout_ms;
 };
 
 /*
  * Connects to stokerd and performs the versioned handshake.
  * opts may be NULL (all defaults).
+ *
+ * Timeout: $STOKER_TIMEOUT is in seconds and may be fractional ("0.5"); 0
+ * means never; unset, 30.  It bounds only a daemon that answers nothing: a
+ * GET of a big object from slow storage may take minutes and still succeeds.
+ * When a waiting call has received no datagram at all for the timeout, the
+ * library sends the daemon a HELLO (answered at any time); when nothing
+ * arrives for another timeout, the connection is dead: every call waiting on
+ * it, and every later one, returns -ETIMEDOUT with stk_errmsg() "stokerd at
+ * PATH has not answered for N s (stopped or overloaded?)", and the socket is
+ * shut down so that the daemon, if it ever resumes, releases what this client
+ * held.  A send (including the connect and this handshake) that cannot be
+ * queued for the timeout ends the same way.  Any datagram received restarts
+ * the clock; time with no call waiting does not count.
+ *
  * Returns 0 with *out set on success; -ENOENT or -ECONNREFUSED when no daemon
- * listens there, -EACCES when the daemon refuses this user, -EPROTO when the
- * daemon speaks another protocol version, -ENOMEM.
+ * listens there; -EACCES when the socket's mode shuts this user out (the
+ * message says so) or when the daemon refuses this user (stk_errmsg() is the
+ * daemon's "uid N is not allowed to use this stokerd"); -ETIMEDOUT as above;
+ * -EPROTO when the daemon speaks another protocol version; -EINVAL when
+ * $STOKER_TIMEOUT is not a number of seconds; -ENAMETOOLONG; -ENOMEM.
  * The caller frees *out with stk_close().
  */
 STK_EXTERN int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out);
@@ -103,7 +138,11 @@ STK_EXTERN uint64_t stk_dataset_bytes(const struct stk_dataset *ds);
 STK_EXTERN int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key,
 				  uint64_t *size);
 
-/* Looks up a key. Returns 0 with *index set, or -ENOENT. */
+/*
+ * Looks up a key.  Returns 0 with *index set, or -ENOENT.  When several
+ * objects share the key (a manifest may list a URI twice), *index is the
+ * lowest of their indices.
+ */
 STK_EXTERN int stk_dataset_find(const struct stk_dataset *ds, const char *key, size_t *index);
 
 /*
@@ -174,7 +213,13 @@ struct stk_dataset_status {
 #define STK_WARM_DONE	 2 /* every object resident */
 #define STK_WARM_FULL	 3 /* stopped: the budget is full */
 
-/* Fills *st. Returns 0, -EPIPE. */
+/*
+ * Fills *st.  Returns 0, -EPIPE, -ETIMEDOUT.  When st->failed > 0,
+ * stk_errmsg() is also set, though the call succeeded, to the daemon's message
+ * for the dataset's most recent failed fetch, naming the object and the cause
+ * (for example "file:///r/big: 300000000 bytes is larger than the whole RAM
+ * budget"), or to "" when the daemon is too old to send one.
+ */
 STK_EXTERN int stk_dataset_status(struct stk_dataset *ds, struct stk_dataset_status *st);
 
 /*

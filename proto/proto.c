@@ -334,7 +334,8 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		return 0;
 	}
 	case STK_MSG_STATUS:
-		if (n != 36)
+		/* 36 bytes from daemons that predate the trailing message. */
+		if (n != 36 && n < 38)
 			return fail(err, errlen, "STATUS reply is %zu bytes", n);
 		r->u.status.objects = stk__get_u32(b);
 		r->u.status.resident = stk__get_u32(b + 4);
@@ -343,6 +344,19 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		r->u.status.warm = stk__get_u32(b + 16);
 		r->u.status.bytes = stk__get_u64(b + 20);
 		r->u.status.resident_bytes = stk__get_u64(b + 28);
+		r->u.status.last_error_len = 0;
+		r->u.status.last_error = "";
+		if (n > 36) {
+			uint16_t ml = get_u16(b + 36);
+			if ((size_t)ml + 38 != n)
+				return fail(
+				    err, errlen,
+				    "STATUS last error length %u does not fit the reply's %zu "
+				    "bytes",
+				    ml, n - 38);
+			r->u.status.last_error_len = ml;
+			r->u.status.last_error = (const char *)b + 38;
+		}
 		return 0;
 	case STK_MSG_ENDPOINTS: {
 		if (n < 4)

@@ -16,8 +16,8 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     1
-#define STK_MSG_MAX	      65536u /* largest datagram either side sends */
+#define STK_PROTO_VERSION     2		  /* 2: HELLO first; STATUS: last error */
+#define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
@@ -122,6 +122,10 @@ struct stk_reply {
 		struct {
 			uint32_t objects, resident, inflight, failed, warm;
 			uint64_t bytes, resident_bytes;
+			/* The most recent failed fetch's message: not NUL-terminated,
+			 * len 0 if none or from a daemon that predates it. */
+			uint16_t last_error_len;
+			const char *last_error;
 		} status;
 		/* n entries of { u16 name_len, name, u64 requests, retries, errors, bytes,
 		 * busy_ns }, bounds already checked */

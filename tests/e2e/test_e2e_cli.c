@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The stoker command line client against the real daemon. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -25,7 +30,7 @@ static void make(struct e2e_dataset *ds)
 	e2e_dataset_make(ds, dir, sizes, sizeof(sizes) / sizeof(sizes[0]), 2, 31);
 }
 
-Test(e2e_cli, ls_lists_every_file, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cli, ls_lists_every_file, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make(&ds);
@@ -55,7 +60,7 @@ Test(e2e_cli, ls_lists_every_file, .init = e2e_init, .fini = e2e_fini, .timeout 
 	e2e_dataset_free(&ds);
 }
 
-Test(e2e_cli, cat_writes_the_bytes, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cli, cat_writes_the_bytes, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make(&ds);
@@ -95,7 +100,7 @@ Test(e2e_cli, cat_writes_the_bytes, .init = e2e_init, .fini = e2e_fini, .timeout
 }
 
 Test(e2e_cli, cat_of_a_missing_file_fails_naming_it, .init = e2e_init, .fini = e2e_fini,
-     .timeout = 60)
+     .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make(&ds);
@@ -197,4 +202,152 @@ Test(e2e_cli, stokerd_rejects_bad_flags, .init = e2e_init, .fini = e2e_fini, .ti
 	cr_assert(strstr(out, "usage: stokerd"), "--help printed: %s", out);
 	free(out);
 	free(err);
+}
+
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Keys with line and column breakers: each object must still be one KEY<TAB>SIZE line. */
+Test(e2e_cli, ls_escapes_control_bytes_in_keys, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+{
+	static const struct {
+		const char *name, *shown;
+	} keys[] = {
+		{ "a\nb.bin", "a\\nb.bin" },
+		{ "tab\there", "tab\\there" },
+		{ "back\\slash", "back\\\\slash" },
+		{ "cr\r", "cr\\r" },
+		{ "ctl\x01\x7f.bin", "ctl\\x01\\x7f.bin" },
+		{ "utf8-\xc3\xa9", "utf8-\xc3\xa9" },
+	};
+	enum { N = sizeof(keys) / sizeof(keys[0]) };
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/odd", e2e_d.root);
+	cr_assert_eq(e2x_mkdirs(dir), 0);
+	const char *order[N];
+	for (size_t i = 0; i < N; i++) {
+		char path[400];
+		snprintf(path, sizeof(path), "%s/%s", dir, keys[i].name);
+		cr_assert_eq(e2x_write_file(path, i + 1, i), 0, "write %s", path);
+		order[i] = keys[i].name;
+	}
+	qsort(order, N, sizeof(order[0]), by_str); /* the daemon lists keys in byte order */
+	char want[1024];
+	size_t wl = 0;
+	for (size_t i = 0; i < N; i++) {
+		size_t k = 0;
+		while (keys[k].name != order[i])
+			k++;
+		wl += (size_t)snprintf(want + wl, sizeof(want) - wl, "%s\t%zu\n", keys[k].shown,
+				       k + 1);
+	}
+	e2e_daemon_start(&e2e_d, NULL);
+	char uri[300];
+	snprintf(uri, sizeof(uri), "file://%s/", dir);
+	char *out, *err;
+	size_t len;
+	int st =
+	    e2e_run((const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "ls", uri, NULL },
+		    &out, &len, &err);
+	cr_assert_eq(exit_code(st), 0, "stoker ls exited %d: %s", exit_code(st), err);
+	cr_assert_str_eq(out, want, "stoker ls printed\n%s\nwant\n%s", out, want);
+	free(out);
+	free(err);
+	e2e_daemon_stop(&e2e_d);
+}
+
+/*
+ * Runs the CLI as nobody (uid and gid 65534, no supplementary groups) and
+ * returns its exit code, with its stderr in *err (the caller frees it).
+ */
+static int run_as_nobody(const char *const *argv, char **err)
+{
+	char ep[200];
+	snprintf(ep, sizeof(ep), "%s/nobody.stderr", e2e_d.dir);
+	int fd = open(ep, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert_geq(fd, 0, "open %s: %s", ep, strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(125);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int st = e2x_wait_child(pid, 30);
+	cr_assert_neq(st, -1, "%s as nobody did not finish within 30 s", argv[0]);
+	cr_assert(!WIFEXITED(st) || WEXITSTATUS(st) < 125, "cannot run %s as nobody (%d)", argv[0],
+		  WEXITSTATUS(st));
+	char *b = calloc(1, 4096);
+	cr_assert_not_null(b);
+	ssize_t n = pread(fd, b, 4095, 0);
+	cr_assert_geq(n, 0);
+	close(fd);
+	*err = b;
+	return exit_code(st);
+}
+
+/* A user the daemon refuses learns why, whether the daemon or the socket's mode refused it. */
+Test(e2e_cli, refused_user_is_told_why, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a client as another uid");
+	e2e_daemon_start(&e2e_d, NULL);
+	const char *const argv[] = { STOKER_CLI_PATH, "--socket", e2e_d.sock, "stats", NULL };
+	char *err;
+
+	/* The directory closed to others: say so, rather than blame the socket. */
+	int code = run_as_nobody(argv, &err);
+	cr_assert_eq(code, 1, "exit %d: %s", code, err);
+	cr_assert(strstr(err, "a directory on the way to the socket is closed to this user"),
+		  "stderr: %s", err);
+	free(err);
+
+	/* The socket's 0660 keeps nobody out: connect(2) fails, with a hint. */
+	cr_assert_eq(chmod(e2e_d.dir, 0755), 0, "chmod %s: %s", e2e_d.dir, strerror(errno));
+	code = run_as_nobody(argv, &err);
+	cr_assert_eq(code, 1, "exit %d: %s", code, err);
+	cr_assert(strstr(err, "Permission denied") &&
+		      strstr(err, "the socket is accessible to the daemon's uid and group only"),
+		  "stderr: %s", err);
+	free(err);
+
+	/* An open socket: the daemon itself refuses uid 65534 and says so. */
+	cr_assert_eq(chmod(e2e_d.sock, 0666), 0, "chmod %s: %s", e2e_d.sock, strerror(errno));
+	code = run_as_nobody(argv, &err);
+	cr_assert_eq(code, 1, "exit %d: %s", code, err);
+	cr_assert(strstr(err, "uid 65534 is not allowed"), "stderr: %s", err);
+	cr_assert(strstr(err, e2e_d.sock), "stderr does not name the socket: %s", err);
+	free(err);
+	e2e_daemon_stop(&e2e_d);
+}
+
+/* A warm that fails names the failure; here an object larger than the whole RAM budget. */
+Test(e2e_cli, warm_failure_names_the_cause, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+{
+	static const uint64_t sizes[] = { 20 * E2E_MIB };
+	struct e2e_dataset ds;
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/big", e2e_d.root);
+	e2e_dataset_make(&ds, dir, sizes, 1, 0, 5);
+	e2e_daemon_start(&e2e_d, (const char *[]){ "--ram", "16M", NULL });
+	char *out, *err;
+	size_t len;
+	int st = e2e_run(
+	    (const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "warm", ds.uri, NULL }, &out,
+	    &len, &err);
+	cr_assert_eq(exit_code(st), 1, "stoker warm exited %d: %s", exit_code(st), err);
+	cr_assert(strstr(err, "last error: ") && strstr(err, "larger than the whole RAM budget"),
+		  "stderr: %s", err);
+	cr_assert(strstr(err, ds.o[0].key), "stderr does not name the object: %s", err);
+	free(out);
+	free(err);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
 }

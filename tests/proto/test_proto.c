@@ -154,3 +154,64 @@ Test(proto, catalog_walk_checks_bounds)
 	cr_assert_eq(stk__catalog_walk(buf, b.len + 1, NULL, NULL, &cnt, err, sizeof(err)),
 		     -EPROTO);
 }
+
+/* A STATUS reply with the given fields, and the last-error tail when msg is non-NULL. */
+static long status_reply(const char *msg, uint16_t claimed_len)
+{
+	struct stk_msg_hdr req = { .type = STK_MSG_STATUS, .seq = 9 };
+	struct stk_buf b;
+	stk__buf_init(&b, buf, sizeof(buf));
+	stk__reply_begin(&b, &req, 0, NULL);
+	stk__put_u32(&b, 3);	/* objects */
+	stk__put_u32(&b, 1);	/* resident */
+	stk__put_u32(&b, 0);	/* inflight */
+	stk__put_u32(&b, 2);	/* failed */
+	stk__put_u32(&b, 2);	/* warm */
+	stk__put_u64(&b, 3000); /* bytes */
+	stk__put_u64(&b, 1000); /* resident bytes */
+	if (msg) {
+		stk__put_u16(&b, claimed_len);
+		stk__put_bytes(&b, msg, strlen(msg));
+	}
+	return stk__msg_end(&b);
+}
+
+Test(proto, status_reply_carries_the_last_fetch_error)
+{
+	struct stk_reply r;
+	/* A daemon that predates the message: 36 bytes, no message. */
+	long n = status_reply(NULL, 0);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.u.status.failed, 2);
+	cr_assert_eq(r.u.status.resident_bytes, 1000);
+	cr_assert_eq(r.u.status.last_error_len, 0);
+
+	/* The new layout: u16 len + bytes, no NUL. */
+	const char *m = "file:///r/big: 300000000 bytes is larger than the whole RAM budget";
+	n = status_reply(m, (uint16_t)strlen(m));
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.u.status.failed, 2);
+	cr_assert_eq(r.u.status.warm, 2);
+	cr_assert_eq(r.u.status.last_error_len, strlen(m));
+	cr_assert_eq(memcmp(r.u.status.last_error, m, strlen(m)), 0);
+
+	/* An empty message is len 0. */
+	n = status_reply("", 0);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r.u.status.last_error_len, 0);
+
+	/* A len past the datagram, or short of it, is refused. */
+	n = status_reply("abc", 4);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), -EPROTO);
+	cr_assert(strstr(err, "STATUS last error length 4"), "%s", err);
+	n = status_reply("abc", 60000);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), -EPROTO);
+	n = status_reply("abc", 2);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), -EPROTO);
+
+	/* A lone byte after the 36 (half a length) is refused too. */
+	n = status_reply(NULL, 0);
+	buf[n] = 0;
+	buf[8] = 4 + 36 + 1;
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n + 1, &r, err, sizeof(err)), -EPROTO);
+}
