@@ -28,14 +28,25 @@ struct stk_waiter; /* owned by prefetch/: a client request waiting for the objec
 struct stk_plan;   /* owned by prefetch/ */
 struct stk_transport_ops;
 
-struct stk_object {
+/* A place where a dataset lists an object: its plans and counters are reached through it. */
+struct stk_obj_ref {
 	struct stk_ds *ds;
-	const char *key; /* relative key, shown to clients */
-	const char *uri; /* what the transport fetches */
+	uint32_t index;
+};
+
+/*
+ * A backend object, once in the daemon however many datasets list it: the
+ * object table finds it by URI and size, so the same file reached through a
+ * directory and through a manifest is fetched and charged once.
+ */
+struct stk_object {
+	const char *uri; /* what the transport fetches; the table's key with size */
 	const struct stk_transport_ops *tp;
 	uint64_t size;
-	uint32_t index;
-	uint32_t line; /* the manifest line that named it, or 0 */
+	uint32_t hash;		  /* of uri and size */
+	struct stk_object *hnext; /* the table's chain */
+	struct stk_obj_ref *refs; /* the datasets that list it */
+	uint32_t nrefs, caprefs;
 	uint8_t state;
 	bool queued;	 /* waiting for room on behalf of a get */
 	bool prefetched; /* fetched by a plan, not a get */
@@ -54,14 +65,21 @@ struct stk_object {
 	struct stk_waiter *waiters;
 };
 
-/* A dataset: its object table and who uses it. Shared by every client that opens its URI. */
+/* One object of a dataset, as the dataset names it. */
+struct stk_ds_entry {
+	struct stk_object *o;
+	char *key;     /* relative key, shown to clients */
+	uint32_t line; /* the manifest line that named it, or 0 */
+};
+
+/* A dataset: its list of objects and who uses it. Shared by every client that opens its URI. */
 struct stk_ds {
 	uint32_t id;
 	char *uri;
 	unsigned flags;
 	uint32_t count;
 	uint64_t bytes;
-	struct stk_object *objs;
+	struct stk_ds_entry *ents;
 	int catalog_fd; /* sealed memfd sent with every OPEN reply */
 	uint32_t resident, inflight, failed;
 	uint64_t resident_bytes;
@@ -79,6 +97,24 @@ struct stk_ds {
 	bool ready, revalidating;
 	struct stk_waiter *open_waiters;
 };
+
+/* The object table: a hash table of every object some dataset lists, chained. */
+struct stk_objtab {
+	struct stk_object **b;
+	uint32_t mask; /* buckets - 1 */
+	uint64_t n;
+};
+
+/* Finds the object for uri and size, or NULL. */
+struct stk_object *stk__objtab_find(const struct stk_objtab *t, const char *uri, uint64_t size);
+/* Adds o (its uri and size set, not already in). 0 or -ENOMEM. */
+int stk__objtab_add(struct stk_objtab *t, struct stk_object *o);
+void stk__objtab_del(struct stk_objtab *t, struct stk_object *o);
+void stk__objtab_fini(struct stk_objtab *t);
+/* Records that ds lists o at index. 0 or -ENOMEM. */
+int stk__obj_ref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
+/* Forgets ds's listing of o at index; returns the references left. */
+uint32_t stk__obj_unref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
 
 struct stk_cache {
 	const struct stk_tier_ops *tier;

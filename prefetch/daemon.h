@@ -49,6 +49,7 @@ struct stk_waiter {
 	struct stk_session *s;
 	uint32_t seq;
 	uint32_t handle;
+	uint32_t index; /* GET: the object's index in the handle's dataset */
 	struct stk_waiter *next;
 };
 
@@ -83,6 +84,7 @@ struct stk_out; /* a queued datagram, see server.c */
 struct stk_pin {
 	struct stk_object *o;
 	uint32_t handle;
+	uint32_t index; /* in the handle's dataset */
 };
 
 struct stk_session {
@@ -114,6 +116,7 @@ struct stk_daemon {
 	struct stk_config cfg;
 	struct stk_loop *loop;
 	struct stk_cache cache;
+	struct stk_objtab objects; /* every object some dataset lists */
 	struct stk_ds *datasets;
 	uint32_t next_ds_id;
 	struct stk_plan *plans;
@@ -142,9 +145,11 @@ void stk__plan_advance(struct stk_plan *p, uint32_t obj);
 void stk__plan_free(struct stk_daemon *d, struct stk_plan *p);
 uint64_t stk__next_use(void *d, const struct stk_object *o);
 void stk__sched_run(struct stk_daemon *d);
-/* A get: delivers now through on_ready or queues w. Takes ownership of w. */
-void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
+/* A get of ds's object index: delivers now through on_ready or queues w. Takes ownership of w. */
+void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, uint32_t index,
 	      struct stk_waiter *w);
+/* Drops resident o from the cache, keeping every dataset's counters and plans right. */
+void stk__evict(struct stk_daemon *d, struct stk_object *o);
 void stk__pin(struct stk_daemon *d, struct stk_object *o);
 void stk__unpin(struct stk_daemon *d, struct stk_object *o);
 /* Starts a warm of ds (no-op if one runs). 0 or -ENOMEM. */

@@ -40,11 +40,11 @@ struct open_job {
 };
 
 /* Writes the catalog clients receive into a sealed memfd. Returns the fd or -errno. */
-static int catalog_memfd(const struct stk_object *objs, uint32_t count)
+static int catalog_memfd(const struct stk_ds_entry *ents, uint32_t count)
 {
 	size_t len = 8;
 	for (uint32_t i = 0; i < count; i++)
-		len += 12 + strlen(objs[i].key);
+		len += 12 + strlen(ents[i].key);
 	uint8_t *mem = malloc(len);
 	if (!mem)
 		return -ENOMEM;
@@ -53,10 +53,10 @@ static int catalog_memfd(const struct stk_object *objs, uint32_t count)
 	stk__put_u32(&b, STK_CATALOG_MAGIC);
 	stk__put_u32(&b, count);
 	for (uint32_t i = 0; i < count; i++) {
-		size_t kl = strlen(objs[i].key);
-		stk__put_u64(&b, objs[i].size);
+		size_t kl = strlen(ents[i].key);
+		stk__put_u64(&b, ents[i].o->size);
 		stk__put_u32(&b, (uint32_t)kl);
-		stk__put_bytes(&b, objs[i].key, kl);
+		stk__put_bytes(&b, ents[i].key, kl);
 	}
 	int fd = memfd_create("stoker:catalog", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int r = fd < 0 ? -errno : 0;
@@ -96,60 +96,142 @@ static void open_work(struct stk_work *w)
 		stk__catalog_free(&j->cat);
 }
 
-static void objs_free(struct stk_object *objs, uint32_t n)
+static void obj_free(struct stk_object *o)
 {
-	for (uint32_t i = 0; objs && i < n; i++) {
-		free((char *)objs[i].key);
-		free((char *)objs[i].uri);
-		free(objs[i].errmsg);
-		free(objs[i].etag);
-		free(objs[i].version);
-	}
-	free(objs);
+	free((char *)o->uri);
+	free(o->errmsg);
+	free(o->etag);
+	free(o->version);
+	free(o->refs);
+	free(o);
 }
 
-/* Makes ds's object table from cat, taking its strings. 0 or -errno with msg. */
-static int objs_from_catalog(struct stk_ds *ds, struct stk_catalog *cat, char *msg, size_t len)
+/*
+ * Ends ds's listing of o at index; an object no dataset lists any more leaves
+ * the table and the cache.  Nobody can hold or wait for it then: holds and
+ * gets are taken through a dataset that lists it.
+ */
+static void obj_put(struct stk_daemon *d, struct stk_object *o, struct stk_ds *ds, uint32_t index)
 {
-	struct stk_object *objs = calloc(cat->n ? cat->n : 1, sizeof(*objs));
-	if (!objs) {
-		snprintf(msg, len, "%s: out of memory", ds->uri);
-		return -ENOMEM;
+	if (stk__obj_unref(o, ds, index))
+		return;
+	stk__cache_drop(&d->cache, o);
+	stk__objtab_del(&d->objects, o);
+	obj_free(o);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/*
+ * The object for catalog entry e, from the table or new.  A version that
+ * differs from the one the table knows (a file rewritten, an object
+ * replaced) drops the cached bytes, which are fetched anew; bytes a client
+ * still holds stay until it releases them.  Returns NULL for -ENOMEM.
+ */
+static struct stk_object *obj_get(struct stk_daemon *d, struct stk_catalog_entry *e)
+{
+	struct stk_object *o = stk__objtab_find(&d->objects, e->uri, e->size);
+	if (o) {
+		if (e->version && !same_str(o->version, e->version)) {
+			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins) {
+				stk_dbg("%s changed since it was fetched; dropped", o->uri);
+				stk__evict(d, o);
+			}
+			free(o->version);
+			o->version = e->version;
+			e->version = NULL;
+		}
+		return o;
 	}
-	uint64_t bytes = 0;
-	for (uint32_t i = 0; i < cat->n; i++) {
-		struct stk_object *o = &objs[i];
-		int r;
-		o->tp = stk__transport_find(cat->e[i].uri, &r, NULL, 0);
-		o->ds = ds;
-		o->index = i;
-		o->line = cat->e[i].line;
-		o->key = cat->e[i].key;
-		o->uri = cat->e[i].uri;
-		o->version = cat->e[i].version;
-		o->size = cat->e[i].size;
-		o->t.fd = -1;
-		cat->e[i].key = cat->e[i].uri = cat->e[i].version = NULL; /* now the object's */
-		bytes += o->size;
+	int r;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	o->tp = stk__transport_find(e->uri, &r, NULL, 0);
+	o->uri = e->uri;
+	o->size = e->size;
+	o->version = e->version;
+	o->t.fd = -1;
+	if (stk__objtab_add(&d->objects, o)) {
+		free(o);
+		return NULL;
 	}
-	int fd = catalog_memfd(objs, cat->n);
+	e->uri = e->version = NULL; /* now the object's */
+	return o;
+}
+
+static void ents_free(struct stk_daemon *d, struct stk_ds *ds, struct stk_ds_entry *ents,
+		      uint32_t n)
+{
+	for (uint32_t i = 0; ents && i < n; i++) {
+		if (ents[i].o)
+			obj_put(d, ents[i].o, ds, i);
+		free(ents[i].key);
+	}
+	free(ents);
+}
+
+/* Recounts ds's totals from its objects' states. */
+static void ds_recount(struct stk_ds *ds)
+{
+	ds->bytes = ds->resident_bytes = 0;
+	ds->resident = ds->inflight = ds->failed = 0;
+	for (uint32_t i = 0; i < ds->count; i++) {
+		const struct stk_object *o = ds->ents[i].o;
+		ds->bytes += o->size;
+		ds->resident += o->state == STK_OBJ_RESIDENT;
+		ds->resident_bytes += o->state == STK_OBJ_RESIDENT ? o->size : 0;
+		ds->inflight += o->state == STK_OBJ_FETCHING;
+		ds->failed += o->state == STK_OBJ_FAILED;
+	}
+}
+
+/*
+ * Makes ds's entries from cat (taking its strings), finding each object in
+ * the table; the entries ds had before are released after, so objects listed
+ * both times stay.  0 or -errno with msg.
+ */
+static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk_catalog *cat,
+			     char *msg, size_t len)
+{
+	struct stk_ds_entry *ents = calloc(cat->n ? cat->n : 1, sizeof(*ents));
+	int r = ents ? 0 : -ENOMEM;
+	for (uint32_t i = 0; !r && i < cat->n; i++) {
+		struct stk_object *o = obj_get(d, &cat->e[i]);
+		if (!o || stk__obj_ref(o, ds, i)) {
+			r = -ENOMEM;
+			break;
+		}
+		ents[i].o = o;
+		ents[i].key = cat->e[i].key;
+		ents[i].line = cat->e[i].line;
+		cat->e[i].key = NULL;
+	}
+	int fd = r ? r : catalog_memfd(ents, cat->n);
 	if (fd < 0) {
-		snprintf(msg, len, "%s: cannot build the catalog: %s", ds->uri, strerror(-fd));
-		objs_free(objs, cat->n);
+		snprintf(msg, len, "%s: %s", ds->uri,
+			 fd == -ENOMEM ? "out of memory" : "cannot build the catalog");
+		ents_free(d, ds, ents, cat->n);
 		return fd;
 	}
 	if (ds->catalog_fd >= 0)
 		close(ds->catalog_fd);
 	ds->catalog_fd = fd;
-	ds->objs = objs;
+	struct stk_ds_entry *old = ds->ents;
+	uint32_t n = ds->count;
+	ds->ents = ents;
 	ds->count = cat->n;
-	ds->bytes = bytes;
+	ents_free(d, ds, old, n);
+	ds_recount(ds);
 	return 0;
 }
 
-static void ds_free(struct stk_ds *ds)
+static void ds_free(struct stk_daemon *d, struct stk_ds *ds)
 {
-	objs_free(ds->objs, ds->count);
+	ents_free(d, ds, ds->ents, ds->count);
 	if (ds->catalog_fd >= 0)
 		close(ds->catalog_fd);
 	free(ds->uri);
@@ -167,69 +249,6 @@ static void ds_unlink(struct stk_daemon *d, struct stk_ds *ds)
 	}
 }
 
-/* Drops every cached object of ds; nobody holds or waits for them. */
-static void ds_drop_cached(struct stk_daemon *d, struct stk_ds *ds)
-{
-	for (uint32_t i = 0; ds->objs && i < ds->count; i++)
-		if (ds->objs[i].state == STK_OBJ_RESIDENT)
-			stk__cache_drop(&d->cache, &ds->objs[i]);
-	ds->resident = 0;
-	ds->resident_bytes = 0;
-	ds->failed = 0;
-}
-
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
-/*
- * Applies a new listing of ds, which nobody uses.  The same objects in the
- * same order: those whose version changed are dropped from the cache.  A
- * different set: the object table is rebuilt and the cache emptied of it.
- */
-static int ds_revalidate(struct stk_daemon *d, struct stk_ds *ds, struct stk_catalog *cat,
-			 char *msg, size_t len)
-{
-	bool same = cat->n == ds->count;
-	for (uint32_t i = 0; same && i < cat->n; i++)
-		same = cat->e[i].size == ds->objs[i].size &&
-		       !strcmp(cat->e[i].key, ds->objs[i].key) &&
-		       !strcmp(cat->e[i].uri, ds->objs[i].uri);
-	if (!same) {
-		stk_info("dataset %s changed since it was listed: listing it anew", ds->uri);
-		ds_drop_cached(d, ds);
-		struct stk_object *old = ds->objs;
-		uint32_t n = ds->count;
-		int r = objs_from_catalog(ds, cat, msg, len);
-		if (r) {
-			ds->objs = old;
-			return r;
-		}
-		objs_free(old, n);
-		return 0;
-	}
-	unsigned changed = 0;
-	for (uint32_t i = 0; i < cat->n; i++) {
-		struct stk_object *o = &ds->objs[i];
-		if (same_str(o->version, cat->e[i].version))
-			continue;
-		if (o->state == STK_OBJ_RESIDENT) {
-			stk__cache_drop(&d->cache, o);
-			ds->resident--;
-			ds->resident_bytes -= o->size;
-			changed++;
-		}
-		free(o->version);
-		o->version = cat->e[i].version;
-		cat->e[i].version = NULL;
-	}
-	if (changed)
-		stk_info("dataset %s: %u cached objects changed since they were fetched; dropped",
-			 ds->uri, changed);
-	return 0;
-}
-
 static void open_done(struct stk_work *w)
 {
 	struct open_job *j = (struct open_job *)w;
@@ -237,26 +256,26 @@ static void open_done(struct stk_work *w)
 	struct stk_ds *ds = j->ds;
 	struct stk_waiter *ws = ds->open_waiters;
 	bool again = ds->revalidating;
+	uint32_t was = ds->count;
 	ds->open_waiters = NULL;
 	ds->revalidating = false;
 	if (!j->err)
-		j->err = again ? ds_revalidate(d, ds, &j->cat, j->msg, sizeof(j->msg))
-			       : objs_from_catalog(ds, &j->cat, j->msg, sizeof(j->msg));
+		j->err = ents_from_catalog(d, ds, &j->cat, j->msg, sizeof(j->msg));
 	stk__catalog_free(&j->cat);
 	if (j->err) {
 		stk_warn("open %s: %s", ds->uri, j->msg);
 		ds_unlink(d, ds);
-		if (again) {
-			ds_drop_cached(d, ds);
+		if (again)
 			d->st[STK_ST_DATASETS]--;
-		}
-		ds_free(ds);
+		ds_free(d, ds);
 		ds = NULL;
 	} else if (!again) {
 		ds->ready = true;
 		d->st[STK_ST_DATASETS]++;
 		stk_info("dataset %s: %u objects, %llu bytes", ds->uri, ds->count,
 			 (unsigned long long)ds->bytes);
+	} else if (ds->count != was) {
+		stk_info("dataset %s listed anew: %u objects, were %u", ds->uri, ds->count, was);
 	}
 	while (ws) {
 		struct stk_waiter *n = ws->next;
@@ -304,6 +323,21 @@ static size_t normalise(const char *uri, uint32_t uri_len, char *out, size_t len
 	return o;
 }
 
+/*
+ * Whether nobody uses ds or waits for any of its objects, so that its
+ * entries may be replaced or released.
+ */
+static bool ds_quiet(const struct stk_ds *ds)
+{
+	if (!ds->ready || ds->revalidating || ds->users || ds->plans || ds->inflight ||
+	    ds->open_waiters)
+		return false;
+	for (uint32_t i = 0; i < ds->count; i++)
+		if (ds->ents[i].o->queued || ds->ents[i].o->waiters)
+			return false;
+	return true;
+}
+
 static void start_listing(struct stk_daemon *d, struct stk_ds *ds, struct open_job *j,
 			  void (*ready)(struct stk_daemon *d, struct stk_waiter *w,
 					struct stk_ds *ds, int err, const char *msg))
@@ -332,8 +366,7 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 	for (struct stk_ds *ds = d->datasets; ds; ds = ds->next) {
 		if (ds->flags != flags || strcmp(ds->uri, norm))
 			continue;
-		bool idle = ds->users == 0 && !ds->plans && !ds->inflight;
-		if (ds->ready && idle && !ds->revalidating) {
+		if (ds_quiet(ds)) {
 			struct open_job *j = calloc(1, sizeof(*j));
 			if (j) {
 				ds->revalidating = true;
@@ -361,7 +394,7 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 	ds->flags = flags;
 	/* Reject an unknown scheme now rather than on a worker. */
 	if (!stk__transport_find(ds->uri, &err, msg, sizeof(msg))) {
-		ds_free(ds);
+		ds_free(d, ds);
 		free(j);
 		ready(d, w, NULL, err, msg);
 		return;
@@ -380,27 +413,16 @@ void stk__ds_unuse(struct stk_daemon *d, struct stk_ds *ds)
 		ds->idle_since = stk__now_ns();
 }
 
-/* Whether ds can be forgotten: nobody uses, waits for or caches any of it. */
-static bool ds_forgettable(const struct stk_ds *ds)
-{
-	if (!ds->ready || ds->revalidating || ds->users || ds->plans || ds->inflight ||
-	    ds->resident || ds->open_waiters)
-		return false;
-	for (uint32_t i = 0; i < ds->count; i++)
-		if (ds->objs[i].queued || ds->objs[i].waiters)
-			return false;
-	return true;
-}
-
 void stk__ds_sweep(struct stk_daemon *d, uint64_t now)
 {
 	for (struct stk_ds **pp = &d->datasets; *pp;) {
 		struct stk_ds *ds = *pp;
-		if (ds_forgettable(ds) && now - ds->idle_since >= d->cfg.dataset_grace_ns) {
+		if (!ds->resident && now - ds->idle_since >= d->cfg.dataset_grace_ns &&
+		    ds_quiet(ds)) {
 			*pp = ds->next;
 			stk_dbg("dataset %s: unused with nothing cached; forgotten", ds->uri);
 			d->st[STK_ST_DATASETS]--;
-			ds_free(ds);
+			ds_free(d, ds);
 			continue;
 		}
 		pp = &ds->next;
@@ -414,7 +436,7 @@ void stk__ds_free_all(struct stk_daemon *d)
 		d->datasets = ds->next;
 		while (ds->plans)
 			stk__plan_free(d, ds->plans);
-		ds_drop_cached(d, ds);
-		ds_free(ds);
+		ds_free(d, ds);
 	}
+	stk__objtab_fini(&d->objects);
 }

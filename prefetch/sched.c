@@ -127,12 +127,29 @@ uint64_t stk__next_use(void *arg, const struct stk_object *o)
 {
 	(void)arg;
 	uint64_t best = UINT64_MAX;
-	for (struct stk_plan *p = o->ds->plans; p; p = p->ds_next) {
-		uint32_t h = p->head[o->index];
-		if (h != STK_NONE && (uint64_t)(h - p->cursor) < best)
-			best = h - p->cursor;
+	for (uint32_t r = 0; r < o->nrefs; r++) {
+		for (struct stk_plan *p = o->refs[r].ds->plans; p; p = p->ds_next) {
+			uint32_t h = p->head[o->refs[r].index];
+			if (h != STK_NONE && (uint64_t)(h - p->cursor) < best)
+				best = h - p->cursor;
+		}
 	}
 	return best;
+}
+
+/*
+ * Counts o's change of state in every dataset that lists it: d_res resident
+ * objects, d_inf in flight, d_fail failed (each -1, 0 or +1).
+ */
+static void count(struct stk_object *o, int d_res, int d_inf, int d_fail)
+{
+	for (uint32_t r = 0; r < o->nrefs; r++) {
+		struct stk_ds *ds = o->refs[r].ds;
+		ds->resident += (uint32_t)d_res;
+		ds->resident_bytes += (uint64_t)(int64_t)d_res * o->size;
+		ds->inflight += (uint32_t)d_inf;
+		ds->failed += (uint32_t)d_fail;
+	}
 }
 
 static void notify(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
@@ -146,17 +163,17 @@ static void notify(struct stk_daemon *d, struct stk_object *o, int err, const ch
 	}
 }
 
-static void evict(struct stk_daemon *d, struct stk_object *o)
+void stk__evict(struct stk_daemon *d, struct stk_object *o)
 {
-	struct stk_ds *ds = o->ds;
 	stk__cache_drop(&d->cache, o);
-	ds->resident--;
-	ds->resident_bytes -= o->size;
+	count(o, -1, 0, 0);
 	d->st[STK_ST_EVICTIONS]++;
-	for (struct stk_plan *p = ds->plans; p; p = p->ds_next) {
-		uint32_t h = p->head[o->index];
-		if (h != STK_NONE && h < p->scan)
-			p->scan = h;
+	for (uint32_t r = 0; r < o->nrefs; r++) {
+		for (struct stk_plan *p = o->refs[r].ds->plans; p; p = p->ds_next) {
+			uint32_t h = p->head[o->refs[r].index];
+			if (h != STK_NONE && h < p->scan)
+				p->scan = h;
+		}
 	}
 	stk_dbg("evicted %s", o->uri);
 }
@@ -164,18 +181,26 @@ static void evict(struct stk_daemon *d, struct stk_object *o)
 static void fetch_failed(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
 {
 	char m[STK_ERRMSG_MAX];
-	if (o->line) /* say where the wrong entry came from */
-		snprintf(m, sizeof(m), "%s (manifest %s line %u)", msg ? msg : o->uri, o->ds->uri,
-			 o->line);
-	else
-		snprintf(m, sizeof(m), "%s", msg ? msg : o->uri);
+	snprintf(m, sizeof(m), "%s", msg ? msg : o->uri);
+	for (uint32_t r = 0; r < o->nrefs; r++) {
+		/* Say where a wrong entry came from: the first manifest that names it. */
+		struct stk_ds *ds = o->refs[r].ds;
+		uint32_t line = ds->ents[o->refs[r].index].line;
+		if (line) {
+			size_t l = strlen(m);
+			snprintf(m + l, sizeof(m) - l, " (manifest %s line %u)", ds->uri, line);
+			break;
+		}
+	}
 	o->state = STK_OBJ_FAILED;
 	o->err = err;
 	free(o->errmsg);
 	o->errmsg = strdup(m);
-	free(o->ds->last_errmsg);
-	o->ds->last_errmsg = strdup(m);
-	o->ds->failed++;
+	for (uint32_t r = 0; r < o->nrefs; r++) {
+		free(o->refs[r].ds->last_errmsg);
+		o->refs[r].ds->last_errmsg = strdup(m);
+	}
+	count(o, 0, 0, +1);
 	d->st[STK_ST_FETCH_ERRORS]++;
 	stk_warn("fetch failed: %s", m);
 	notify(d, o, err, m);
@@ -189,7 +214,7 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	char fc_etag[sizeof(fc->f.etag)];
 	memcpy(fc_etag, fc->f.etag, sizeof(fc_etag));
 	free(fc);
-	o->ds->inflight--;
+	count(o, 0, -1, 0);
 	d->inflight--;
 	if (o->prefetched)
 		d->prefetch_inflight--;
@@ -208,8 +233,7 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 		d->st[STK_ST_FETCH_NS] += o->fetch_ns;
 		free(o->etag);
 		o->etag = fc_etag[0] ? strdup(fc_etag) : NULL;
-		o->ds->resident++;
-		o->ds->resident_bytes += o->size;
+		count(o, +1, 0, 0);
 		notify(d, o, 0, NULL);
 	}
 	stk__sched_run(d);
@@ -240,7 +264,7 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->f.done = fetch_done;
 	o->prefetched = prefetch;
 	o->fetch_start = stk__now_ns();
-	o->ds->inflight++;
+	count(o, 0, +1, 0);
 	d->inflight++;
 	if (prefetch) {
 		d->prefetch_inflight++;
@@ -250,7 +274,7 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	if (q == STK_Q_QUEUED)
 		return true;
 	free(fc);
-	o->ds->inflight--;
+	count(o, 0, -1, 0);
 	d->inflight--;
 	if (prefetch) {
 		d->prefetch_inflight--;
@@ -272,7 +296,7 @@ static bool make_room(struct stk_daemon *d, struct stk_object *o)
 		struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &dist);
 		if (!v)
 			return false;
-		evict(d, v);
+		stk__evict(d, v);
 	}
 	return true;
 }
@@ -285,13 +309,13 @@ static struct stk_object *candidate(struct stk_daemon *d, struct stk_plan **pp, 
 		if (p->stalled)
 			continue;
 		uint32_t s = p->scan > p->cursor ? p->scan : p->cursor;
-		struct stk_object *objs = p->ds->objs;
-		while (s < p->n &&
-		       (objs[p->order[s]].state != STK_OBJ_ABSENT || objs[p->order[s]].queued))
+		const struct stk_ds_entry *ents = p->ds->ents;
+		while (s < p->n && (ents[p->order[s]].o->state != STK_OBJ_ABSENT ||
+				    ents[p->order[s]].o->queued))
 			s++;
 		p->scan = s;
 		if (s < p->n && (!best || s - p->cursor < *dist)) {
-			best = &objs[p->order[s]];
+			best = ents[p->order[s]].o;
 			*dist = s - p->cursor;
 			*pp = p;
 		}
@@ -354,7 +378,7 @@ void stk__sched_run(struct stk_daemon *d)
 			struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &vd);
 			if (!v || vd <= dist)
 				break;
-			evict(d, v);
+			stk__evict(d, v);
 			continue;
 		}
 		if (!start_fetch(d, o, true))
@@ -370,12 +394,13 @@ void stk__sched_run(struct stk_daemon *d)
 	}
 }
 
-void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
+void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, uint32_t index,
 	      struct stk_waiter *w)
 {
+	struct stk_object *o = ds->ents[index].o;
 	d->st[STK_ST_GETS]++;
 	if (plan)
-		stk__plan_advance(plan, o->index);
+		stk__plan_advance(plan, index);
 	if (o->state == STK_OBJ_RESIDENT) {
 		d->st[STK_ST_HITS_RAM]++;
 		d->on_ready(d, w, o, true, 0, NULL);
@@ -393,7 +418,7 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_object *o,
 	w->next = o->waiters;
 	o->waiters = w;
 	if (o->state == STK_OBJ_FAILED) {
-		o->ds->failed--;
+		count(o, 0, 0, -1);
 		o->state = STK_OBJ_ABSENT; /* a get retries what failed before */
 	}
 	if (o->state == STK_OBJ_ABSENT && !o->queued) {

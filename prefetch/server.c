@@ -307,7 +307,9 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		reply_err(d, s, &h, err, msg);
 		goto out;
 	}
-	if (w->handle == 0 || w->handle > s->nhandles || s->handles[w->handle - 1].ds != o->ds) {
+	struct stk_ds *wds =
+	    w->handle && w->handle <= s->nhandles ? s->handles[w->handle - 1].ds : NULL;
+	if (!wds || w->index >= wds->count || wds->ents[w->index].o != o) {
 		reply_err(d, s, &h, -EBADF, "the dataset handle was closed while the GET waited");
 		goto out;
 	}
@@ -326,7 +328,7 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		s->pins = p;
 		s->cappins = cap;
 	}
-	s->pins[s->npins++] = (struct stk_pin){ .o = o, .handle = w->handle };
+	s->pins[s->npins++] = (struct stk_pin){ .o = o, .handle = w->handle, .index = w->index };
 	s->pinned_bytes += o->size;
 	stk__pin(d, o);
 	uint8_t buf[64];
@@ -346,7 +348,7 @@ static void release(struct stk_daemon *d, struct stk_session *s, uint32_t handle
 {
 	for (uint32_t i = s->npins; i-- > 0;) {
 		struct stk_object *o = s->pins[i].o;
-		if (s->pins[i].handle == handle && (idx == STK_NONE || o->index == idx)) {
+		if (s->pins[i].handle == handle && (idx == STK_NONE || s->pins[i].index == idx)) {
 			s->pins[i] = s->pins[--s->npins];
 			s->pinned_bytes -= o->size;
 			stk__unpin(d, o);
@@ -494,7 +496,7 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 			reply_err(d, s, &m.h, -ERANGE, err);
 			return;
 		}
-		if (over_pin_limit(d, s, &hd->ds->objs[m.u.obj.index], err, sizeof(err))) {
+		if (over_pin_limit(d, s, hd->ds->ents[m.u.obj.index].o, err, sizeof(err))) {
 			reply_err(d, s, &m.h, -ENOBUFS, err);
 			return;
 		}
@@ -510,7 +512,8 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 		w->handle = m.u.obj.ds;
 		s->refs++;
 		s->waiting++;
-		stk__get(d, hd->plan, &hd->ds->objs[m.u.obj.index], w);
+		w->index = m.u.obj.index;
+		stk__get(d, hd->plan, hd->ds, m.u.obj.index, w);
 		return;
 	}
 	case STK_MSG_RELEASE:

@@ -19,7 +19,6 @@ static void setup(void)
 	cache.tier = &stk_tier_ram;
 	cache.budget = 1 << 20;
 	for (int i = 0; i < N; i++) {
-		objs[i].index = (uint32_t)i;
 		objs[i].size = 4096;
 		objs[i].uri = "test://obj";
 		objs[i].t.fd = -1;
@@ -35,7 +34,7 @@ static void teardown(void)
 
 static uint64_t next_use(void *arg, const struct stk_object *o)
 {
-	return next[o->index];
+	return next[o - objs];
 }
 
 static void make_resident(int i)

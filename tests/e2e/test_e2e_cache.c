@@ -141,7 +141,7 @@ Test(e2e_cache, larger_than_budget_streams_within_budget, .init = e2e_init, .fin
 #define BATCH	   4
 #define COMPUTE_MS 300
 
-Test(e2e_cache, plan_ordered_gets_become_hits, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cache, plan_ordered_gets_become_hits, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "slow", 40, 256 * E2E_KIB, 32 * E2E_KIB, 4);
@@ -226,7 +226,7 @@ static struct stk_dataset_status wait_warm(struct stk_dataset *sds)
 	}
 }
 
-Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "warm", 24, 512 * E2E_KIB, 64 * E2E_KIB, 5);
@@ -261,7 +261,7 @@ Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeo
 	e2e_dataset_free(&ds);
 }
 
-Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "warm", 24, 512 * E2E_KIB, 64 * E2E_KIB, 6);
@@ -294,7 +294,7 @@ Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini,
 }
 
 /* A plan longer than one PLAN message (STK_PLAN_CHUNK indices) arrives whole. */
-Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "long", 10, 64 * E2E_KIB, 8 * E2E_KIB, 12);
@@ -317,6 +317,72 @@ Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_
 	cr_assert_gt(st.prefetches, 0);
 	free(order);
 	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
+
+/*
+ * One object table: the same files reached through a directory and through
+ * a manifest (with and without sizes) are fetched and charged once, and stay
+ * cached for the manifest after the directory's dataset is forgotten.
+ */
+Test(e2e_cache, same_object_through_two_datasets_is_fetched_once, .init = e2e_init,
+     .fini = e2e_fini, .timeout = 90)
+{
+	enum { N = 5 };
+	uint64_t sizes[N] = { 1, 4096, 10000, 100000, 1000000 };
+	struct e2e_dataset ds;
+	char dir[300], m[400], uri[600];
+	snprintf(dir, sizeof(dir), "%s/both", e2e_d.root);
+	e2e_dataset_make(&ds, dir, sizes, N, 0, 11);
+	snprintf(m, sizeof(m), "%s/both.manifest", e2e_d.root);
+	/* Every other entry gives no size: the daemon stats it. */
+	FILE *f = fopen(m, "we");
+	cr_assert_not_null(f);
+	for (size_t i = 0; i < N; i++) {
+		if (i % 2)
+			fprintf(f, "file://%s/%s\n", dir, ds.o[i].key);
+		else
+			fprintf(f, "file://%s/%s %llu\n", dir, ds.o[i].key,
+				(unsigned long long)ds.o[i].size);
+	}
+	fclose(f);
+
+	e2e_daemon_start(&e2e_d, (const char *[]){ "--dataset-grace", "0", NULL });
+	struct stk_client *c = e2e_connect(&e2e_d);
+	struct stk_dataset *a = NULL, *b = NULL;
+	cr_assert_eq(stk_dataset_open(c, ds.uri, 0, &a), 0, "%s", stk_errmsg());
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(e2x_get_check(a, i, &ds.o[i], NULL, NULL), 0);
+	cr_assert_eq(e2e_stats(c).fetches, N);
+	snprintf(uri, sizeof(uri), "file://%s", m);
+	cr_assert_eq(stk_dataset_open(c, uri, STK_DS_MANIFEST, &b), 0, "%s", stk_errmsg());
+	for (size_t i = 0; i < N; i++) {
+		uint32_t flags = 0;
+		cr_assert_eq(e2x_get_check(b, i, &ds.o[i], &flags, NULL), 0);
+		cr_assert(flags & STK_VIEW_HIT, "object %zu was not a hit through the manifest", i);
+	}
+	struct stk_stats st = e2e_stats(c);
+	cr_assert_eq(st.fetches, N, "%llu fetches for %d objects", (unsigned long long)st.fetches,
+		     N);
+	cr_assert_eq(st.resident_objects, N);
+	uint64_t charged = 0;
+	for (size_t i = 0; i < N; i++)
+		charged += (ds.o[i].size + 4095) / 4096 * 4096;
+	cr_assert_eq(st.ram_used, charged, "charged %llu, want %llu once",
+		     (unsigned long long)st.ram_used, (unsigned long long)charged);
+
+	/* Closing the directory's dataset leaves the objects cached for the manifest's. */
+	stk_dataset_close(a);
+	e2x_sleep_ms(600);
+	for (size_t i = 0; i < N; i++) {
+		uint32_t flags = 0;
+		cr_assert_eq(e2x_get_check(b, i, &ds.o[i], &flags, NULL), 0);
+		cr_assert(flags & STK_VIEW_HIT);
+	}
+	cr_assert_eq(e2e_stats(c).fetches, N);
+	stk_dataset_close(b);
 	stk_close(c);
 	e2e_daemon_stop(&e2e_d);
 	e2e_dataset_free(&ds);

@@ -515,17 +515,25 @@ static void specials_refused(const char *const *extra)
 	snprintf(p, sizeof(p), "%s/ok.bin", dir);
 	get_ok(uri, STK_DS_MANIFEST, NSPECIALS, p);
 
-	/*
-	 * A listing skips them.  A listed file that becomes a FIFO is refused by
-	 * the fetch: this client holds the listing open, and another, sharing
-	 * it, gets the object.
-	 */
+	/* A listing skips them. */
 	snprintf(uri, sizeof(uri), "file://%s/", dir);
 	struct stk_client *c = e2e_connect(&e2e_d);
 	struct stk_dataset *sds;
 	cr_assert_eq(stk_dataset_open(c, uri, 0, &sds), 0, "%s", stk_errmsg());
 	cr_assert_eq(stk_dataset_count(sds), 1);
-	snprintf(p, sizeof(p), "%s/ok.bin", dir);
+	stk_dataset_close(sds);
+
+	/*
+	 * A listed file that becomes a FIFO before it was fetched (ok.bin above
+	 * was: one object, cached once for both datasets) is refused by the
+	 * fetch: this client holds the listing open, and another, sharing it,
+	 * gets the object.
+	 */
+	snprintf(p, sizeof(p), "%s/late/ok.bin", R);
+	cr_assert_eq(e2x_write_file(p, 100, 7), 0);
+	snprintf(uri, sizeof(uri), "file://%s/late/", R);
+	cr_assert_eq(stk_dataset_open(c, uri, 0, &sds), 0, "%s", stk_errmsg());
+	cr_assert_eq(stk_dataset_count(sds), 1);
 	cr_assert_eq(unlink(p), 0);
 	cr_assert_eq(mkfifo(p, 0644), 0);
 	get_refused(uri, 0, 0, -EINVAL, "ok.bin", "is a FIFO, not a regular file");

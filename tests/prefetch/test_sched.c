@@ -27,6 +27,7 @@ static const struct stk_transport_ops rec = { .name = "rec", .submit = rec_submi
 
 static struct stk_daemon d;
 static struct stk_ds ds;
+static struct stk_object *objs; /* ds's objects, each listed once at its index */
 static int delivered[1024], ndelivered, failures;
 
 static void on_ready(struct stk_daemon *dd, struct stk_waiter *w, struct stk_object *o, bool hit,
@@ -35,7 +36,7 @@ static void on_ready(struct stk_daemon *dd, struct stk_waiter *w, struct stk_obj
 	if (err)
 		failures++;
 	else
-		delivered[ndelivered++] = (int)o->index;
+		delivered[ndelivered++] = (int)(o - objs);
 	free(w);
 }
 
@@ -50,14 +51,15 @@ static void setup_n(uint32_t n, uint64_t size, uint64_t budget, unsigned infligh
 	d.on_ready = on_ready;
 	ds.count = n;
 	ds.uri = "rec://ds/";
-	ds.objs = calloc(n, sizeof(*ds.objs));
+	objs = calloc(n, sizeof(*objs));
+	ds.ents = calloc(n, sizeof(*ds.ents));
 	for (uint32_t i = 0; i < n; i++) {
-		ds.objs[i].ds = &ds;
-		ds.objs[i].index = i;
-		ds.objs[i].size = size;
-		ds.objs[i].uri = "rec://ds/obj";
-		ds.objs[i].tp = &rec;
-		ds.objs[i].t.fd = -1;
+		ds.ents[i].o = &objs[i];
+		cr_assert_eq(stk__obj_ref(&objs[i], &ds, i), 0);
+		objs[i].size = size;
+		objs[i].uri = "rec://ds/obj";
+		objs[i].tp = &rec;
+		objs[i].t.fd = -1;
 	}
 }
 
@@ -66,23 +68,25 @@ static void teardown(void)
 	while (ds.plans)
 		stk__plan_free(&d, ds.plans);
 	for (uint32_t i = 0; i < ds.count; i++) {
-		struct stk_object *o = &ds.objs[i];
+		struct stk_object *o = &objs[i];
 		while (o->waiters) {
 			struct stk_waiter *w = o->waiters;
 			o->waiters = w->next;
 			free(w);
 		}
 		free(o->errmsg);
+		free(o->refs);
 		stk__cache_drop(&d.cache, o);
 	}
-	free(ds.objs);
+	free(objs);
+	free(ds.ents);
 }
 
 /* The object a pending fetch is for. */
 static int obj_of(struct stk_fetch *f)
 {
 	for (uint32_t i = 0; i < ds.count; i++)
-		if (ds.objs[i].t.map == f->buf && ds.objs[i].state == STK_OBJ_FETCHING)
+		if (objs[i].t.map == f->buf && objs[i].state == STK_OBJ_FETCHING)
 			return (int)i;
 	return -1;
 }
@@ -109,7 +113,7 @@ static struct stk_plan *plan(const uint32_t *order, uint32_t n)
 static void get(struct stk_plan *p, uint32_t i)
 {
 	struct stk_waiter *w = calloc(1, sizeof(*w));
-	stk__get(&d, p, &ds.objs[i], w);
+	stk__get(&d, p, &ds, i, w);
 }
 
 TestSuite(sched, .fini = teardown, .timeout = 10);
@@ -126,7 +130,7 @@ Test(sched, prefetches_in_plan_order_within_the_inflight_limit)
 	cr_assert_eq(complete(0), 5);
 	cr_assert_eq(npending, 2);
 	cr_assert_eq(obj_of(pending[1]), 7, "the next in the plan starts as one finishes");
-	cr_assert_eq(ds.objs[5].state, STK_OBJ_RESIDENT);
+	cr_assert_eq(objs[5].state, STK_OBJ_RESIDENT);
 }
 
 Test(sched, demand_miss_jumps_the_queue)
@@ -179,8 +183,8 @@ Test(sched, belady_evicts_the_farthest_and_never_the_sooner_needed)
 	/* Cursor at 1: 2 is needed next but one; 1 is needed next, 0 last: 0 goes. */
 	cr_assert_eq(npending, 1);
 	cr_assert_eq(obj_of(pending[0]), 2);
-	cr_assert_eq(ds.objs[0].state, STK_OBJ_ABSENT);
-	cr_assert_eq(ds.objs[1].state, STK_OBJ_RESIDENT);
+	cr_assert_eq(objs[0].state, STK_OBJ_ABSENT);
+	cr_assert_eq(objs[1].state, STK_OBJ_RESIDENT);
 	cr_assert_eq(d.st[STK_ST_EVICTIONS], 1);
 }
 
@@ -202,7 +206,7 @@ Test(sched, budget_is_never_exceeded)
 			cr_assert_leq(d.cache.used, d.cache.budget);
 		}
 		/* Release the pin the way a client would. */
-		stk__unpin(&d, &ds.objs[order[i]]);
+		stk__unpin(&d, &objs[order[i]]);
 	}
 	cr_assert_gt(d.st[STK_ST_EVICTIONS], 0);
 }
@@ -214,16 +218,16 @@ Test(sched, pinned_objects_block_demand_until_released)
 	complete(0);
 	get(NULL, 1);
 	complete(0);
-	stk__pin(&d, &ds.objs[0]);
-	stk__pin(&d, &ds.objs[1]);
+	stk__pin(&d, &objs[0]);
+	stk__pin(&d, &objs[1]);
 	get(NULL, 2);
 	cr_assert_eq(npending, 0, "no room while both are held");
-	stk__unpin(&d, &ds.objs[1]);
+	stk__unpin(&d, &objs[1]);
 	cr_assert_eq(npending, 1, "released: the waiting get proceeds");
-	cr_assert_eq(ds.objs[1].state, STK_OBJ_ABSENT);
+	cr_assert_eq(objs[1].state, STK_OBJ_ABSENT);
 	complete(0);
 	cr_assert_eq(ndelivered, 3);
-	stk__unpin(&d, &ds.objs[0]);
+	stk__unpin(&d, &objs[0]);
 }
 
 Test(sched, oversized_object_fails_with_efbig)
@@ -269,7 +273,7 @@ Test(sched, failed_fetch_is_reported_and_retried_by_a_get)
 	npending = 0;
 	f->done(f, -EIO, "rec://ds/obj: boom");
 	cr_assert_eq(failures, 1);
-	cr_assert_eq(ds.objs[0].state, STK_OBJ_FAILED);
+	cr_assert_eq(objs[0].state, STK_OBJ_FAILED);
 	cr_assert_eq(d.cache.used, 0, "a failed fetch gives its memory back");
 	get(NULL, 0);
 	cr_assert_eq(npending, 1, "a later get tries again");
@@ -280,11 +284,11 @@ Test(sched, plan_cursor_tracks_next_use)
 	setup_n(4, 4096, 1 << 20, 0);
 	uint32_t order[] = { 0, 1, 2, 1, 3 };
 	struct stk_plan *p = plan(order, 5);
-	cr_assert_eq(stk__next_use(&d, &ds.objs[1]), 1);
+	cr_assert_eq(stk__next_use(&d, &objs[1]), 1);
 	stk__plan_advance(p, 1);
 	cr_assert_eq(p->cursor, 2);
-	cr_assert_eq(stk__next_use(&d, &ds.objs[1]), 1, "1 is next at position 3");
-	cr_assert_eq(stk__next_use(&d, &ds.objs[0]), UINT64_MAX, "0 was passed");
+	cr_assert_eq(stk__next_use(&d, &objs[1]), 1, "1 is next at position 3");
+	cr_assert_eq(stk__next_use(&d, &objs[0]), UINT64_MAX, "0 was passed");
 	stk__plan_advance(p, 3);
-	cr_assert_eq(stk__next_use(&d, &ds.objs[1]), UINT64_MAX);
+	cr_assert_eq(stk__next_use(&d, &objs[1]), UINT64_MAX);
 }
