@@ -19,6 +19,41 @@
  *  - A client and its datasets may be used from many threads at once.
  *  - Every call that waits for the daemon may also return -ETIMEDOUT when the
  *    daemon stops answering altogether (see stk_connect()).
+ *  - Every call that talks to the daemon returns -ECHILD in a forked child of
+ *    the process that connected (see Fork below).
+ *
+ * Fork: a client, its datasets and the views and descriptors got through
+ * them belong to the process that called stk_connect().  A child made by
+ * fork() inherits copies of all of them, the parent's socket included, and
+ * must not use that socket: its requests would interleave with the parent's,
+ * replies would go to whichever process read first, and its releases would
+ * end the parent's holds.  So in any process other than the one that
+ * connected, every call that would talk to the daemon (stk_dataset_open(),
+ * stk_plan(), stk_get(), stk_get_fd(), stk_warm(), stk_dataset_status(),
+ * stk_stats(), stk_endpoint_stats()) returns -ECHILD at once without touching
+ * the socket, with stk_errmsg() "this stoker client was connected by pid P; a
+ * forked child must call stk_connect() for its own connection".  (-ECHILD
+ * because nothing else in this library or the daemon returns it, so a
+ * binding can map it to an error of its own; read it as "this is a child".)
+ * What the child inherited stays usable locally: views stay mapped and
+ * readable, descriptors from stk_get_fd() are the child's own copies, and
+ * stk_dataset_count(), stk_dataset_bytes(), stk_dataset_object() and
+ * stk_dataset_find() work.  In the child, stk_release(), stk_release_index(),
+ * stk_dataset_close() and stk_close() only unmap and free the child's copies
+ * and send nothing: the parent's holds stay the parent's until the parent
+ * releases them.  Closing a descriptor from stk_get_fd() remains the child's
+ * job.  The parent's stk_close() ends its connection even while children
+ * still hold copies of the socket.  The socket is close-on-exec, so a program
+ * the child executes inherits nothing.
+ *
+ * A child that wants objects calls stk_connect() for a connection of its
+ * own, which it may use like any other.  PyTorch DataLoader workers should
+ * connect in the worker (in worker_init_fn, or on a dataset's first
+ * __getitem__ in that process) and never use a client made in the main
+ * process: that works the same whether workers start by fork, spawn or
+ * forkserver (the default from Python 3.14), while a client made before the
+ * workers start fails with -ECHILD in forked workers and does not exist in
+ * spawned ones.
  */
 #ifndef STOKER_H
 #define STOKER_H
@@ -91,13 +126,20 @@ struct stk_connect_opts {
  * -EPROTO when the daemon speaks another protocol version; -EINVAL when
  * $STOKER_TIMEOUT is not a number of seconds; -ENAMETOOLONG; -ENOMEM.
  * The caller frees *out with stk_close().
+ *
+ * The client belongs to the calling process.  A child forked after this call
+ * gets -ECHILD from every call that would talk to the daemon, and its
+ * releases and closes send nothing (see Fork at the top); a child that wants
+ * objects calls stk_connect() itself.
  */
 STK_EXTERN int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out);
 
 /*
  * Closes the connection.  The daemon releases every object this client still
- * held and forgets its plans.  Views obtained through the client stay mapped
- * and readable until released; datasets must be closed before the client.
+ * held and forgets its plans, even while forked children hold copies of the
+ * socket.  Views obtained through the client stay mapped and readable until
+ * released; datasets must be closed before the client.  In a forked child it
+ * only frees the child's copy and leaves the parent's connection alone.
  * Accepts NULL.
  */
 STK_EXTERN void stk_close(struct stk_client *c);
@@ -121,7 +163,10 @@ STK_EXTERN void stk_close(struct stk_client *c);
 STK_EXTERN int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 				struct stk_dataset **out);
 
-/* Releases the dataset handle and its plan in the daemon. Accepts NULL. */
+/*
+ * Releases the dataset handle and its plan in the daemon (in a forked child,
+ * only the child's copy; the daemon is not told).  Accepts NULL.
+ */
 STK_EXTERN void stk_dataset_close(struct stk_dataset *ds);
 
 /* Returns the number of objects in the dataset. */
@@ -184,10 +229,17 @@ STK_EXTERN int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *vi
  */
 STK_EXTERN int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size);
 
-/* Unmaps the view and tells the daemon the object is no longer held. Accepts NULL. */
+/*
+ * Unmaps the view and tells the daemon the object is no longer held (in a
+ * forked child, only unmaps the child's copy).  Accepts NULL.
+ */
 STK_EXTERN void stk_release(struct stk_view *view);
 
-/* Tells the daemon that one stk_get_fd() hold on index is over. */
+/*
+ * Tells the daemon that one stk_get_fd() hold on index is over (in a forked
+ * child, only drops the child's reference to the dataset).  Does not close
+ * the descriptor.
+ */
 STK_EXTERN void stk_release_index(struct stk_dataset *ds, size_t index);
 
 /*
