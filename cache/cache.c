@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "cache/cache.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <unistd.h>
 
 uint64_t stk__cache_charge(const struct stk_object *o)
@@ -29,8 +31,13 @@ int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t
 	int r = c->tier->seal(&o->t, &c->try_mlock, err, errlen);
 	if (r)
 		return r;
-	o->state = STK_OBJ_RESIDENT;
+	/* An upper bound of its next use is all the heap needs; the first pick corrects it. */
 	o->stamp = ++c->stamp;
+	if (!o->pins && stk__victims_add(&c->victims, o, UINT64_MAX)) {
+		snprintf(err, errlen, "%s: out of memory", o->uri);
+		return -ENOMEM; /* still FETCHING: the caller drops it */
+	}
+	o->state = STK_OBJ_RESIDENT;
 	o->rprev = NULL;
 	o->rnext = c->res_head;
 	if (c->res_head)
@@ -43,6 +50,7 @@ int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t
 void stk__cache_drop(struct stk_cache *c, struct stk_object *o)
 {
 	if (o->state == STK_OBJ_RESIDENT) {
+		stk__victims_del(&c->victims, o);
 		if (o->rprev)
 			o->rprev->rnext = o->rnext;
 		else
@@ -59,21 +67,32 @@ void stk__cache_drop(struct stk_cache *c, struct stk_object *o)
 	o->state = STK_OBJ_ABSENT;
 }
 
-struct stk_object *stk__cache_victim(const struct stk_cache *c,
+struct stk_object *stk__cache_victim(struct stk_cache *c,
 				     uint64_t (*next_use)(void *arg, const struct stk_object *o),
 				     void *arg, uint64_t *dist)
 {
-	struct stk_object *best = NULL;
-	uint64_t best_d = 0;
-	for (struct stk_object *o = c->res_head; o; o = o->rnext) {
-		if (o->pins)
-			continue;
-		uint64_t d = next_use(arg, o);
-		if (!best || d > best_d || (d == best_d && o->stamp > best->stamp)) {
-			best = o;
-			best_d = d;
-		}
-	}
-	*dist = best_d;
-	return best;
+	return stk__victims_pick(&c->victims, next_use, arg, dist);
+}
+
+void stk__cache_rekey(struct stk_cache *c, struct stk_object *o)
+{
+	stk__victims_rekey(&c->victims, o, UINT64_MAX);
+}
+
+bool stk__cache_pin(struct stk_cache *c, struct stk_object *o)
+{
+	if (o->pins++)
+		return false;
+	stk__victims_del(&c->victims, o);
+	return true;
+}
+
+bool stk__cache_unpin(struct stk_cache *c, struct stk_object *o)
+{
+	if (!o->pins || --o->pins)
+		return false;
+	/* On failure (no memory to grow the heap) it stays, never a victim, until dropped. */
+	if (o->state == STK_OBJ_RESIDENT)
+		stk__victims_add(&c->victims, o, UINT64_MAX);
+	return true;
 }

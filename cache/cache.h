@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "cache/tier.h"
+#include "cache/victim.h"
 
 enum stk_obj_state {
 	STK_OBJ_ABSENT,
@@ -54,6 +55,8 @@ struct stk_object {
 	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
 	uint64_t stamp; /* when it became resident; ties go to the newest */
+	uint64_t vkey;	/* victims heap: an upper bound of its next use */
+	uint32_t vidx;	/* victims heap: its slot + 1, 0 when not in the heap */
 	uint64_t fetch_start;
 	uint64_t fetch_ns;     /* how long its last fetch took: the stall a synchronous read pays */
 	char *etag;	       /* the backend's version of the bytes fetched, when it has one */
@@ -125,6 +128,7 @@ struct stk_cache {
 	uint64_t evictions;
 	bool try_mlock;
 	struct stk_object *res_head;
+	struct stk_victims victims; /* resident objects nobody holds, farthest next use on top */
 };
 
 /* Returns the bytes o is charged: its size rounded up to a page. */
@@ -152,10 +156,20 @@ void stk__cache_drop(struct stk_cache *c, struct stk_object *o);
  * keep-once-full (the newest unplanned object gives way, so the set cached
  * first stays) when not: never LRU, which thrashes on cyclic epochs.
  * Returns the victim with *dist set to its next use, or NULL when every
- * resident object is pinned.
+ * resident object is pinned.  O(log n) amortized (cache/victim.h): next uses
+ * may shrink freely, but the caller must call stk__cache_rekey() for an
+ * object whose next use grew.
  */
-struct stk_object *stk__cache_victim(const struct stk_cache *c,
+struct stk_object *stk__cache_victim(struct stk_cache *c,
 				     uint64_t (*next_use)(void *arg, const struct stk_object *o),
 				     void *arg, uint64_t *dist);
+
+/* o's next use may have grown: a plan passed it or went away. */
+void stk__cache_rekey(struct stk_cache *c, struct stk_object *o);
+
+/* A client's hold on o, which is never a victim while held. Returns true on the first. */
+bool stk__cache_pin(struct stk_cache *c, struct stk_object *o);
+/* Ends a hold. Returns true when the last one ended. */
+bool stk__cache_unpin(struct stk_cache *c, struct stk_object *o);
 
 #endif

@@ -141,7 +141,7 @@ struct stk_daemon {
 struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds, struct stk_session *owner,
 			       bool warm);
 int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *idx, uint32_t n);
-void stk__plan_advance(struct stk_plan *p, uint32_t obj);
+void stk__plan_advance(struct stk_daemon *d, struct stk_plan *p, uint32_t obj);
 void stk__plan_free(struct stk_daemon *d, struct stk_plan *p);
 uint64_t stk__next_use(void *d, const struct stk_object *o);
 void stk__sched_run(struct stk_daemon *d);

@@ -113,8 +113,10 @@ static void obj_free(struct stk_object *o)
  */
 static void obj_put(struct stk_daemon *d, struct stk_object *o, struct stk_ds *ds, uint32_t index)
 {
-	if (stk__obj_unref(o, ds, index))
+	if (stk__obj_unref(o, ds, index)) {
+		stk__cache_rekey(&d->cache, o); /* ds's plans no longer count */
 		return;
+	}
 	stk__cache_drop(&d->cache, o);
 	stk__objtab_del(&d->objects, o);
 	obj_free(o);
@@ -439,4 +441,5 @@ void stk__ds_free_all(struct stk_daemon *d)
 		ds_free(d, ds);
 	}
 	stk__objtab_fini(&d->objects);
+	stk__victims_fini(&d->cache.victims);
 }

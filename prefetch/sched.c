@@ -90,13 +90,16 @@ int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *
 	return 0;
 }
 
-void stk__plan_advance(struct stk_plan *p, uint32_t obj)
+void stk__plan_advance(struct stk_daemon *d, struct stk_plan *p, uint32_t obj)
 {
 	uint32_t h = p->head[obj];
 	if (h == STK_NONE)
 		return;
-	for (uint32_t k = p->cursor; k <= h; k++)
+	for (uint32_t k = p->cursor; k <= h; k++) {
 		p->head[p->order[k]] = p->next[k];
+		/* Passed: its next use in this plan moved later, or went. */
+		stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
+	}
 	p->cursor = h + 1;
 }
 
@@ -104,6 +107,10 @@ void stk__plan_free(struct stk_daemon *d, struct stk_plan *p)
 {
 	if (!p)
 		return;
+	/* Its objects' next uses grow (to another plan's, or never). */
+	for (uint32_t k = p->cursor; k < p->n; k++)
+		if (p->head[p->order[k]] == k)
+			stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
 	for (struct stk_plan **pp = &p->ds->plans; *pp; pp = &(*pp)->ds_next) {
 		if (*pp == p) {
 			*pp = p->ds_next;
@@ -400,7 +407,7 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 	struct stk_object *o = ds->ents[index].o;
 	d->st[STK_ST_GETS]++;
 	if (plan)
-		stk__plan_advance(plan, index);
+		stk__plan_advance(d, plan, index);
 	if (o->state == STK_OBJ_RESIDENT) {
 		d->st[STK_ST_HITS_RAM]++;
 		d->on_ready(d, w, o, true, 0, NULL);
@@ -462,13 +469,13 @@ void stk__sched_expire(struct stk_daemon *d, uint64_t now)
 
 void stk__pin(struct stk_daemon *d, struct stk_object *o)
 {
-	if (o->pins++ == 0)
+	if (stk__cache_pin(&d->cache, o))
 		d->pinned++;
 }
 
 void stk__unpin(struct stk_daemon *d, struct stk_object *o)
 {
-	if (o->pins && --o->pins == 0) {
+	if (stk__cache_unpin(&d->cache, o)) {
 		d->pinned--;
 		if (d->demand_head)
 			stk__sched_run(d);

@@ -30,6 +30,7 @@ static void teardown(void)
 {
 	for (int i = 0; i < N; i++)
 		stk__cache_drop(&cache, &objs[i]);
+	stk__victims_fini(&cache.victims);
 }
 
 static uint64_t next_use(void *arg, const struct stk_object *o)
@@ -60,6 +61,7 @@ Test(cache_evict, belady_picks_farthest_next_use)
 	cr_assert_eq(stk__cache_victim(&cache, next_use, NULL, &d), &objs[1]);
 	cr_assert_eq(d, 50);
 	next[2] = UINT64_MAX; /* never needed again beats any finite distance */
+	stk__cache_rekey(&cache, &objs[2]);
 	cr_assert_eq(stk__cache_victim(&cache, next_use, NULL, &d), &objs[2]);
 }
 
@@ -69,12 +71,16 @@ Test(cache_evict, pinned_objects_are_never_victims)
 	make_resident(1);
 	next[0] = 1;
 	next[1] = 100;
-	objs[1].pins = 1;
+	cr_assert(stk__cache_pin(&cache, &objs[1]));
 	uint64_t d;
 	cr_assert_eq(stk__cache_victim(&cache, next_use, NULL, &d), &objs[0]);
-	objs[0].pins = 1;
+	cr_assert(stk__cache_pin(&cache, &objs[0]));
+	cr_assert_not(stk__cache_pin(&cache, &objs[0]), "a second hold is not the first");
 	cr_assert_null(stk__cache_victim(&cache, next_use, NULL, &d));
-	objs[0].pins = objs[1].pins = 0;
+	cr_assert_not(stk__cache_unpin(&cache, &objs[0]));
+	cr_assert(stk__cache_unpin(&cache, &objs[0]));
+	cr_assert(stk__cache_unpin(&cache, &objs[1]));
+	cr_assert_eq(stk__cache_victim(&cache, next_use, NULL, &d), &objs[1]);
 }
 
 Test(cache_evict, without_plans_the_newest_gives_way)

@@ -80,6 +80,7 @@ static void teardown(void)
 	}
 	free(objs);
 	free(ds.ents);
+	stk__victims_fini(&d.cache.victims);
 }
 
 /* The object a pending fetch is for. */
@@ -285,10 +286,10 @@ Test(sched, plan_cursor_tracks_next_use)
 	uint32_t order[] = { 0, 1, 2, 1, 3 };
 	struct stk_plan *p = plan(order, 5);
 	cr_assert_eq(stk__next_use(&d, &objs[1]), 1);
-	stk__plan_advance(p, 1);
+	stk__plan_advance(&d, p, 1);
 	cr_assert_eq(p->cursor, 2);
 	cr_assert_eq(stk__next_use(&d, &objs[1]), 1, "1 is next at position 3");
 	cr_assert_eq(stk__next_use(&d, &objs[0]), UINT64_MAX, "0 was passed");
-	stk__plan_advance(p, 3);
+	stk__plan_advance(&d, p, 3);
 	cr_assert_eq(stk__next_use(&d, &objs[1]), UINT64_MAX);
 }
