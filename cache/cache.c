@@ -3,34 +3,43 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <unistd.h>
+#include <string.h>
 
-uint64_t stk__cache_charge(const struct stk_object *o)
+int stk__cache_init(struct stk_cache *c, const struct stk_tier_ops *ops, uint64_t budget,
+		    unsigned flags, char *err, size_t errlen)
 {
-	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
-	return (o->size + pg - 1) & ~(pg - 1);
+	memset(c, 0, sizeof(*c));
+	c->t0.ops = ops;
+	c->t0.budget = budget;
+	c->t0.flags = flags;
+	c->tier = &c->t0;
+	return ops->init(c->tier, err, errlen);
 }
 
-bool stk__cache_fits(const struct stk_cache *c, const struct stk_object *o)
+void stk__cache_fini(struct stk_cache *c)
 {
-	return stk__cache_charge(o) <= c->budget - c->used;
+	stk__victims_fini(&c->victims);
+	if (c->tier)
+		c->tier->ops->fini(c->tier);
+	c->tier = NULL;
 }
 
 int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen)
 {
-	int r = c->tier->alloc(&o->t, o->uri, o->size, err, errlen);
-	if (r)
-		return r;
-	c->used += stk__cache_charge(o);
-	o->state = STK_OBJ_FETCHING;
-	return 0;
+	int r = c->tier->ops->alloc(c->tier, &o->t, o->size);
+	if (r == -EFBIG)
+		snprintf(err, errlen, "%s: %llu bytes is larger than the whole RAM budget (%llu)",
+			 o->uri, (unsigned long long)o->size, (unsigned long long)c->tier->budget);
+	else if (r && r != -ENOSPC && r != -EAGAIN)
+		snprintf(err, errlen, "cannot allocate %llu bytes of RAM for %s: %s",
+			 (unsigned long long)o->size, o->uri, strerror(-r));
+	if (!r)
+		o->state = STK_OBJ_FETCHING;
+	return r;
 }
 
 int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen)
 {
-	int r = c->tier->seal(&o->t, &c->try_mlock, err, errlen);
-	if (r)
-		return r;
 	/* An upper bound of its next use is all the heap needs; the first pick corrects it. */
 	o->stamp = ++c->stamp;
 	if (!o->pins && stk__victims_add(&c->victims, o, UINT64_MAX)) {
@@ -60,10 +69,8 @@ void stk__cache_drop(struct stk_cache *c, struct stk_object *o)
 		o->rprev = o->rnext = NULL;
 		c->resident--;
 	}
-	if (o->state == STK_OBJ_RESIDENT || o->state == STK_OBJ_FETCHING) {
-		c->tier->drop(&o->t);
-		c->used -= stk__cache_charge(o);
-	}
+	if (o->state == STK_OBJ_RESIDENT || o->state == STK_OBJ_FETCHING)
+		c->tier->ops->drop(c->tier, &o->t);
 	o->state = STK_OBJ_ABSENT;
 }
 

@@ -3,9 +3,10 @@
  * The object table and the cache: which objects are resident, in which tier,
  * who holds them, and which to give up when room is needed.
  *
- * Accounting: every object resident or being fetched is charged its size
- * rounded up to a page against the budget; the cache never lets used exceed
- * budget (callers ask for room first with stk__cache_fits and evict).
+ * Accounting: every object resident or being fetched is charged what its
+ * tier keeps from others for it (its size plus the tier's waste: a slab
+ * slot's rounding, an extent's pages), and a tier never charges more than
+ * its budget: stk__cache_alloc fails instead, and the caller evicts.
  * Pinned objects (held by a client) are never evicted.
  */
 #ifndef STOKER_CACHE_H
@@ -120,30 +121,32 @@ int stk__obj_ref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
 uint32_t stk__obj_unref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
 
 struct stk_cache {
-	const struct stk_tier_ops *tier;
-	uint64_t budget;
-	uint64_t used;
+	struct stk_tier *tier; /* tier 0; its budget and used are the cache's */
+	struct stk_tier t0;
 	uint64_t stamp;
 	uint64_t resident;
 	uint64_t evictions;
-	bool try_mlock;
 	struct stk_object *res_head;
 	struct stk_victims victims; /* resident objects nobody holds, farthest next use on top */
 };
 
-/* Returns the bytes o is charged: its size rounded up to a page. */
-uint64_t stk__cache_charge(const struct stk_object *o);
-
-/* Returns true when o can be charged without evicting anything. */
-bool stk__cache_fits(const struct stk_cache *c, const struct stk_object *o);
+/*
+ * Sets up c with tier 0 from ops and a budget of bytes (flags: the tier's).
+ * 0, or -errno with err saying why.  Free with stk__cache_fini().
+ */
+int stk__cache_init(struct stk_cache *c, const struct stk_tier_ops *ops, uint64_t budget,
+		    unsigned flags, char *err, size_t errlen);
+void stk__cache_fini(struct stk_cache *c);
 
 /*
- * Allocates o's storage, writable, and charges it.  The caller must have made
- * room.  Returns 0, or -errno with err naming the object.
+ * Finds room for o and charges it; o becomes FETCHING, writable at o->t.map.
+ * Returns 0; -EFBIG (never fits: err says so, naming o and the budget);
+ * -ENOSPC or -EAGAIN (no room now: evict, then retry); or another -errno
+ * with err.
  */
 int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen);
 
-/* Seals a filled object read-only and makes it resident. 0 or -errno with err. */
+/* Makes a filled object resident. 0 or -ENOMEM with err (o stays FETCHING). */
 int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen);
 
 /* Frees o's storage (resident or half-filled) and its charge; o becomes ABSENT. */

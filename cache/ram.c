@@ -1,115 +1,86 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Tier 0: each object is a memfd.  It is filled through a writable shared
- * mapping, then sealed (F_SEAL_WRITE fails while a writable mapping exists,
- * so the mapping goes first), and clients map the same pages read-only.
+ * Tier 0: RAM, as an arena of a few large shared memfd segments
+ * (cache/arena.h) into which objects are packed.  The daemon holds one fd
+ * per segment however many objects are resident, and clients map each
+ * segment once, read-only: the segments are sealed against writes through
+ * any fd or mapping but the daemon's own.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "cache/tier.h"
 #include "common/log.h"
 
-/* Each locked object keeps a mapping; stay well below vm.max_map_count (65530). */
-#define MAX_LOCKED 32768
-
-static unsigned nlocked;
-
-static size_t page_round(uint64_t n)
+static int ram_init(struct stk_tier *t, char *err, size_t errlen)
 {
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	return (size_t)((n + pg - 1) & ~(uint64_t)(pg - 1));
-}
-
-static int ram_alloc(struct stk_tier_obj *t, const char *name, uint64_t size, char *err,
-		     size_t errlen)
-{
-	char mname[200];
-	size_t nl = strlen(name);
-	snprintf(mname, sizeof(mname), "stoker:%s", nl > 180 ? name + nl - 180 : name);
-	t->map = NULL;
-	t->maplen = 0;
-	t->locked = false;
-	t->fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (t->fd < 0)
-		goto fail;
-	if (ftruncate(t->fd, (off_t)size) < 0)
-		goto fail;
-	if (size) {
-		t->maplen = page_round(size);
-		t->map = mmap(NULL, t->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
-		if (t->map == MAP_FAILED) {
-			t->map = NULL;
-			goto fail;
-		}
+	struct stk_arena *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	return 0;
-fail:;
-	int r = -errno;
-	snprintf(err, errlen, "cannot allocate %llu bytes of RAM for %s: %s",
-		 (unsigned long long)size, name, strerror(-r));
-	if (t->fd >= 0)
-		close(t->fd);
-	t->fd = -1;
-	return r;
-}
-
-static int ram_seal(struct stk_tier_obj *t, bool *try_lock, char *err, size_t errlen)
-{
-	if (t->map)
-		munmap(t->map, t->maplen);
-	t->map = NULL;
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) <
-	    0) {
-		int r = -errno;
-		snprintf(err, errlen, "cannot seal memfd: %s", strerror(-r));
+	struct stk_arena_opts o = {
+		.opts_size = sizeof(o),
+		.budget = t->budget,
+		.flags = t->flags,
+		.name = "stoker",
+	};
+	int r = stk__arena_init(a, &o);
+	if (r) {
+		snprintf(err, errlen, "cannot set up %llu bytes of RAM segments%s: %s",
+			 (unsigned long long)t->budget,
+			 t->flags & STK_ARENA_HUGETLB ? " on hugetlb pages" : "", strerror(-r));
+		free(a);
 		return r;
 	}
-	if (!*try_lock || !t->maplen)
-		return 0;
-	if (nlocked >= MAX_LOCKED) {
-		stk_warn("ram tier: %u objects locked; no more are mlock'd (map count limit)",
-			 nlocked);
-		*try_lock = false;
-		return 0;
-	}
-	void *p = mmap(NULL, t->maplen, PROT_READ, MAP_SHARED, t->fd, 0);
-	if (p == MAP_FAILED || mlock(p, t->maplen) < 0) {
-		stk_warn("ram tier: cannot mlock the cache (%s); it stays unlocked. Raise "
-			 "RLIMIT_MEMLOCK (ulimit -l) or grant CAP_IPC_LOCK to lock it",
-			 strerror(errno));
-		if (p != MAP_FAILED)
-			munmap(p, t->maplen);
-		*try_lock = false;
-		return 0;
-	}
-	t->map = p;
-	t->locked = true;
-	nlocked++;
+	struct stk_arena_stats st;
+	stk__arena_stats(a, &st);
+	stk_info("ram tier: segments of %llu MiB, objects up to %llu bytes in slabs, from %llu "
+		 "bytes in a segment of their own",
+		 (unsigned long long)(st.seg_size >> 20), (unsigned long long)st.small_max,
+		 (unsigned long long)st.huge_min);
+	t->priv = a;
 	return 0;
 }
 
-static void ram_drop(struct stk_tier_obj *t)
+static void ram_fini(struct stk_tier *t)
 {
-	if (t->map)
-		munmap(t->map, t->maplen);
-	if (t->locked)
-		nlocked--;
-	if (t->fd >= 0)
-		close(t->fd);
-	t->map = NULL;
-	t->maplen = 0;
-	t->locked = false;
-	t->fd = -1;
+	if (!t->priv)
+		return;
+	stk__arena_fini(t->priv);
+	free(t->priv);
+	t->priv = NULL;
+}
+
+static int ram_alloc(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size)
+{
+	int r = stk__arena_alloc(t->priv, size, &to->ext);
+	if (r)
+		return r;
+	to->map = stk__arena_ptr(t->priv, &to->ext);
+	t->used += to->ext.charge;
+	return 0;
+}
+
+static void ram_drop(struct stk_tier *t, struct stk_tier_obj *to)
+{
+	stk__arena_free(t->priv, &to->ext);
+	t->used -= to->ext.charge;
+	to->map = NULL;
+}
+
+static int ram_segment(const struct stk_tier *t, uint32_t seg, struct stk_arena_seg *out)
+{
+	return stk__arena_segment(t->priv, seg, out);
 }
 
 const struct stk_tier_ops stk_tier_ram = {
 	.name = "ram",
+	.init = ram_init,
+	.fini = ram_fini,
 	.alloc = ram_alloc,
-	.seal = ram_seal,
 	.drop = ram_drop,
+	.segment = ram_segment,
 };

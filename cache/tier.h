@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A cache tier is a table of operations, so a new tier (NVMe next) is one new
- * file and one pointer, and nothing above it changes.
+ * For tier authors.  A cache tier is a table of operations plus an instance
+ * (struct stk_tier) holding its own state and budget, so a new tier (NVMe
+ * next) is one new file and one registry line, and nothing above it changes.
+ * Every object records the room its tier gave it (struct stk_tier_obj).
  */
 #ifndef STOKER_TIER_H
 #define STOKER_TIER_H
@@ -10,26 +12,47 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A tier's storage for one object. */
+#include "cache/arena.h"
+
+/* Where a tier keeps one object. */
 struct stk_tier_obj {
-	int fd;	   /* the object's fd, passed to clients; -1 when none */
-	void *map; /* writable while filling; read-only and locked once sealed, or NULL */
-	size_t maplen;
-	bool locked;
+	struct stk_extent ext; /* segment, offset, length and charge */
+	void *map;	       /* the daemon's writable address of its first byte */
 };
+
+struct stk_tier;
 
 struct stk_tier_ops {
 	const char *name;
-	/* Required. Creates storage of size bytes, mapped writable at t->map. 0 or -errno. */
-	int (*alloc)(struct stk_tier_obj *t, const char *name, uint64_t size, char *err,
-		     size_t errlen);
-	/* Required. Ends writing: unmaps, seals, and pins the pages if try_lock. 0 or -errno. */
-	int (*seal)(struct stk_tier_obj *t, bool *try_lock, char *err, size_t errlen);
-	/* Required. Frees the storage. */
-	void (*drop)(struct stk_tier_obj *t);
+	/*
+	 * Required. Sets up t, whose budget (bytes, waste included) and flags
+	 * the caller set.  0, or -errno with err saying why.
+	 */
+	int (*init)(struct stk_tier *t, char *err, size_t errlen);
+	/* Required. Frees everything t holds; accepts a tier whose init failed. */
+	void (*fini)(struct stk_tier *t);
+	/*
+	 * Required. Finds room for size bytes and charges it: 0 with to filled;
+	 * -EFBIG when it can never fit; -ENOSPC when the budget left is too
+	 * small and -EAGAIN when the room left is in pieces (evict, then retry
+	 * either); -ENOMEM and the like when the tier could not grow.
+	 */
+	int (*alloc)(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size);
+	/* Required. Gives to's room back; nobody may read it any more. */
+	void (*drop)(struct stk_tier *t, struct stk_tier_obj *to);
+	/* Required. The shared segment seg, for delivery to clients. 0 or -ENOENT. */
+	int (*segment)(const struct stk_tier *t, uint32_t seg, struct stk_arena_seg *out);
 };
 
-/* Tier 0: one sealed memfd per object, mlock'd while RLIMIT_MEMLOCK allows. */
+struct stk_tier {
+	const struct stk_tier_ops *ops;
+	void *priv;	 /* the tier's own state */
+	uint64_t budget; /* bytes it may charge, waste included */
+	uint64_t used;	 /* bytes charged to the objects it holds */
+	unsigned flags;	 /* tier-specific (ram: STK_ARENA_*) */
+};
+
+/* Tier 0: objects packed into shared memfd segments (cache/arena.h). */
 extern const struct stk_tier_ops stk_tier_ram;
 
 #endif

@@ -50,6 +50,9 @@ struct waiter {
 	bool done;
 	size_t len; /* 0 if the reply did not fit cap */
 	int fd;	    /* received with the reply, or -1 */
+	/* A GET's: the mapping of its segment (a view counted), or map_err. */
+	const uint8_t *base;
+	int map_err;
 	struct waiter *next;
 	size_t cap;
 	uint8_t buf[];
@@ -87,6 +90,7 @@ struct stk_client {
 	uint64_t rx_ns;		       /* the liveness clock's start; see read_next() */
 	uint64_t probe_ns;	       /* when the outstanding probe went out; 0: none */
 	struct waiter *waiters;
+	struct stk_segs segs;			     /* under mu */
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
 };
 
@@ -294,6 +298,26 @@ static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rf
 }
 
 /*
+ * For a successful GET reply: maps the segment it names (or counts a view
+ * of a mapping this client has), here in the reader with the lock held, so
+ * that a later reply naming the same segment without its fd finds it mapped
+ * whichever thread is woken first.  Takes x->fd.
+ */
+static void map_reply(struct stk_client *c, struct waiter *x)
+{
+	struct stk_reply r;
+	x->base = NULL;
+	x->map_err = 0;
+	if (x->len < STK_HDR_SIZE ||
+	    (x->buf[0] | x->buf[1] << 8) != (STK_MSG_GET | STK_MSG_REPLY) ||
+	    stk__reply_decode(x->buf, x->len, &r, NULL, 0) || r.status < 0 ||
+	    r.u.get.seg == STK_SEG_NONE)
+		return;
+	x->map_err = stk__segs_take(&c->segs, &r.u.get, x->fd, &x->base);
+	x->fd = -1;
+}
+
+/*
  * Sends msg (its seq field is patched in here) and waits for the reply into w.
  * Returns 0 with w filled, -EPIPE when the daemon is gone, -ETIMEDOUT when it
  * stopped answering (see stk_connect()), or -ECHILD in a forked child.
@@ -363,6 +387,7 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 				x->fd = rfd;
 				x->done = true;
 				rfd = -1;
+				map_reply(c, x);
 			}
 		}
 		if (rfd >= 0)
@@ -601,6 +626,7 @@ static void client_unref(struct stk_client *c)
 		pthread_mutex_destroy(&c->mu);
 		pthread_cond_destroy(&c->cv);
 	}
+	stk__segs_fini(&c->segs);
 	free(c);
 }
 
@@ -850,9 +876,13 @@ out:
 	return r;
 }
 
-static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size,
-		      uint32_t *flags, uint64_t *wait)
+/*
+ * A GET: on success, fills v (a view counted on its segment's mapping, and a
+ * hold in the daemon, which stk_release() ends).
+ */
+static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v)
 {
+	memset(v, 0, sizeof(*v));
 	if (index >= ds->count) {
 		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
 		return -ERANGE;
@@ -867,56 +897,92 @@ static int get_common(struct stk_dataset *ds, size_t index, int *fd, uint64_t *s
 	int r = call(ds->c, msg, (size_t)len, w);
 	if (!r)
 		r = reply(w, STK_MSG_GET, &rp);
-	*wait = now_ns() - t0;
-	if (!r && w->fd < 0) {
-		stk__set_err("stokerd sent no descriptor for object %zu", index);
-		r = -EPROTO;
+	v->wait_ns = now_ns() - t0;
+	struct stk_client *c = ds->c;
+	if (!r && rp.u.get.seg != STK_SEG_NONE && !w->base) {
+		r = w->map_err ? w->map_err : -EPROTO;
+		if (r == -EPROTO)
+			stk__set_err("stokerd placed object %s in segment %u, which it never sent",
+				     ds->keys[index], rp.u.get.seg);
+		else
+			stk__set_err("cannot map the segment of object %s (%llu bytes): %s",
+				     ds->keys[index], (unsigned long long)rp.u.get.seg_size,
+				     strerror(-r));
+		/* The daemon holds it for us all the same: let go. */
+		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL);
+		stk_release_index(ds, index);
 	}
 	if (!r) {
-		*fd = w->fd;
-		*size = rp.u.get.size;
-		*flags = rp.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
-		struct stk_client *c = ds->c;
+		v->size = rp.u.get.size;
+		v->data = w->base ? w->base + rp.u.get.off : NULL;
+		v->flags = rp.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
+		v->index = (uint32_t)index;
+		v->seg = rp.u.get.seg;
+		v->gen = rp.u.get.gen;
+		v->ds = ds;
 		__atomic_fetch_add(&c->gets, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(*flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->bytes, *size, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->wait_ns, *wait, __ATOMIC_RELAXED);
+		__atomic_fetch_add(v->flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->bytes, v->size, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->wait_ns, v->wait_ns, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
 	}
 	free(w);
 	return r;
 }
 
-int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
+/* Ends v's use of its segment's mapping. */
+static void put_view(struct stk_view *v)
 {
-	int fd;
-	memset(v, 0, sizeof(*v));
-	int r = get_common(ds, index, &fd, &v->size, &v->flags, &v->wait_ns);
-	if (r)
-		return r;
-	if (v->size) {
-		void *p = mmap(NULL, v->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-		if (p == MAP_FAILED) {
-			r = -errno;
-			stk__set_err("cannot map object %s (%llu bytes): %s", ds->keys[index],
-				     (unsigned long long)v->size, strerror(-r));
-			close(fd);
-			stk_release_index(ds, index);
-			return r;
-		}
-		v->data = p;
-	}
-	close(fd);
-	v->index = (uint32_t)index;
-	v->ds = ds;
-	return 0;
+	struct stk_client *c = v->ds->c;
+	/* A forked child must not take a lock a parent thread may have held at the fork. */
+	if (v->seg == STK_SEG_NONE || !v->data || forked(c))
+		return;
+	pthread_mutex_lock(&c->mu);
+	stk__segs_put(&c->segs, v->seg, v->gen);
+	pthread_mutex_unlock(&c->mu);
 }
 
+int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
+{
+	return get_view(ds, index, v);
+}
+
+/*
+ * A private copy of the object in a sealed memfd of its own: objects live
+ * packed in shared segments, which a program wanting an fd (the shim's
+ * open()) must not see whole.  One copy of the object's bytes; the hold is
+ * kept until stk_release_index(), as before.
+ */
 int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
 {
-	uint32_t flags;
-	uint64_t wait;
-	return get_common(ds, index, fd, size, &flags, &wait);
+	struct stk_view v;
+	int r = get_view(ds, index, &v);
+	if (r)
+		return r;
+	int mfd = memfd_create("stoker:object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	r = mfd < 0 ? -errno : 0;
+	for (uint64_t off = 0; !r && off < v.size;) {
+		ssize_t k = write(mfd, (const char *)v.data + off, v.size - off);
+		if (k < 0 && errno != EINTR)
+			r = -errno;
+		else if (k > 0)
+			off += (uint64_t)k;
+	}
+	if (!r &&
+	    fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		r = -errno;
+	put_view(&v);
+	if (r) {
+		stk__set_err("cannot copy object %s into a memfd: %s", ds->keys[index],
+			     strerror(-r));
+		if (mfd >= 0)
+			close(mfd);
+		stk_release_index(ds, index);
+		return r;
+	}
+	*fd = mfd;
+	*size = v.size;
+	return 0;
 }
 
 void stk_release_index(struct stk_dataset *ds, size_t index)
@@ -934,8 +1000,7 @@ void stk_release(struct stk_view *v)
 {
 	if (!v || !v->ds)
 		return;
-	if (v->data)
-		munmap((void *)v->data, v->size);
+	put_view(v);
 	stk_release_index(v->ds, v->index);
 	memset(v, 0, sizeof(*v));
 }

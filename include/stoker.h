@@ -6,9 +6,10 @@
  * dataset (a directory or prefix, a single object, or a manifest of URIs),
  * optionally tells the daemon in which order it will read the objects (a
  * plan), and gets objects.  A get returns a read-only, zero-copy view of the
- * object's bytes: the daemon passes the object's sealed memfd over the socket
- * and the library maps it.  The kernel keeps the pages alive for as long as
- * the view exists, so the daemon can never pull bytes out from under a reader.
+ * object's bytes in one of the daemon's shared RAM segments, which the
+ * library maps once per connection (the first get into a segment brings its
+ * memfd; later ones cost no fd and no mmap).  A view holds its object: the
+ * daemon never reuses its bytes while the view exists.
  *
  * Conventions, kept by every function below:
  *  - int functions return 0 or a negative errno; nothing sets errno for you.
@@ -207,6 +208,7 @@ struct stk_view {
 	uint32_t flags;		/* STK_VIEW_* */
 	uint64_t wait_ns;	/* how long stk_get() blocked */
 	struct stk_dataset *ds; /* private */
+	uint32_t seg, gen;	/* private: where the client mapped it */
 };
 
 #define STK_VIEW_HIT 0x1u /* the object was resident when asked for */
@@ -223,9 +225,11 @@ struct stk_view {
 STK_EXTERN int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *view);
 
 /*
- * Returns the object's file descriptor instead of a mapping: a sealed memfd
- * the caller owns and closes.  The same errors as stk_get().  The object
- * counts as held until stk_release_index() is called for it.
+ * Returns a file descriptor of the object instead of a view: a private memfd
+ * holding a copy of its bytes (one copy; the shared segments are not for
+ * handing out whole), sealed against writes, which the caller owns and
+ * closes.  The same errors as stk_get().  The object counts as held until
+ * stk_release_index() is called for it.
  */
 STK_EXTERN int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size);
 

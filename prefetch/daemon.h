@@ -25,6 +25,7 @@ struct stk_config {
 	unsigned workers;
 	bool no_uring;
 	bool no_direct;
+	bool hugetlb; /* RAM segments on reserved hugetlb pages */
 	uint32_t emulate_latency_ms;
 	uint64_t emulate_bandwidth; /* bytes/s */
 	uint64_t part_size;
@@ -103,6 +104,8 @@ struct stk_session {
 	uint32_t noutq; /* replies queued because the client is not reading */
 	struct stk_handle *handles;
 	uint32_t nhandles;
+	uint32_t *segs_sent; /* per RAM segment: the generation + 1 whose fd it was sent */
+	uint32_t nsegs_sent;
 	struct stk_pin *pins; /* one per GET not yet released */
 	uint32_t npins, cappins;
 	/* What it holds, against the --client-max-* limits. */

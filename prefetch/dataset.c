@@ -156,7 +156,6 @@ static struct stk_object *obj_get(struct stk_daemon *d, struct stk_catalog_entry
 	o->uri = e->uri;
 	o->size = e->size;
 	o->version = e->version;
-	o->t.fd = -1;
 	if (stk__objtab_add(&d->objects, o)) {
 		free(o);
 		return NULL;

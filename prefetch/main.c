@@ -33,6 +33,8 @@ static void usage(FILE *f)
 	    "                            never served, even below a root\n"
 	    "  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
 	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
+	    "      --hugetlb             RAM segments on hugetlb pages, which the operator must\n"
+	    "                            have reserved (vm.nr_hugepages; STOKER_HUGETLB=1)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
@@ -103,6 +105,7 @@ enum {
 	OPT_MAX_REQUESTS,
 	OPT_PIN_WAIT,
 	OPT_DS_GRACE,
+	OPT_HUGETLB,
 };
 
 static bool env_true(const char *name)
@@ -342,11 +345,7 @@ static void sig_cb(struct stk_op *op, int res)
 	stk__server_stop_accepting(d);
 }
 
-/*
- * Whether the machine has swap.  Without it, memfd pages can never be paged
- * out, and mlock would only cost time: it moves every page to the
- * unevictable list and back (about 10% of stokerd's CPU when ingesting).
- */
+/* Whether the machine has swap, so that cached pages could be paged out. */
 static bool swap_present(void)
 {
 	FILE *f = fopen("/proc/meminfo", "re");
@@ -416,6 +415,7 @@ int main(int argc, char **argv)
 	bool foreground = env_true("STOKER_FOREGROUND");
 	c->no_uring = env_true("STOKER_NO_URING");
 	c->no_direct = env_true("STOKER_NO_DIRECT");
+	c->hugetlb = env_true("STOKER_HUGETLB");
 
 	static const struct option opts[] = {
 		{ "socket", required_argument, 0, 's' },
@@ -444,6 +444,7 @@ int main(int argc, char **argv)
 		{ "client-max-requests", required_argument, 0, OPT_MAX_REQUESTS },
 		{ "pin-wait", required_argument, 0, OPT_PIN_WAIT },
 		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
+		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -462,6 +463,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_INSECURE:
 			c->insecure = true;
+			break;
+		case OPT_HUGETLB:
+			c->hugetlb = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -563,11 +567,16 @@ int main(int argc, char **argv)
 	r = stk__transports_init(&env);
 	if (r)
 		goto out;
-	d->cache.tier = &stk_tier_ram;
-	d->cache.budget = c->ram;
-	d->cache.try_mlock = swap_present();
-	if (!d->cache.try_mlock)
-		stk_info("no swap: cached objects cannot be paged out, so they are not mlock'd");
+	char e[300];
+	r = stk__cache_init(&d->cache, &stk_tier_ram, c->ram, c->hugetlb ? STK_ARENA_HUGETLB : 0, e,
+			    sizeof(e));
+	if (r) {
+		stk_err("RAM tier: %s", e);
+		goto out;
+	}
+	if (swap_present())
+		stk_warn("this machine has swap: cached bytes may be paged out (the RAM tier does "
+			 "not mlock); --hugetlb segments never are");
 	d->listen_fd = -1;
 	d->lock_fd = -1;
 
@@ -615,6 +624,7 @@ out:
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	stk__ds_free_all(d);
+	stk__cache_fini(&d->cache);
 	stk__transports_fini();
 	stk_loop_destroy(d->loop);
 	if (d->sig_fd > 0)

@@ -246,15 +246,13 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	stk__sched_run(d);
 }
 
-/* Starts fetching o; the caller made room. Returns false when the transport is busy. */
+/*
+ * Starts fetching o, which has its room (FETCHING).  Returns false when the
+ * transport is busy (o's room is given back).
+ */
 static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetch)
 {
 	char e[512];
-	int r = stk__cache_alloc(&d->cache, o, e, sizeof(e));
-	if (r) {
-		fetch_failed(d, o, r, e);
-		return true;
-	}
 	struct fetch_ctx *fc = calloc(1, sizeof(*fc));
 	if (!fc) {
 		stk__cache_drop(&d->cache, o);
@@ -266,7 +264,8 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->o = o;
 	fc->f.uri = o->uri;
 	fc->f.buf = o->t.map;
-	fc->f.fd = o->t.fd;
+	fc->f.cap = o->t.ext.charge;
+	fc->f.fd = -1;
 	fc->f.size = o->size;
 	fc->f.done = fetch_done;
 	o->prefetched = prefetch;
@@ -295,17 +294,40 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	return true;
 }
 
-/* Evicts until o fits, farthest next use first. Returns false if pins prevent it. */
-static bool make_room(struct stk_daemon *d, struct stk_object *o)
+/* Whom room() may evict. */
+enum evict_mode {
+	EVICT_NONE,    /* a warm: it never evicts */
+	EVICT_FARTHER, /* a prefetch: only objects needed later than it */
+	EVICT_ANY,     /* a demand miss: anything nobody holds */
+};
+
+/*
+ * Finds room for o, evicting by next use as mode allows (dist: o's own next
+ * use, for EVICT_FARTHER), and allocates it.  Returns 0 with o FETCHING;
+ * -ENOSPC when the room would take an object needed sooner, or one a client
+ * holds; or the allocation's failure (-EFBIG: o never fits), with e saying
+ * why.
+ */
+static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode, uint64_t dist,
+		char *e, size_t elen)
 {
-	while (!stk__cache_fits(&d->cache, o)) {
-		uint64_t dist;
-		struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &dist);
-		if (!v)
-			return false;
+	for (;;) {
+		int r = stk__cache_alloc(&d->cache, o, e, elen);
+		if (r != -ENOSPC && r != -EAGAIN)
+			return r;
+		/*
+		 * Room in pieces: evicting may take many objects before a hole is
+		 * large enough, which only a demand miss is worth.
+		 */
+		if (r == -EAGAIN && mode != EVICT_ANY)
+			return -ENOSPC;
+		uint64_t vd = 0;
+		struct stk_object *v =
+		    mode != EVICT_NONE ? stk__cache_victim(&d->cache, stk__next_use, d, &vd) : NULL;
+		if (!v || (mode == EVICT_FARTHER && vd <= dist))
+			return -ENOSPC;
 		stk__evict(d, v);
 	}
-	return true;
 }
 
 /* The absent object needed soonest by any plan, with its distance and plan. */
@@ -354,38 +376,48 @@ static void demand_unlink(struct stk_daemon *d, struct stk_object *prev, struct 
 
 void stk__sched_run(struct stk_daemon *d)
 {
+	char e[512];
 	/* Demand misses first, in arrival order. */
+	d->demand_blocked = false;
 	while (d->demand_head) {
 		struct stk_object *o = d->demand_head;
-		d->demand_blocked = !make_room(d, o);
-		if (d->demand_blocked || !start_fetch(d, o, false))
+		int r = room(d, o, EVICT_ANY, 0, e, sizeof(e));
+		d->demand_blocked = r == -ENOSPC; /* clients' holds leave no room */
+		if (d->demand_blocked)
 			break;
 		demand_unlink(d, NULL, o);
+		if (r)
+			fetch_failed(d, o, r, e);
+		else if (!start_fetch(d, o, false)) {
+			/* The transport is busy: back to the head of the queue. */
+			o->queued = true;
+			o->qnext = d->demand_head;
+			d->demand_head = o;
+			if (!d->demand_tail)
+				d->demand_tail = o;
+			break;
+		}
 	}
-	while (!d->stopping && d->prefetch_inflight < d->cfg.max_inflight) {
+	/*
+	 * While a demand miss waits for room, prefetching would only take the
+	 * room it waits for (and refetch what it evicted, in circles).
+	 */
+	while (!d->stopping && !d->demand_blocked && d->prefetch_inflight < d->cfg.max_inflight) {
 		struct stk_plan *p = NULL;
 		uint64_t dist = 0;
 		struct stk_object *o = candidate(d, &p, &dist);
 		if (!o)
 			break;
-		if (stk__cache_charge(o) > d->cache.budget) {
-			char e[512];
-			snprintf(e, sizeof(e), "%s: %llu bytes is larger than the whole RAM budget",
-				 o->uri, (unsigned long long)o->size);
-			fetch_failed(d, o, -EFBIG, e);
+		int r = room(d, o, p->warm ? EVICT_NONE : EVICT_FARTHER, dist, e, sizeof(e));
+		if (r == -ENOSPC && p->warm) {
+			/* A warm never evicts: it is over once what it started lands. */
+			p->stalled = true;
 			continue;
 		}
-		if (!stk__cache_fits(&d->cache, o)) {
-			if (p->warm) {
-				/* A warm never evicts: it is over once what it started lands. */
-				p->stalled = true;
-				continue;
-			}
-			uint64_t vd;
-			struct stk_object *v = stk__cache_victim(&d->cache, stk__next_use, d, &vd);
-			if (!v || vd <= dist)
-				break;
-			stk__evict(d, v);
+		if (r == -ENOSPC)
+			break;
+		if (r) {
+			fetch_failed(d, o, r, e);
 			continue;
 		}
 		if (!start_fetch(d, o, true))
@@ -415,10 +447,11 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 		return;
 	}
 	d->st[STK_ST_MISSES]++;
-	if (stk__cache_charge(o) > d->cache.budget) {
+	if (o->size > d->cache.tier->budget) {
 		char e[512];
 		snprintf(e, sizeof(e), "%s: %llu bytes is larger than the whole RAM budget (%llu)",
-			 o->uri, (unsigned long long)o->size, (unsigned long long)d->cache.budget);
+			 o->uri, (unsigned long long)o->size,
+			 (unsigned long long)d->cache.tier->budget);
 		d->on_ready(d, w, o, false, -EFBIG, e);
 		return;
 	}
@@ -459,7 +492,7 @@ void stk__sched_expire(struct stk_daemon *d, uint64_t now)
 		    "RAM budget (%llu bytes, %u objects pinned) in unreleased views; they must "
 		    "release some, or stokerd needs a larger --ram",
 		    o->uri, (unsigned long long)o->size, (double)(now - o->queued_at) / 1e9,
-		    (unsigned long long)d->cache.budget, d->pinned);
+		    (unsigned long long)d->cache.tier->budget, d->pinned);
 		stk_warn("%s", m);
 		demand_unlink(d, prev, o);
 		notify(d, o, -ENOBUFS, m);

@@ -145,6 +145,14 @@ long stk__enc_stats(void *mem, size_t cap, uint32_t seq)
 	return stk__msg_end(&b);
 }
 
+long stk__enc_endpoints(void *mem, size_t cap, uint32_t seq)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_ENDPOINTS, 0, seq);
+	return stk__msg_end(&b);
+}
+
 void stk__reply_begin(struct stk_buf *b, const struct stk_msg_hdr *req, int32_t status,
 		      const char *errmsg)
 {
@@ -157,6 +165,120 @@ void stk__reply_begin(struct stk_buf *b, const struct stk_msg_hdr *req, int32_t 
 		stk__put_bytes(b, "", 1);
 	}
 }
+
+long stk__enc_reply_err(void *mem, size_t cap, const struct stk_msg_hdr *req, int32_t status,
+			const char *errmsg)
+{
+	if (status >= 0)
+		return -EINVAL; /* a status 0 reply has its type's body, not a message */
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, status, errmsg);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, version);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t handle,
+			 uint32_t count, uint64_t bytes)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, handle);
+	stk__put_u32(&b, count);
+	stk__put_u64(&b, bytes);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_get(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			const struct stk_get_where *g)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, g->flags);
+	stk__put_u64(&b, g->size);
+	stk__put_u32(&b, g->seg);
+	stk__put_u32(&b, g->gen);
+	stk__put_u64(&b, g->off);
+	stk__put_u64(&b, g->seg_size);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_stats(void *mem, size_t cap, const struct stk_msg_hdr *req, const uint64_t *v,
+			  uint32_t n)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++)
+		stk__put_u64(&b, v[i]);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_status(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			   const struct stk_ds_status *st)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, st->objects);
+	stk__put_u32(&b, st->resident);
+	stk__put_u32(&b, st->inflight);
+	stk__put_u32(&b, st->failed);
+	stk__put_u32(&b, st->warm);
+	stk__put_u64(&b, st->bytes);
+	stk__put_u64(&b, st->resident_bytes);
+	/* Protocol 2: the last fetch error's length and bytes, no NUL. */
+	uint16_t el = st->last_error ? st->last_error_len : 0;
+	if (el > STK_ERRMSG_MAX)
+		el = STK_ERRMSG_MAX;
+	stk__put_u16(&b, el);
+	stk__put_bytes(&b, st->last_error, el);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_reply_endpoints(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			      const struct stk_endpoint_entry *e, uint32_t n)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__reply_begin(&b, req, 0, NULL);
+	stk__put_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint16_t nl = e[i].name ? e[i].name_len : 0;
+		if (nl > STK_ENDPOINT_NAME_MAX)
+			nl = STK_ENDPOINT_NAME_MAX;
+		stk__put_u16(&b, nl);
+		stk__put_bytes(&b, e[i].name, nl);
+		stk__put_u64(&b, e[i].requests);
+		stk__put_u64(&b, e[i].retries);
+		stk__put_u64(&b, e[i].errors);
+		stk__put_u64(&b, e[i].bytes);
+		stk__put_u64(&b, e[i].busy_ns);
+	}
+	return stk__msg_end(&b);
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -203,6 +325,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 	if (r)
 		return r;
 	const uint8_t *b = p + STK_HDR_SIZE;
+	m->handle = 0;
 	switch (m->h.type) {
 	case STK_MSG_HELLO:
 		if ((r = want_len(&m->h, 12, err, errlen)))
@@ -251,6 +374,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		if ((r = want_len(&m->h, 8 + 4 * (size_t)m->u.plan.n, err, errlen)))
 			return r;
 		m->u.plan.idx = b + 8;
+		m->handle = m->u.plan.ds;
 		return 0;
 	case STK_MSG_GET:
 	case STK_MSG_RELEASE:
@@ -258,6 +382,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 			return r;
 		m->u.obj.ds = stk__get_u32(b);
 		m->u.obj.index = stk__get_u32(b + 4);
+		m->handle = m->u.obj.ds;
 		return 0;
 	case STK_MSG_CLOSE:
 	case STK_MSG_WARM:
@@ -265,6 +390,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		if ((r = want_len(&m->h, 4, err, errlen)))
 			return r;
 		m->u.ds.ds = stk__get_u32(b);
+		m->handle = m->u.ds.ds;
 		return 0;
 	case STK_MSG_STATS:
 	case STK_MSG_ENDPOINTS:
@@ -314,12 +440,25 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		r->u.open.count = stk__get_u32(b + 4);
 		r->u.open.bytes = stk__get_u64(b + 8);
 		return 0;
-	case STK_MSG_GET:
-		if (n != 12)
+	case STK_MSG_GET: {
+		if (n != 36)
 			return fail(err, errlen, "GET reply is %zu bytes", n);
-		r->u.get.flags = stk__get_u32(b);
-		r->u.get.size = stk__get_u64(b + 4);
+		struct stk_get_where *g = &r->u.get;
+		g->flags = stk__get_u32(b);
+		g->size = stk__get_u64(b + 4);
+		g->seg = stk__get_u32(b + 12);
+		g->gen = stk__get_u32(b + 16);
+		g->off = stk__get_u64(b + 20);
+		g->seg_size = stk__get_u64(b + 28);
+		if (g->seg == STK_SEG_NONE ? g->size != 0
+					   : g->off > g->seg_size || g->size > g->seg_size - g->off)
+			return fail(
+			    err, errlen,
+			    "GET reply: %llu bytes at %llu do not fit segment %u of %llu bytes",
+			    (unsigned long long)g->size, (unsigned long long)g->off, g->seg,
+			    (unsigned long long)g->seg_size);
 		return 0;
+	}
 	case STK_MSG_STATS: {
 		if (n < 4)
 			return fail(err, errlen, "STATS reply lacks its count");
@@ -386,6 +525,19 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 	default:
 		return fail(err, errlen, "reply to unknown type %u", r->h.type & ~STK_MSG_REPLY);
 	}
+}
+
+const uint8_t *stk__endpoints_next(const uint8_t *p, struct stk_endpoint_entry *e)
+{
+	e->name_len = get_u16(p);
+	e->name = (const char *)p + 2;
+	p += 2 + e->name_len;
+	e->requests = stk__get_u64(p);
+	e->retries = stk__get_u64(p + 8);
+	e->errors = stk__get_u64(p + 16);
+	e->bytes = stk__get_u64(p + 24);
+	e->busy_ns = stk__get_u64(p + 32);
+	return p + 40;
 }
 
 int stk__catalog_walk(const void *buf, size_t len,

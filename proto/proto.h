@@ -7,6 +7,11 @@
  * message starts with a 12-byte little-endian header; the body layout is
  * fixed per type.  Decoders check every length against the datagram size and
  * return -EPROTO with a message naming the field that was wrong.
+ *
+ * Every request and reply layout lives here and nowhere else: a request or
+ * reply is built by one stk__enc_* call and read by stk__msg_decode or
+ * stk__reply_decode.  A new message is one request encoder, one case in each
+ * decoder, one reply encoder, and one handler in prefetch/server.c's table.
  */
 #ifndef STOKER_PROTO_H
 #define STOKER_PROTO_H
@@ -16,14 +21,14 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     2		  /* 2: HELLO first; STATUS: last error */
+#define STK_PROTO_VERSION     3		  /* 3: GET answers where in a segment */
 #define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
 #define STK_PLAN_CHUNK	      ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT	      16u
-#define STK_ENDPOINT_NAME_MAX 127u /* counters in a STATS reply, see stk_stats_field */
+#define STK_STATS_COUNT	      16u  /* counters in a STATS reply, see stk_stats_field */
+#define STK_ENDPOINT_NAME_MAX 127u /* bytes of an endpoint's name in an ENDPOINTS reply */
 
 enum stk_msg_type {
 	STK_MSG_HELLO = 1,
@@ -44,7 +49,9 @@ enum stk_msg_type {
 #define STK_PLAN_RESET 0x1u /* PLAN: first chunk; replaces the previous plan */
 
 /* GET reply flags. */
-#define STK_GET_HIT 0x1u
+#define STK_GET_HIT	  0x1u /* resident when asked for */
+#define STK_GET_DEDICATED 0x2u /* the segment holds this object alone: map it for the view only */
+#define STK_SEG_NONE	  UINT32_MAX /* GET reply seg of a zero-byte object */
 
 /* The order of counters in a STATS reply; new ones are appended. */
 enum stk_stats_field {
@@ -76,6 +83,9 @@ struct stk_msg_hdr {
 /* A decoded message.  Pointers point into the datagram that was decoded. */
 struct stk_msg {
 	struct stk_msg_hdr h;
+	/* The dataset handle the message names (PLAN, GET, RELEASE, CLOSE, WARM,
+	 * STATUS; the same as u.*.ds), or 0, which is never a handle. */
+	uint32_t handle;
 	union {
 		struct {
 			uint32_t magic, version, pid;
@@ -98,6 +108,32 @@ struct stk_msg {
 	} u;
 };
 
+/* A STATUS reply's body: one dataset's state. */
+struct stk_ds_status {
+	uint32_t objects, resident, inflight, failed, warm;
+	uint64_t bytes, resident_bytes;
+	/* The most recent failed fetch's message: not NUL-terminated, len 0 if
+	 * none or from a daemon that predates it.  At most STK_ERRMSG_MAX bytes
+	 * are sent. */
+	uint16_t last_error_len;
+	const char *last_error;
+};
+
+/* One entry of an ENDPOINTS reply.  name is not NUL-terminated. */
+struct stk_endpoint_entry {
+	const char *name;
+	uint16_t name_len; /* at most STK_ENDPOINT_NAME_MAX bytes are sent */
+	uint64_t requests, retries, errors, bytes, busy_ns;
+};
+
+/* A GET reply's body. */
+struct stk_get_where {
+	uint32_t flags; /* STK_GET_* */
+	uint64_t size;
+	uint32_t seg, gen; /* STK_SEG_NONE for a zero-byte object */
+	uint64_t off, seg_size;
+};
+
 /* A decoded reply.  status < 0 carries an error message. */
 struct stk_reply {
 	struct stk_msg_hdr h;
@@ -111,24 +147,14 @@ struct stk_reply {
 			uint32_t ds, count;
 			uint64_t bytes;
 		} open;
-		struct {
-			uint32_t flags;
-			uint64_t size;
-		} get;
+		struct stk_get_where get;
 		struct {
 			uint32_t n;
 			uint64_t v[STK_STATS_COUNT];
 		} stats;
-		struct {
-			uint32_t objects, resident, inflight, failed, warm;
-			uint64_t bytes, resident_bytes;
-			/* The most recent failed fetch's message: not NUL-terminated,
-			 * len 0 if none or from a daemon that predates it. */
-			uint16_t last_error_len;
-			const char *last_error;
-		} status;
+		struct stk_ds_status status;
 		/* n entries of { u16 name_len, name, u64 requests, retries, errors, bytes,
-		 * busy_ns }, bounds already checked */
+		 * busy_ns }, bounds already checked: read them with stk__endpoints_next */
 		struct {
 			uint32_t n;
 			const uint8_t *p;
@@ -164,10 +190,50 @@ long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t
 long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index);
 long stk__enc_ds(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds);
 long stk__enc_stats(void *mem, size_t cap, uint32_t seq);
+long stk__enc_endpoints(void *mem, size_t cap, uint32_t seq);
 
-/* Starts a reply to hdr: status, then the error message if status < 0. */
+/*
+ * Starts a reply to req: status, then the error message if status < 0.  The
+ * stk__enc_reply_* builders below are made of it; it is public for tests that
+ * need a malformed reply.
+ */
 void stk__reply_begin(struct stk_buf *b, const struct stk_msg_hdr *req, int32_t status,
 		      const char *errmsg);
+
+/*
+ * Builders for replies to req, each a whole datagram: the same type with
+ * STK_MSG_REPLY or'ed in, the same seq.  Each returns the datagram's size, or
+ * -EMSGSIZE when it does not fit cap or STK_MSG_MAX (only an ENDPOINTS reply of
+ * hundreds of entries can outgrow a datagram).  -EINVAL from
+ * stk__enc_reply_err for a status that is not negative.  What
+ * stk__reply_decode reads back is what was passed, except that strings are
+ * cut to their maximum (errmsg to STK_ERRMSG_MAX - 1 bytes, a last error to
+ * STK_ERRMSG_MAX, an endpoint name to STK_ENDPOINT_NAME_MAX).
+ */
+/* Any request: status < 0 (a negated errno) and a message for people (NULL: ""). */
+long stk__enc_reply_err(void *mem, size_t cap, const struct stk_msg_hdr *req, int32_t status,
+			const char *errmsg);
+/* PLAN, WARM: status 0 and no body. */
+long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req);
+long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version);
+/* The catalog memfd travels beside it, as SCM_RIGHTS. */
+long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t handle,
+			 uint32_t count, uint64_t bytes);
+/*
+ * Where a GET's object is: bytes off..off+size of segment seg (generation
+ * gen, seg_size bytes).  The segment's memfd travels beside it, as
+ * SCM_RIGHTS, the first time a connection is told of that segment (always,
+ * for a dedicated one).
+ */
+long stk__enc_reply_get(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			const struct stk_get_where *g);
+/* n counters in enum stk_stats_field order. */
+long stk__enc_reply_stats(void *mem, size_t cap, const struct stk_msg_hdr *req, const uint64_t *v,
+			  uint32_t n);
+long stk__enc_reply_status(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			   const struct stk_ds_status *st);
+long stk__enc_reply_endpoints(void *mem, size_t cap, const struct stk_msg_hdr *req,
+			      const struct stk_endpoint_entry *e, uint32_t n);
 
 /*
  * Decodes a request datagram of len bytes.  Returns 0, or -EPROTO with a
@@ -179,6 +245,13 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 
 /* Decodes a reply datagram.  Returns 0 or -EPROTO with err filled in. */
 int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *err, size_t errlen);
+
+/*
+ * Reads the ENDPOINTS entry at p (r->u.endpoints.p first) of a reply that
+ * stk__reply_decode accepted, into e (whose name points into the datagram).
+ * Returns where the next entry starts.  Call it r->u.endpoints.n times.
+ */
+const uint8_t *stk__endpoints_next(const uint8_t *p, struct stk_endpoint_entry *e);
 
 /*
  * The catalog: the object table of an opened dataset, passed as a sealed

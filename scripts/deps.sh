@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
       libjansson-dev libexpat1-dev libcriterion-dev
-      fio python3 nginx-light clang-format)
+      fio python3 nginx-light clang-format
+      clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
 # count as present whichever way they were installed (Debian's or

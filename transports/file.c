@@ -770,7 +770,12 @@ static int file_submit(struct stk_fetch *f)
 		return -ENOMEM;
 	ff->f = f;
 	ff->fd = -1;
-	ff->direct = !F.no_direct;
+	/*
+	 * O_DIRECT reads whole aligned blocks: only into an aligned buffer with
+	 * room for the size rounded up (a slab slot of the arena has neither).
+	 */
+	ff->direct = !F.no_direct && !((uintptr_t)f->buf & (ALIGN - 1)) &&
+		     f->cap >= ((f->size + ALIGN - 1) & ~(uint64_t)(ALIGN - 1));
 	for (int i = 0; i < CHUNKS_PER_OBJECT; i++)
 		ff->ch[i].ff = ff;
 	int r = resolve(f->uri, &ff->rootfd, &ff->rel, ff->msg, sizeof(ff->msg));

@@ -20,8 +20,9 @@ struct stk_loop;
 /* One object to fetch into memory the cache allocated. */
 struct stk_fetch {
 	const char *uri;
-	void *buf;     /* writable, page-aligned, page-rounded capacity */
-	int fd;	       /* the same bytes as a file (a memfd), or -1 */
+	void *buf;     /* writable: size bytes, and cap in all (reads may round up into it) */
+	uint64_t cap;  /* bytes writable at buf, >= size */
+	int fd;	       /* the same bytes as a file at offset 0 (a memfd), or -1 */
 	uint64_t size; /* bytes expected, exactly */
 	/* Called once on the loop thread: err 0, or -errno with msg naming the URI. */
 	void (*done)(struct stk_fetch *f, int err, const char *msg);

@@ -45,8 +45,9 @@ static void setup_n(uint32_t n, uint64_t size, uint64_t budget, unsigned infligh
 	memset(&d, 0, sizeof(d));
 	memset(&ds, 0, sizeof(ds));
 	npending = ndelivered = failures = 0;
-	d.cache.tier = &stk_tier_ram;
-	d.cache.budget = budget;
+	char err[256];
+	cr_assert_eq(stk__cache_init(&d.cache, &stk_tier_ram, budget, 0, err, sizeof(err)), 0, "%s",
+		     err);
 	d.cfg.max_inflight = inflight;
 	d.on_ready = on_ready;
 	ds.count = n;
@@ -59,7 +60,6 @@ static void setup_n(uint32_t n, uint64_t size, uint64_t budget, unsigned infligh
 		objs[i].size = size;
 		objs[i].uri = "rec://ds/obj";
 		objs[i].tp = &rec;
-		objs[i].t.fd = -1;
 	}
 }
 
@@ -80,7 +80,7 @@ static void teardown(void)
 	}
 	free(objs);
 	free(ds.ents);
-	stk__victims_fini(&d.cache.victims);
+	stk__cache_fini(&d.cache);
 }
 
 /* The object a pending fetch is for. */
@@ -200,11 +200,11 @@ Test(sched, budget_is_never_exceeded)
 	stk__sched_run(&d);
 	for (int i = 0; i < 256; i++) {
 		get(p, order[i]);
-		cr_assert_leq(d.cache.used, d.cache.budget);
+		cr_assert_leq(d.cache.tier->used, d.cache.tier->budget);
 		while (ndelivered <= i) {
 			cr_assert_gt(npending, 0, "get %d waits on nothing", i);
 			complete(rand() % npending);
-			cr_assert_leq(d.cache.used, d.cache.budget);
+			cr_assert_leq(d.cache.tier->used, d.cache.tier->budget);
 		}
 		/* Release the pin the way a client would. */
 		stk__unpin(&d, &objs[order[i]]);
@@ -275,7 +275,7 @@ Test(sched, failed_fetch_is_reported_and_retried_by_a_get)
 	f->done(f, -EIO, "rec://ds/obj: boom");
 	cr_assert_eq(failures, 1);
 	cr_assert_eq(objs[0].state, STK_OBJ_FAILED);
-	cr_assert_eq(d.cache.used, 0, "a failed fetch gives its memory back");
+	cr_assert_eq(d.cache.tier->used, 0, "a failed fetch gives its memory back");
 	get(NULL, 0);
 	cr_assert_eq(npending, 1, "a later get tries again");
 }

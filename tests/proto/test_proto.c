@@ -109,10 +109,20 @@ Test(proto, replies_round_trip)
 	stk__put_u64(&b, 123456789012ull);
 	long n = stk__msg_end(&b);
 	struct stk_reply r;
+	/* A protocol 2 GET reply (no segment) is refused, naming its length. */
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), -EPROTO);
+	cr_assert(strstr(err, "GET reply is 12 bytes"), "%s", err);
+	stk__put_u32(&b, 3);
+	stk__put_u32(&b, 1);
+	stk__put_u64(&b, 4096);
+	stk__put_u64(&b, 1ull << 40);
+	n = stk__msg_end(&b);
 	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(r.h.seq, 42);
 	cr_assert_eq(r.u.get.flags, STK_GET_HIT);
 	cr_assert_eq(r.u.get.size, 123456789012ull);
+	cr_assert_eq(r.u.get.seg, 3);
+	cr_assert_eq(r.u.get.off, 4096);
 
 	stk__buf_init(&b, buf, sizeof(buf));
 	stk__reply_begin(&b, &req, -ENOENT, "file:///d/x: No such file");
@@ -214,4 +224,211 @@ Test(proto, status_reply_carries_the_last_fetch_error)
 	buf[n] = 0;
 	buf[8] = 4 + 36 + 1;
 	cr_assert_eq(stk__reply_decode(buf, (size_t)n + 1, &r, err, sizeof(err)), -EPROTO);
+}
+
+/* Decodes buf as a reply and checks the header it must echo. */
+static void decode_reply(long n, const struct stk_msg_hdr *req, struct stk_reply *r)
+{
+	cr_assert_gt(n, 0, "encoder failed: %ld", n);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, r, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(r->h.type, req->type | STK_MSG_REPLY);
+	cr_assert_eq(r->h.seq, req->seq);
+	cr_assert_eq(r->h.len, (uint32_t)n - STK_HDR_SIZE);
+}
+
+Test(proto, reply_encoders_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr hello = { .type = STK_MSG_HELLO, .seq = 1 };
+	decode_reply(stk__enc_reply_hello(buf, sizeof(buf), &hello, 77), &hello, &r);
+	cr_assert_eq(r.status, 0);
+	cr_assert_eq(r.u.hello.version, 77);
+
+	struct stk_msg_hdr open = { .type = STK_MSG_OPEN, .seq = 0xfffffffe };
+	decode_reply(stk__enc_reply_open(buf, sizeof(buf), &open, 3, 1000001, 1ull << 40), &open,
+		     &r);
+	cr_assert_eq(r.u.open.ds, 3);
+	cr_assert_eq(r.u.open.count, 1000001);
+	cr_assert_eq(r.u.open.bytes, 1ull << 40);
+
+	struct stk_msg_hdr get = { .type = STK_MSG_GET, .seq = 42 };
+	struct stk_get_where gw = { .flags = STK_GET_HIT,
+				    .size = 123456789012ull,
+				    .seg = 7,
+				    .gen = 9,
+				    .off = 1ull << 33,
+				    .seg_size = 1ull << 40 };
+	decode_reply(stk__enc_reply_get(buf, sizeof(buf), &get, &gw), &get, &r);
+	cr_assert_eq(r.u.get.flags, STK_GET_HIT);
+	cr_assert_eq(r.u.get.size, 123456789012ull);
+	cr_assert_eq(r.u.get.seg, 7);
+	cr_assert_eq(r.u.get.gen, 9);
+	cr_assert_eq(r.u.get.off, 1ull << 33);
+	cr_assert_eq(r.u.get.seg_size, 1ull << 40);
+	/* An object that would end past its segment is refused. */
+	gw.off = (1ull << 40) - 10;
+	char e[200];
+	long gl = stk__enc_reply_get(buf, sizeof(buf), &get, &gw);
+	cr_assert_eq(stk__reply_decode(buf, (size_t)gl, &r, e, sizeof(e)), -EPROTO);
+	cr_assert(strstr(e, "do not fit"), "%s", e);
+
+	static const uint16_t bodiless[] = { STK_MSG_PLAN, STK_MSG_WARM };
+	for (unsigned i = 0; i < 2; i++) {
+		struct stk_msg_hdr ok = { .type = bodiless[i], .seq = i };
+		decode_reply(stk__enc_reply_ok(buf, sizeof(buf), &ok), &ok, &r);
+		cr_assert_eq(r.status, 0);
+		cr_assert_str_eq(r.errmsg, "");
+	}
+}
+
+Test(proto, stats_reply_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_STATS, .seq = 5 };
+	uint64_t v[STK_STATS_COUNT + 2];
+	for (unsigned i = 0; i < STK_STATS_COUNT + 2; i++)
+		v[i] = 1000ull * i + 7;
+	decode_reply(stk__enc_reply_stats(buf, sizeof(buf), &req, v, STK_STATS_COUNT), &req, &r);
+	cr_assert_eq(r.u.stats.n, STK_STATS_COUNT);
+	for (unsigned i = 0; i < STK_STATS_COUNT; i++)
+		cr_assert_eq(r.u.stats.v[i], v[i], "counter %u", i);
+	/* A newer daemon's extra counters are skipped; an older one's missing ones read 0. */
+	decode_reply(stk__enc_reply_stats(buf, sizeof(buf), &req, v, STK_STATS_COUNT + 2), &req,
+		     &r);
+	cr_assert_eq(r.u.stats.n, STK_STATS_COUNT);
+	cr_assert_eq(r.u.stats.v[STK_STATS_COUNT - 1], v[STK_STATS_COUNT - 1]);
+	decode_reply(stk__enc_reply_stats(buf, sizeof(buf), &req, v, 3), &req, &r);
+	cr_assert_eq(r.u.stats.n, 3);
+	cr_assert_eq(r.u.stats.v[2], v[2]);
+	cr_assert_eq(r.u.stats.v[3], 0);
+}
+
+Test(proto, status_reply_encoder_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_STATUS, .seq = 9 };
+	const char *m = "file:///r/big: 300000000 bytes is larger than the whole RAM budget";
+	struct stk_ds_status st = { .objects = 3,
+				    .resident = 1,
+				    .inflight = 4,
+				    .failed = 2,
+				    .warm = 3,
+				    .bytes = 3000,
+				    .resident_bytes = 1000,
+				    .last_error = m,
+				    .last_error_len = (uint16_t)strlen(m) };
+	decode_reply(stk__enc_reply_status(buf, sizeof(buf), &req, &st), &req, &r);
+	cr_assert_eq(r.u.status.objects, 3);
+	cr_assert_eq(r.u.status.resident, 1);
+	cr_assert_eq(r.u.status.inflight, 4);
+	cr_assert_eq(r.u.status.failed, 2);
+	cr_assert_eq(r.u.status.warm, 3);
+	cr_assert_eq(r.u.status.bytes, 3000);
+	cr_assert_eq(r.u.status.resident_bytes, 1000);
+	cr_assert_eq(r.u.status.last_error_len, strlen(m));
+	cr_assert_eq(memcmp(r.u.status.last_error, m, strlen(m)), 0);
+
+	/* No error: length 0.  A longer one is cut to STK_ERRMSG_MAX bytes. */
+	st.last_error = NULL;
+	decode_reply(stk__enc_reply_status(buf, sizeof(buf), &req, &st), &req, &r);
+	cr_assert_eq(r.u.status.last_error_len, 0);
+	static char big[STK_ERRMSG_MAX + 100];
+	memset(big, 'x', sizeof(big));
+	st.last_error = big;
+	st.last_error_len = sizeof(big);
+	decode_reply(stk__enc_reply_status(buf, sizeof(buf), &req, &st), &req, &r);
+	cr_assert_eq(r.u.status.last_error_len, STK_ERRMSG_MAX);
+	cr_assert_eq(r.u.status.resident_bytes, 1000);
+}
+
+Test(proto, endpoints_reply_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_ENDPOINTS, .seq = 11 };
+	static char longname[STK_ENDPOINT_NAME_MAX + 20];
+	memset(longname, 'h', sizeof(longname));
+	struct stk_endpoint_entry in[3] = {
+		{ .name = "http://127.0.0.1:9000",
+		  .name_len = 21,
+		  .requests = 1,
+		  .retries = 2,
+		  .errors = 3,
+		  .bytes = 4,
+		  .busy_ns = 5 },
+		{ .name = "", .name_len = 0, .requests = 10, .busy_ns = 1ull << 50 },
+		{ .name = longname, .name_len = sizeof(longname), .errors = 99 },
+	};
+	decode_reply(stk__enc_reply_endpoints(buf, sizeof(buf), &req, in, 3), &req, &r);
+	cr_assert_eq(r.u.endpoints.n, 3);
+	const uint8_t *p = r.u.endpoints.p;
+	struct stk_endpoint_entry e;
+	p = stk__endpoints_next(p, &e);
+	cr_assert_eq(e.name_len, 21);
+	cr_assert_eq(memcmp(e.name, "http://127.0.0.1:9000", 21), 0);
+	cr_assert(e.requests == 1 && e.retries == 2 && e.errors == 3 && e.bytes == 4 &&
+		  e.busy_ns == 5);
+	p = stk__endpoints_next(p, &e);
+	cr_assert_eq(e.name_len, 0);
+	cr_assert_eq(e.requests, 10);
+	cr_assert_eq(e.busy_ns, 1ull << 50);
+	p = stk__endpoints_next(p, &e);
+	cr_assert_eq(e.name_len, STK_ENDPOINT_NAME_MAX, "a long name is cut, not refused");
+	cr_assert_eq(e.errors, 99);
+	cr_assert_eq(p, buf + STK_HDR_SIZE + r.h.len, "the entries end where the datagram does");
+
+	/* None at all. */
+	decode_reply(stk__enc_reply_endpoints(buf, sizeof(buf), &req, NULL, 0), &req, &r);
+	cr_assert_eq(r.u.endpoints.n, 0);
+	/* More than a datagram holds is refused, not truncated. */
+	static struct stk_endpoint_entry many[400];
+	for (unsigned i = 0; i < 400; i++)
+		many[i] = (struct stk_endpoint_entry){ .name = longname, .name_len = 127 };
+	cr_assert_eq(stk__enc_reply_endpoints(buf, sizeof(buf), &req, many, 400), -EMSGSIZE);
+}
+
+Test(proto, error_reply_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_OPEN, .seq = 8 };
+	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &req, -EACCES, "uid 5 is not allowed"),
+		     &req, &r);
+	cr_assert_eq(r.status, -EACCES);
+	cr_assert_str_eq(r.errmsg, "uid 5 is not allowed");
+	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &req, -EIO, NULL), &req, &r);
+	cr_assert_eq(r.status, -EIO);
+	cr_assert_str_eq(r.errmsg, "");
+	/* A message longer than the maximum is cut, and still NUL-terminated. */
+	static char big[STK_ERRMSG_MAX * 2];
+	memset(big, 'e', sizeof(big) - 1);
+	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &req, -E2BIG, big), &req, &r);
+	cr_assert_eq(strlen(r.errmsg), STK_ERRMSG_MAX - 1);
+	/* An error reply to a type the decoder does not know still decodes: it answers it. */
+	struct stk_msg_hdr odd = { .type = 77, .seq = 1 };
+	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &odd, -EPROTO, "unknown"), &odd, &r);
+	/* Status 0 is not an error, and too small a buffer is refused. */
+	cr_assert_eq(stk__enc_reply_err(buf, sizeof(buf), &req, 0, "x"), -EINVAL);
+	cr_assert_eq(stk__enc_reply_open(buf, 20, &req, 1, 1, 1), -EMSGSIZE);
+}
+
+Test(proto, decoded_requests_name_their_handle)
+{
+	struct stk_msg m;
+	uint32_t idx = 0;
+	long n = stk__enc_plan(buf, sizeof(buf), 1, 0, 5, &idx, 1);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.handle, 5);
+	n = stk__enc_obj(buf, sizeof(buf), STK_MSG_RELEASE, 1, 6, 2);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.handle, 6);
+	cr_assert_eq(m.u.obj.index, 2);
+	n = stk__enc_ds(buf, sizeof(buf), STK_MSG_STATUS, 1, 7);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.handle, 7);
+	n = stk__enc_endpoints(buf, sizeof(buf), 3);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.h.type, STK_MSG_ENDPOINTS);
+	cr_assert_eq(m.handle, 0, "ENDPOINTS names no dataset");
+	n = stk__enc_hello(buf, sizeof(buf), 1, 1);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.handle, 0);
 }

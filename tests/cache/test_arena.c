@@ -1,0 +1,1010 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests cache/arena.c: the budget and its accounting hold under churn, live
+ * extents never overlap and keep their bytes, segments are sealed against
+ * every writer but the daemon's mapping, fds stay few, fragmentation is
+ * reported as such; and measures the waste on ImageNet- and WebDataset-like
+ * traces (the arena_waste tests print their numbers).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cache/arena.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+static struct stk_arena A;
+
+static int arena_open(uint64_t budget, uint64_t seg, uint64_t huge_min, unsigned flags)
+{
+	struct stk_arena_opts o = {
+		.opts_size = sizeof(o),
+		.budget = budget,
+		.seg_size = seg,
+		.flags = flags,
+		.name = "test-arena",
+		.huge_min = huge_min,
+	};
+	return stk__arena_init(&A, &o);
+}
+
+static void arena_init(uint64_t budget, uint64_t seg, uint64_t huge_min)
+{
+	int r = arena_open(budget, seg, huge_min, 0);
+	cr_assert_eq(r, 0, "stk__arena_init: %s", strerror(-r));
+}
+
+static void teardown(void)
+{
+	stk__arena_fini(&A);
+}
+
+static void check(void)
+{
+	char err[256] = "";
+	int r = stk__arena_check(&A, err, sizeof(err));
+	cr_assert_eq(r, 0, "arena inconsistent: %s", err);
+}
+
+static struct stk_arena_stats stats(void)
+{
+	struct stk_arena_stats st;
+	stk__arena_stats(&A, &st);
+	return st;
+}
+
+static struct stk_extent must_alloc(uint64_t size)
+{
+	struct stk_extent e;
+	int r = stk__arena_alloc(&A, size, &e);
+	cr_assert_eq(r, 0, "alloc %llu: %s", (unsigned long long)size, strerror(-r));
+	return e;
+}
+
+static struct stk_arena_seg segment(uint32_t i)
+{
+	struct stk_arena_seg s;
+	cr_assert_eq(stk__arena_segment(&A, i, &s), 0, "segment %u", i);
+	return s;
+}
+
+/* splitmix64: a seeded generator, so that a failure can be replayed. */
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static double rndf(void)
+{
+	return (double)(rnd() >> 11) / (double)(1ull << 53);
+}
+
+static uint64_t rnd_between(uint64_t lo, uint64_t hi)
+{
+	return lo + rnd() % (hi - lo + 1);
+}
+
+static double rnd_normal(void)
+{
+	double u = rndf(), v = rndf();
+	return sqrt(-2.0 * log(u > 0 ? u : 1e-300)) * cos(2 * M_PI * v);
+}
+
+/* A size drawn from a log-normal of this mean, clamped. */
+static uint64_t rnd_lognormal(double mean, double sigma, uint64_t lo, uint64_t hi)
+{
+	double mu = log(mean) - sigma * sigma / 2;
+	double x = exp(mu + sigma * rnd_normal());
+	uint64_t n = (uint64_t)x;
+	return n < lo ? lo : n > hi ? hi : n;
+}
+
+TestSuite(arena, .fini = teardown, .timeout = 100);
+
+Test(arena, size_classes_waste_under_an_eighth)
+{
+	arena_init(64 * MiB, 0, 0);
+	struct stk_arena_stats st = stats();
+	cr_assert_eq(st.small_max, 32 * KiB);
+	for (uint64_t size = 1; size < 2 * MiB; size += size < 64 * KiB ? 1 : 997) {
+		struct stk_extent e = must_alloc(size);
+		cr_assert_geq(e.charge, size);
+		if (size <= 64)
+			cr_assert_eq(e.charge, 64, "objects under 64 B are charged 64 B");
+		else
+			cr_assert_lt((e.charge - size) * 8, size, "%llu bytes charged %llu",
+				     (unsigned long long)size, (unsigned long long)e.charge);
+		cr_assert_eq(e.off % 8, 0, "a slot is 8-byte aligned");
+		if (size > st.small_max)
+			cr_assert_eq(e.off % STK_ARENA_PAGE, 0, "an extent is page-aligned");
+		cr_assert_eq(stats().charged, e.charge);
+		stk__arena_free(&A, &e);
+	}
+	st = stats();
+	cr_assert_eq(st.charged, 0);
+	cr_assert_eq(st.objects, 0);
+	cr_assert_eq(st.slab_free, 0, "empty slabs give their pages back");
+	check();
+}
+
+Test(arena, zero_byte_objects_are_charged_nothing)
+{
+	arena_init(1 * MiB, 0, 0);
+	/* Fill the budget: a zero-byte object still fits. */
+	struct stk_extent big = must_alloc(1 * MiB);
+	struct stk_extent e, z;
+	cr_assert_eq(stk__arena_alloc(&A, 1, &e), -ENOSPC);
+	z = must_alloc(0);
+	cr_assert_eq(z.seg, STK_ARENA_NOSEG);
+	cr_assert_eq(z.charge, 0);
+	cr_assert_eq(z.len, 0);
+	cr_assert_not_null(stk__arena_ptr(&A, &z));
+	cr_assert_eq(stk__arena_populate(&A, &z), 0);
+	cr_assert_eq(stats().objects, 2);
+	cr_assert_eq(stats().charged, 1 * MiB);
+	stk__arena_free(&A, &z);
+	cr_assert_eq(stats().objects, 1);
+	stk__arena_free(&A, &big);
+	check();
+}
+
+Test(arena, init_rejects_bad_options)
+{
+	struct stk_arena_opts o = { .opts_size = sizeof(o), .budget = 64 * MiB };
+	cr_assert_eq(stk__arena_init(&A, NULL), -EINVAL);
+	o.opts_size = 0;
+	cr_assert_eq(stk__arena_init(&A, &o), -EINVAL);
+	o.opts_size = sizeof(o);
+	o.flags = 1u << 7;
+	cr_assert_eq(stk__arena_init(&A, &o), -EINVAL);
+	o.flags = 0;
+	o.small_max = 3000; /* not a power of two */
+	cr_assert_eq(stk__arena_init(&A, &o), -EINVAL);
+	o.small_max = 0;
+	/* Options that end before a field leave it at its default. */
+	o.opts_size = offsetof(struct stk_arena_opts, flags);
+	o.seg_size = 8 * MiB;
+	cr_assert_eq(stk__arena_init(&A, &o), 0);
+	cr_assert_eq(stats().seg_size, 8 * MiB);
+	cr_assert_eq(stats().segments, 1, "the first segment is made at init");
+	stk__arena_fini(&A);
+	stk__arena_fini(&A); /* twice, and NULL, are harmless */
+	stk__arena_fini(NULL);
+}
+
+Test(arena, budget_below_a_page_holds_only_empty_objects)
+{
+	arena_init(1000, 0, 0);
+	struct stk_extent e;
+	cr_assert_eq(stk__arena_alloc(&A, 1, &e), -EFBIG);
+	cr_assert_eq(stats().segments, 0);
+	e = must_alloc(0);
+	stk__arena_free(&A, &e);
+	check();
+}
+
+Test(arena, too_big_and_no_room_are_told_apart)
+{
+	arena_init(8 * MiB, 4 * MiB, 0);
+	struct stk_extent e, f;
+	cr_assert_eq(stk__arena_alloc(&A, 8 * MiB + 1, &e), -EFBIG);
+	e = must_alloc(6 * MiB); /* dedicated: larger than a segment */
+	cr_assert_eq(stk__arena_alloc(&A, 3 * MiB, &f), -ENOSPC);
+	stk__arena_free(&A, &e);
+	f = must_alloc(3 * MiB);
+	stk__arena_free(&A, &f);
+	check();
+}
+
+/* Segments, not only charges, stay within a budget smaller than one segment. */
+Test(arena, segments_never_exceed_a_small_budget)
+{
+	const uint64_t budget = 5 * MiB + 12345;
+	arena_init(budget, 256 * MiB, 0);
+	struct stk_arena_stats st = stats();
+	cr_assert_leq(st.seg_size, budget);
+	static struct stk_extent v[8192];
+	unsigned n = 0;
+	int r;
+	while ((r = stk__arena_alloc(&A, 1 * KiB, &v[n])) == 0) {
+		n++;
+		cr_assert_lt(n, 8192);
+	}
+	cr_assert(r == -ENOSPC || r == -EAGAIN, "%s", strerror(-r));
+	st = stats();
+	cr_assert_leq(st.mapped, budget);
+	cr_assert_geq(st.charged, budget / 100 * 95, "only %llu of %llu charged",
+		      (unsigned long long)st.charged, (unsigned long long)budget);
+	check();
+	for (unsigned i = 0; i < n; i++)
+		stk__arena_free(&A, &v[i]);
+	n = 0;
+	while ((r = stk__arena_alloc(&A, 100 * KiB, &v[n])) == 0)
+		n++;
+	cr_assert_leq(stats().mapped, budget);
+	cr_assert_geq(stats().charged, budget / 100 * 90);
+	check();
+}
+
+Test(arena, many_small_objects_use_few_fds)
+{
+	enum { N = 200000 };
+	static struct stk_extent v[N];
+	int before = 0, after = 0;
+	for (int fd = 0; fd < 65536; fd++)
+		before += fcntl(fd, F_GETFD) >= 0;
+	arena_init(1 * GiB, 0, 0);
+	for (int i = 0; i < N; i++)
+		v[i] = must_alloc(1 * KiB);
+	for (int fd = 0; fd < 65536; fd++)
+		after += fcntl(fd, F_GETFD) >= 0;
+	struct stk_arena_stats st = stats();
+	cr_assert_eq(st.charged, (uint64_t)N * KiB, "1 KiB is a class: no waste");
+	cr_assert_lt(st.segments, 100, "%u segments", st.segments);
+	cr_assert_lt(after - before, 100, "%d fds opened", after - before);
+	cr_assert_eq((unsigned)(after - before), st.segments);
+	check();
+	for (int i = 0; i < N; i++)
+		stk__arena_free(&A, &v[i]);
+	cr_assert_eq(stats().charged, 0);
+	check();
+}
+
+Test(arena, freed_extents_merge)
+{
+	/* One 4 MiB segment and nothing else: only merged extents can hold 4 MiB again. */
+	arena_init(4 * MiB, 4 * MiB, 4 * MiB);
+	struct stk_extent e[4];
+	for (int i = 0; i < 4; i++)
+		e[i] = must_alloc(1 * MiB);
+	struct stk_extent x;
+	cr_assert_eq(stk__arena_alloc(&A, 4096, &x), -ENOSPC);
+	static const int order[4] = { 1, 3, 0, 2 }; /* alone, alone, both sides, both sides */
+	for (int k = 0; k < 4; k++) {
+		stk__arena_free(&A, &e[order[k]]);
+		check();
+	}
+	x = must_alloc(4 * MiB - 1);
+	cr_assert_eq(x.off, 0);
+	cr_assert_eq(stats().segments, 1);
+	stk__arena_free(&A, &x);
+	check();
+}
+
+Test(arena, fragmentation_is_told_apart_from_a_full_budget)
+{
+	/* Two 4 MiB segments of 64 KiB extents; objects of 2 MiB and more get their own. */
+	arena_init(8 * MiB, 4 * MiB, 0);
+	cr_assert_eq(stats().huge_min, 2 * MiB);
+	struct stk_extent e[128], x;
+	for (int i = 0; i < 128; i++)
+		e[i] = must_alloc(64 * KiB);
+	cr_assert_eq(stats().segments, 2);
+	cr_assert_eq(stk__arena_alloc(&A, 64 * KiB, &x), -ENOSPC);
+	for (int i = 0; i < 128; i += 2)
+		stk__arena_free(&A, &e[i]);
+	check();
+	/* Half the budget is free, in 64 KiB holes. */
+	cr_assert_eq(stats().charged, 4 * MiB);
+	cr_assert_eq(stk__arena_alloc(&A, 128 * KiB, &x), -EAGAIN);
+	cr_assert_eq(stk__arena_alloc(&A, 2 * MiB, &x), -EAGAIN);
+	x = must_alloc(60 * KiB); /* a hole fits it */
+	stk__arena_free(&A, &x);
+	/* The hint names the segment holding least: here the second, once the first has more. */
+	uint32_t s0 = e[0].seg, s1 = e[127].seg;
+	cr_assert_neq(s0, s1);
+	cr_assert_eq(stk__arena_evict_hint(&A), s0 > s1 ? s0 : s1, "equals: the highest");
+	stk__arena_free(&A, &e[127]);
+	cr_assert_eq(stk__arena_evict_hint(&A), s1);
+	stk__arena_free(&A, &e[1]);
+	stk__arena_free(&A, &e[3]);
+	cr_assert_eq(stk__arena_evict_hint(&A), s0);
+	/* Emptying that segment makes way for an object of its own. */
+	for (int i = 5; i < 127; i += 2)
+		if (e[i].seg == s0)
+			stk__arena_free(&A, &e[i]);
+	cr_assert_eq(segment(s0).charged, 0);
+	cr_assert_eq(stk__arena_evict_hint(&A), s1);
+	x = must_alloc(3 * MiB);
+	struct stk_arena_seg s = segment(x.seg);
+	cr_assert(s.dedicated);
+	cr_assert_eq(stats().segments, 2, "the empty shared segment was closed for it");
+	cr_assert_eq(stats().dedicated, 1);
+	check();
+}
+
+Test(arena, objects_larger_than_a_segment_get_their_own)
+{
+	arena_init(64 * MiB, 4 * MiB, 0);
+	const uint64_t len = 10 * MiB + 1;
+	struct stk_extent e = must_alloc(len);
+	struct stk_arena_seg s = segment(e.seg);
+	cr_assert(s.dedicated);
+	cr_assert_eq(s.size, 10 * MiB + STK_ARENA_PAGE);
+	cr_assert_eq(e.charge, s.size);
+	cr_assert_eq(e.off, 0);
+	struct stat sb;
+	cr_assert_eq(fstat(s.fd, &sb), 0);
+	cr_assert_eq((uint64_t)sb.st_size, s.size);
+	uint8_t *p = stk__arena_ptr(&A, &e);
+	for (uint64_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7);
+	uint8_t b[4096];
+	cr_assert_eq(pread(s.fd, b, sizeof(b), (off_t)(len - sizeof(b))), (ssize_t)sizeof(b));
+	for (size_t i = 0; i < sizeof(b); i++)
+		cr_assert_eq(b[i], (uint8_t)((len - sizeof(b) + i) * 7));
+	uint32_t nseg = stats().segments;
+	stk__arena_free(&A, &e);
+	cr_assert_eq(stats().segments, nseg - 1);
+	cr_assert_eq(stk__arena_segment(&A, e.seg, &s), -ENOENT);
+	cr_assert_eq(stats().mapped, 4 * MiB);
+	check();
+}
+
+static bool resident(const void *p, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p / (uintptr_t)pg * (uintptr_t)pg;
+	size_t n = ((uintptr_t)p + len - a + (size_t)pg - 1) / (size_t)pg;
+	unsigned char *v = malloc(n);
+	cr_assert_eq(mincore((void *)a, n * (size_t)pg, v), 0, "mincore: %s", strerror(errno));
+	bool all = true;
+	for (size_t i = 0; i < n; i++)
+		all &= v[i] & 1;
+	free(v);
+	return all;
+}
+
+Test(arena, populate_faults_pages_in_and_keeps_bytes)
+{
+	arena_init(64 * MiB, 0, 0);
+	struct stk_extent e = must_alloc(1 * MiB + 123);
+	void *p = stk__arena_ptr(&A, &e);
+	cr_assert_not(resident(p, e.len), "segment memory is populated lazily");
+	cr_assert_eq(stk__arena_populate(&A, &e), 0);
+	cr_assert(resident(p, e.len));
+	/* Pre-faulting an object leaves its neighbours in the slab alone. */
+	struct stk_extent s1 = must_alloc(1000), s2 = must_alloc(1000);
+	cr_assert_eq(s1.seg, s2.seg);
+	cr_assert_eq(s1.off / 4096, s2.off / 4096, "neighbours in one page");
+	memset(stk__arena_ptr(&A, &s1), 0x5a, 1000);
+	cr_assert_eq(stk__arena_populate(&A, &s2), 0);
+	const uint8_t *q = stk__arena_ptr(&A, &s1);
+	for (int i = 0; i < 1000; i++)
+		cr_assert_eq(q[i], 0x5a);
+}
+
+Test(arena, seal_forbids_writes_through_any_other_fd)
+{
+	arena_init(64 * MiB, 8 * MiB, 0);
+	struct stk_extent e = must_alloc(100 * KiB);
+	struct stk_arena_seg s = segment(e.seg);
+	uint8_t *p = stk__arena_ptr(&A, &e);
+	memset(p, 'a', e.len);
+
+	int seals = fcntl(s.fd, F_GET_SEALS);
+	cr_assert(seals & F_SEAL_FUTURE_WRITE);
+	cr_assert(seals & F_SEAL_SHRINK);
+	cr_assert(seals & F_SEAL_GROW);
+	cr_assert(seals & F_SEAL_SEAL);
+
+	/* What a client gets, and what it could turn it into. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s.fd);
+	int ro = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(ro, 0, "%s", strerror(errno));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+	int rw = open(path, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(rw, 0, "reopening read-write: %s", strerror(errno));
+
+	int fds[] = { rw, s.fd };
+	for (int i = 0; i < 2; i++) {
+		int fd = fds[i];
+		errno = 0;
+		cr_assert_eq(mmap(NULL, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+			     MAP_FAILED, "a new writable shared mapping must fail");
+		cr_assert_eq(errno, EPERM);
+		cr_assert_eq(pwrite(fd, "x", 1, (off_t)e.off), -1);
+		cr_assert_eq(errno, EPERM);
+		cr_assert_eq(write(fd, "x", 1), -1);
+		cr_assert_eq(errno, EPERM);
+		cr_assert_eq(ftruncate(fd, 0), -1);
+		cr_assert_eq(ftruncate(fd, (off_t)s.size * 2), -1);
+		cr_assert_eq(
+		    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)e.off, 4096),
+		    -1, "punching a hole would zero live bytes");
+		cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
+	}
+	/* A read-only mapping cannot be made writable afterwards. */
+	uint8_t *q = mmap(NULL, s.size, PROT_READ, MAP_SHARED, ro, 0);
+	cr_assert_neq(q, MAP_FAILED, "%s", strerror(errno));
+	cr_assert_eq(mprotect(q, s.size, PROT_READ | PROT_WRITE), -1,
+		     "mprotect must not turn a read-only view writable");
+	/* A private copy-on-write mapping may write, and nobody else sees it. */
+	uint8_t *c = mmap(NULL, s.size, PROT_READ | PROT_WRITE, MAP_PRIVATE, rw, 0);
+	cr_assert_neq(c, MAP_FAILED, "%s", strerror(errno));
+	c[e.off] = 'z';
+	cr_assert_eq(p[0], 'a');
+	cr_assert_eq(q[e.off], 'a');
+
+	/* The daemon's own mapping still writes, and every reader sees it. */
+	p[0] = 'b';
+	p[e.len - 1] = 'c';
+	char b = 0;
+	cr_assert_eq(pread(ro, &b, 1, (off_t)e.off), 1);
+	cr_assert_eq(b, 'b');
+	cr_assert_eq(q[e.off + e.len - 1], 'c');
+	cr_assert_eq(p[1], 'a');
+
+	munmap(q, s.size);
+	munmap(c, s.size);
+	close(ro);
+	close(rw);
+}
+
+Test(arena, forked_child_cannot_reach_the_mapping)
+{
+	arena_init(64 * MiB, 0, 0);
+	struct stk_extent e = must_alloc(4096);
+	uint8_t *p = stk__arena_ptr(&A, &e);
+	p[0] = 1;
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		unsigned char v;
+		/* ENOMEM: nothing is mapped there in the child. */
+		int r = mincore((void *)((uintptr_t)p & ~(uintptr_t)4095), 4096, &v);
+		_exit(r == -1 && errno == ENOMEM ? 0 : 1);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child still has the daemon's writable mapping");
+}
+
+Test(arena, hugetlb_segments_are_whole_huge_pages)
+{
+	int r = arena_open(64 * MiB, 8 * MiB, 0, STK_ARENA_HUGETLB);
+	if (r == -ENOMEM || r == -EINVAL || r == -ENOSYS)
+		cr_skip_test("no hugetlb pages to map here (vm.nr_hugepages): %s", strerror(-r));
+	cr_assert_eq(r, 0, "%s", strerror(-r));
+	struct stk_arena_seg s = segment(0);
+	struct stat sb;
+	cr_assert_eq(fstat(s.fd, &sb), 0);
+	cr_assert_eq(s.size % (uint64_t)sb.st_blksize, 0);
+	struct stk_extent e = must_alloc(100 * KiB), d = must_alloc(20 * MiB + 1);
+	cr_assert_eq(d.charge % (uint64_t)sb.st_blksize, 0);
+	cr_assert_eq(stk__arena_populate(&A, &e), 0);
+	memset(stk__arena_ptr(&A, &e), 1, e.len);
+	memset(stk__arena_ptr(&A, &d), 2, d.len);
+	/* The seal holds on hugetlbfs too. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", s.fd);
+	int rw = open(path, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(rw, 0);
+	cr_assert_eq(mmap(NULL, s.size, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0), MAP_FAILED);
+	close(rw);
+	check();
+}
+
+Test(arena, thp_is_advised_where_shmem_asks_for_it)
+{
+	char b[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+	if (f) {
+		if (!fgets(b, sizeof(b), f))
+			b[0] = 0;
+		fclose(f);
+	}
+	if (!strstr(b, "[advise]"))
+		cr_skip_test("shmem THP is not 'advise' here: %s", b);
+	arena_init(64 * MiB, 8 * MiB, 0);
+	struct stk_extent e = must_alloc(100 * KiB);
+	uintptr_t p = (uintptr_t)stk__arena_ptr(&A, &e) - e.off;
+	f = fopen("/proc/self/smaps", "r");
+	cr_assert_not_null(f);
+	char line[256];
+	bool in = false, advised = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = lo == p;
+		else if (in && !strncmp(line, "VmFlags:", 8))
+			advised = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	cr_assert(advised, "the segment's mapping lacks MADV_HUGEPAGE");
+}
+
+/* --- randomized churn --- */
+
+struct live {
+	struct stk_extent e;
+	uint64_t id;
+};
+
+static uint64_t stamp(uint64_t id, uint64_t at)
+{
+	uint64_t z = id * 0x9e3779b97f4a7c15ull ^ at * 0xc2b2ae3d27d4eb4full;
+	return z ^ (z >> 29);
+}
+
+/*
+ * Writes (or verifies) the object's pattern: every byte of a small one, else
+ * 8-byte stamps at its ends and 4093 bytes apart, or 64 spread over it when it
+ * is larger (touching every page of 64 MiB objects costs minutes of faults).
+ */
+static void pattern(uint8_t *p, uint64_t len, uint64_t id, bool verify)
+{
+	if (len <= 256) {
+		for (uint64_t i = 0; i < len; i++) {
+			uint8_t want = (uint8_t)stamp(id, i);
+			if (verify)
+				cr_assert_eq(p[i], want, "object %llu byte %llu",
+					     (unsigned long long)id, (unsigned long long)i);
+			else
+				p[i] = want;
+		}
+		return;
+	}
+	uint64_t stride = len / 64 > 4093 ? len / 64 + 1 : 4093;
+	for (uint64_t at = 0;; at += stride) {
+		if (at + 16 > len)
+			at = len - 8; /* the last stamp, clear of the one before */
+		uint64_t want = stamp(id, at), have;
+		if (verify) {
+			memcpy(&have, p + at, 8);
+			cr_assert_eq(have, want,
+				     "object %llu of %llu bytes: offset %llu overwritten",
+				     (unsigned long long)id, (unsigned long long)len,
+				     (unsigned long long)at);
+		} else {
+			memcpy(p + at, &want, 8);
+		}
+		if (at == len - 8)
+			break;
+	}
+}
+
+/* 5 % empty, 10 % 1 B-32 KiB, 40 % 1-4 KiB, 30 % ~110 KiB, 12 % ~1.5 MiB, 3 % 2-64 MiB. */
+static uint64_t mixed_size(void)
+{
+	double u = rndf();
+	if (u < 0.05)
+		return 0;
+	if (u < 0.15)
+		return rnd_between(1, 32 * KiB);
+	if (u < 0.55)
+		return rnd_between(1 * KiB, 4 * KiB);
+	if (u < 0.85)
+		return rnd_lognormal(110e3, 0.3, 40 * KiB, 400 * KiB);
+	if (u < 0.97)
+		return rnd_between(1400 * KiB, 1700 * KiB);
+	return (uint64_t)exp(log(2.0 * MiB) + rndf() * log(32.0));
+}
+
+static int cmp_live(const void *x, const void *y)
+{
+	const struct stk_extent *a = &((const struct live *)x)->e,
+				*b = &((const struct live *)y)->e;
+	if (a->seg != b->seg)
+		return a->seg < b->seg ? -1 : 1;
+	return a->off < b->off ? -1 : a->off > b->off;
+}
+
+/* No two live extents share a byte, and each lies inside its segment. */
+static void check_disjoint(struct live *v, size_t n)
+{
+	static struct live *s;
+	static size_t cap;
+	if (cap < n) {
+		cap = n * 2;
+		s = realloc(s, cap * sizeof(*s));
+		cr_assert_not_null(s);
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].e.seg != STK_ARENA_NOSEG)
+			s[m++] = v[i];
+	qsort(s, m, sizeof(*s), cmp_live);
+	for (size_t i = 0; i < m; i++) {
+		struct stk_arena_seg g = segment(s[i].e.seg);
+		cr_assert_eq(g.gen, s[i].e.gen);
+		cr_assert_leq(s[i].e.off + s[i].e.charge, g.size);
+		if (i + 1 < m && s[i + 1].e.seg == s[i].e.seg)
+			cr_assert_leq(s[i].e.off + s[i].e.charge, s[i + 1].e.off,
+				      "segment %u: [%llu, +%llu) overlaps [%llu, ...)", s[i].e.seg,
+				      (unsigned long long)s[i].e.off,
+				      (unsigned long long)s[i].e.charge,
+				      (unsigned long long)s[i + 1].e.off);
+	}
+}
+
+struct churn {
+	uint64_t budget, seg_size, huge_min;
+	unsigned ops;
+	uint64_t seed;
+};
+
+static void churn(const struct churn *c)
+{
+	rng_state = c->seed;
+	arena_init(c->budget, c->seg_size, c->huge_min);
+	size_t cap = 1 << 16, n = 0;
+	struct live *v = malloc(cap * sizeof(*v));
+	cr_assert_not_null(v);
+	uint64_t next_id = 1, charged = 0, payload = 0;
+	unsigned eagain = 0, enospc = 0, dedicated = 0;
+	for (unsigned op = 0; op < c->ops; op++) {
+		if (n && rndf() >= 0.55) {
+			size_t k = rnd() % n;
+			pattern(stk__arena_ptr(&A, &v[k].e), v[k].e.len, v[k].id, true);
+			charged -= v[k].e.charge;
+			payload -= v[k].e.len;
+			stk__arena_free(&A, &v[k].e);
+			v[k] = v[--n];
+		} else {
+			uint64_t size = mixed_size();
+			struct stk_extent e;
+			int r;
+			while ((r = stk__arena_alloc(&A, size, &e)) != 0) {
+				/* The caller's side: evict at random and retry. */
+				cr_assert(r == -ENOSPC || r == -EAGAIN, "alloc %llu: %s",
+					  (unsigned long long)size, strerror(-r));
+				cr_assert_neq(n, 0, "%s with nothing allocated", strerror(-r));
+				cr_assert_eq(r == -ENOSPC, charged + e.charge > c->budget,
+					     "%s for a charge of %llu with %llu charged",
+					     strerror(-r), (unsigned long long)e.charge,
+					     (unsigned long long)charged);
+				eagain += r == -EAGAIN;
+				enospc += r == -ENOSPC;
+				size_t k = rnd() % n;
+				cr_assert_eq(e.seg, STK_ARENA_NOSEG, "a failure gives no extent");
+				if (r == -EAGAIN) {
+					/* Evict in the segment the arena names, as the cache will.
+					 */
+					uint32_t h = stk__arena_evict_hint(&A);
+					cr_assert_neq(h, STK_ARENA_NOSEG);
+					cr_assert_gt(segment(h).charged, 0);
+					size_t seen = 0;
+					for (size_t j = 0; j < n; j++)
+						if (v[j].e.seg == h && rnd() % ++seen == 0)
+							k = j;
+					cr_assert_gt(seen, 0, "no live object in segment %u", h);
+				}
+				pattern(stk__arena_ptr(&A, &v[k].e), v[k].e.len, v[k].id, true);
+				charged -= v[k].e.charge;
+				payload -= v[k].e.len;
+				stk__arena_free(&A, &v[k].e);
+				v[k] = v[--n];
+			}
+			cr_assert_eq(e.len, size);
+			cr_assert_geq(e.charge, size);
+			if (n == cap) {
+				cap *= 2;
+				v = realloc(v, cap * sizeof(*v));
+				cr_assert_not_null(v);
+			}
+			v[n].e = e;
+			v[n].id = next_id++;
+			pattern(stk__arena_ptr(&A, &e), e.len, v[n].id, false);
+			n++;
+			charged += e.charge;
+			payload += size;
+			dedicated += size >= stats().huge_min;
+		}
+		struct stk_arena_stats st = stats();
+		cr_assert_leq(st.charged, st.budget);
+		cr_assert_leq(st.mapped, st.budget);
+		cr_assert_eq(st.charged, charged, "op %u", op);
+		cr_assert_eq(st.payload, payload);
+		cr_assert_eq(st.objects, n);
+		if (op % 20000 == 0) {
+			check();
+			check_disjoint(v, n);
+		}
+	}
+	check();
+	check_disjoint(v, n);
+	for (size_t k = 0; k < n; k++) {
+		pattern(stk__arena_ptr(&A, &v[k].e), v[k].e.len, v[k].id, true);
+		stk__arena_free(&A, &v[k].e);
+	}
+	struct stk_arena_stats st = stats();
+	cr_assert_eq(st.charged, 0);
+	cr_assert_eq(st.slab_free, 0);
+	cr_assert_eq(st.mapped, st.extent_free);
+	check();
+	fprintf(stderr,
+		"arena churn: %u ops, seed %llu, budget %llu MiB, segment %llu MiB: %u ENOSPC, "
+		"%u EAGAIN, %u dedicated objects\n",
+		c->ops, (unsigned long long)c->seed, (unsigned long long)(c->budget >> 20),
+		(unsigned long long)(st.seg_size >> 20), enospc, eagain, dedicated);
+	free(v);
+	/* The run must have been at the limits it claims to test. */
+	cr_assert_gt(enospc, 100, "the budget was never short");
+	cr_assert_gt(dedicated, 100);
+}
+
+Test(arena, random_churn_keeps_budget_bytes_and_bookkeeping)
+{
+	struct churn c = { .budget = 512 * MiB, .ops = 1000000, .seed = 20240601 };
+	churn(&c);
+}
+
+Test(arena, random_churn_with_256_mib_segments)
+{
+	struct churn c = { .budget = 1 * GiB,
+			   .seg_size = 256 * MiB,
+			   .huge_min = 32 * MiB,
+			   .ops = 300000,
+			   .seed = 7 };
+	churn(&c);
+}
+
+/*
+ * --- waste on dataset-like traces ---
+ *
+ * A cache's view: a dataset of objects read in random order (a shuffled
+ * epoch), each miss allocated, the budget made by evicting at random on
+ * -ENOSPC (what Belady's MIN does on a shuffled epoch) and in the segment the
+ * arena names on -EAGAIN.  After the cache first fills, the tests sample:
+ *   waste      charged / payload - 1, what the arena adds to the objects;
+ *   pages      the same if each object were charged whole pages, as one
+ *              memfd per object is;
+ *   occupancy  payload / budget, the budget's share that holds bytes the
+ *              trainer reads: what waste and fragmentation together leave;
+ *   fill       charged / budget when an allocation first fails;
+ *   fds        the most segments open at once.
+ * Segments are mapped but never touched here, so a 64 GiB budget costs no
+ * memory.
+ */
+struct tobj {
+	uint64_t size;
+	struct stk_extent e;
+	uint32_t rpos, spos;
+	bool res;
+};
+
+struct trace {
+	const char *name;
+	uint64_t budget, seg_size, huge_min;
+	uint64_t accesses;
+	double p_second; /* chance that an access goes to the second dataset */
+	uint32_t n1, n2; /* objects of the first and second dataset */
+	struct tobj *o;
+	uint32_t *res, nres;
+	uint32_t **inseg, *nin, *capin, nseg; /* resident objects by segment */
+};
+
+struct waste {
+	double waste, pages, occupancy, fill;
+	uint32_t fds;
+};
+
+static void inseg_add(struct trace *t, uint32_t i)
+{
+	uint32_t s = t->o[i].e.seg;
+	if (s == STK_ARENA_NOSEG)
+		return;
+	if (s >= t->nseg) {
+		uint32_t n = s * 2 + 16;
+		t->inseg = realloc(t->inseg, n * sizeof(*t->inseg));
+		t->nin = realloc(t->nin, n * sizeof(*t->nin));
+		t->capin = realloc(t->capin, n * sizeof(*t->capin));
+		cr_assert(t->inseg && t->nin && t->capin);
+		for (uint32_t k = t->nseg; k < n; k++) {
+			t->inseg[k] = NULL;
+			t->nin[k] = t->capin[k] = 0;
+		}
+		t->nseg = n;
+	}
+	if (t->nin[s] == t->capin[s]) {
+		t->capin[s] = t->capin[s] ? t->capin[s] * 2 : 64;
+		t->inseg[s] = realloc(t->inseg[s], t->capin[s] * sizeof(uint32_t));
+		cr_assert_not_null(t->inseg[s]);
+	}
+	t->o[i].spos = t->nin[s];
+	t->inseg[s][t->nin[s]++] = i;
+}
+
+static void evict(struct trace *t, uint32_t i, uint64_t *pages)
+{
+	struct tobj *ob = &t->o[i];
+	uint32_t s = ob->e.seg;
+	if (s != STK_ARENA_NOSEG) {
+		uint32_t j = t->inseg[s][--t->nin[s]];
+		t->inseg[s][ob->spos] = j;
+		t->o[j].spos = ob->spos;
+	}
+	uint32_t j = t->res[--t->nres];
+	t->res[ob->rpos] = j;
+	t->o[j].rpos = ob->rpos;
+	*pages -= (ob->size + 4095) / 4096 * 4096;
+	stk__arena_free(&A, &ob->e);
+	ob->res = false;
+}
+
+static struct waste replay(struct trace *t)
+{
+	arena_init(t->budget, t->seg_size, t->huge_min);
+	uint32_t n = t->n1 + t->n2;
+	t->res = malloc(n * sizeof(uint32_t));
+	cr_assert_not_null(t->res);
+	t->nres = 0;
+	uint64_t pages = 0, samples = 0, fails = 0;
+	double waste = 0, pw = 0, occ = 0, fill = 0;
+	struct waste w = { 0 };
+	bool full = false;
+	for (uint64_t a = 0; a < t->accesses; a++) {
+		uint32_t i = t->n2 && rndf() < t->p_second ? t->n1 + (uint32_t)(rnd() % t->n2)
+							   : (uint32_t)(rnd() % t->n1);
+		struct tobj *ob = &t->o[i];
+		if (ob->res)
+			continue;
+		bool first = true;
+		int r;
+		while ((r = stk__arena_alloc(&A, ob->size, &ob->e)) != 0) {
+			cr_assert(r == -ENOSPC || r == -EAGAIN, "%s", strerror(-r));
+			cr_assert_gt(t->nres, 0);
+			if (first) {
+				fill += (double)stats().charged / (double)t->budget;
+				fails++;
+				first = false;
+				full = true;
+			}
+			uint32_t s = stk__arena_evict_hint(&A), v = t->res[rnd() % t->nres];
+			if (r == -EAGAIN && s < t->nseg && t->nin[s])
+				v = t->inseg[s][rnd() % t->nin[s]];
+			evict(t, v, &pages);
+		}
+		ob->res = true;
+		ob->rpos = t->nres;
+		t->res[t->nres++] = i;
+		inseg_add(t, i);
+		pages += (ob->size + 4095) / 4096 * 4096;
+		if (full && a % 16 == 0) {
+			struct stk_arena_stats st = stats();
+			waste += (double)st.charged / (double)st.payload;
+			pw += (double)pages / (double)st.payload;
+			occ += (double)st.payload / (double)t->budget;
+			samples++;
+			if (st.segments > w.fds)
+				w.fds = st.segments;
+		}
+	}
+	cr_assert_gt(samples, 1000, "the cache never filled");
+	check();
+	w.waste = waste / (double)samples - 1;
+	w.pages = pw / (double)samples - 1;
+	w.occupancy = occ / (double)samples;
+	w.fill = fill / (double)fails;
+	struct stk_arena_stats st = stats();
+	fprintf(stderr,
+		"arena waste, %s: budget %llu MiB, segments %llu MiB, dedicated from %llu KiB: "
+		"waste %.2f%% (whole pages: %.2f%%), occupancy %.1f%%, fill at failure %.1f%%, "
+		"fds <= %u\n",
+		t->name, (unsigned long long)(t->budget >> 20),
+		(unsigned long long)(st.seg_size >> 20), (unsigned long long)(st.huge_min >> 10),
+		100 * w.waste, 100 * w.pages, 100 * w.occupancy, 100 * w.fill, w.fds);
+	for (uint32_t s = 0; s < t->nseg; s++)
+		free(t->inseg[s]);
+	free(t->inseg);
+	free(t->nin);
+	free(t->capin);
+	free(t->res);
+	t->inseg = NULL;
+	t->nin = t->capin = NULL;
+	t->nseg = 0;
+	for (uint32_t i = 0; i < n; i++)
+		t->o[i].res = false;
+	stk__arena_fini(&A);
+	return w;
+}
+
+/* ImageNet-1k's 1,281,167 training JPEGs: log-normal sizes, mean 110 KB. */
+static struct tobj *imagenet(uint32_t *n, uint32_t extra)
+{
+	*n = 1281167;
+	struct tobj *o = calloc(*n + extra, sizeof(*o));
+	cr_assert_not_null(o);
+	for (uint32_t i = 0; i < *n; i++)
+		o[i].size = rnd_lognormal(110e3, 0.6, 500, 16 * MiB);
+	return o;
+}
+
+/* WebDataset tars: shards of 64 MiB to 1 GiB. */
+static void shards(struct tobj *o, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		o[i].size = rnd_between(64 * MiB, 1 * GiB);
+}
+
+TestSuite(arena_waste, .fini = teardown, .timeout = 100);
+
+Test(arena_waste, imagenet_like_in_2_gib)
+{
+	rng_state = 110;
+	struct trace t = { .name = "ImageNet-like", .budget = 2 * GiB, .accesses = 1500000 };
+	t.o = imagenet(&t.n1, 0);
+	struct waste w = replay(&t);
+	cr_assert_lt(w.waste, 0.03, "JPEGs are charged %.2f%% more than their bytes",
+		     100 * w.waste);
+	cr_assert_gt(w.occupancy, 0.95);
+	cr_assert_lt(w.fds, 70);
+	t.name = "ImageNet-like, 256 MiB segments";
+	t.seg_size = 256 * MiB;
+	w = replay(&t);
+	cr_assert_lt(w.waste, 0.03);
+	cr_assert_gt(w.occupancy, 0.95);
+	cr_assert_lt(w.fds, 12);
+	free(t.o);
+}
+
+Test(arena_waste, webdataset_like_in_64_gib)
+{
+	rng_state = 64;
+	struct trace t = { .name = "WebDataset-like",
+			   .budget = 64 * GiB,
+			   .seg_size = 256 * MiB,
+			   .accesses = 20000,
+			   .n1 = 2000 };
+	t.o = calloc(t.n1, sizeof(*t.o));
+	cr_assert_not_null(t.o);
+	shards(t.o, t.n1);
+	struct waste w = replay(&t);
+	cr_assert_lt(w.waste, 0.001, "shards are charged %.3f%% more", 100 * w.waste);
+	cr_assert_gt(w.occupancy, 0.97);
+	cr_assert_lt(w.fds, 200);
+	free(t.o);
+}
+
+Test(arena_waste, jpegs_and_shards_share_16_gib)
+{
+	rng_state = 16;
+	struct trace t = { .name = "ImageNet-like and WebDataset-like, half the bytes each",
+			   .budget = 16 * GiB,
+			   .accesses = 3000000,
+			   .n2 = 2000,
+			   .p_second = 110e3 / (110e3 + 544.0 * MiB) };
+	t.o = imagenet(&t.n1, t.n2);
+	shards(t.o + t.n1, t.n2);
+	struct waste w = replay(&t);
+	cr_assert_lt(w.waste, 0.02);
+	cr_assert_gt(w.occupancy, 0.95, "jpegs and shards fragment the budget");
+	free(t.o);
+}
+
+Test(arena_waste, small_files_in_1_gib)
+{
+	rng_state = 8;
+	struct trace t = { .name = "small files (log-normal, mean 8 KiB)",
+			   .budget = 1 * GiB,
+			   .accesses = 2000000,
+			   .n1 = 1000000 };
+	t.o = calloc(t.n1, sizeof(*t.o));
+	cr_assert_not_null(t.o);
+	for (uint32_t i = 0; i < t.n1; i++)
+		t.o[i].size = rnd_lognormal(8192, 1.0, 64, 1 * MiB);
+	struct waste w = replay(&t);
+	cr_assert_lt(w.waste, 0.08);
+	cr_assert_lt(w.waste * 3, w.pages, "classes must beat whole pages by far");
+	cr_assert_gt(w.occupancy, 0.90);
+	free(t.o);
+}
