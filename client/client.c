@@ -42,6 +42,7 @@
 
 #include "proto/proto.h"
 
+#define GETB_CHUNK  1024  /* objects per GETB: well inside the daemon's waiting limit */
 #define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS (and STATUS with a long message) */
 #define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
 
@@ -53,6 +54,7 @@ struct waiter {
 	/* A GET's: the mapping of its segment (a view counted), or map_err. */
 	const uint8_t *base;
 	int map_err;
+	struct batch *batch; /* a GETB's: replies go there, one per object */
 	struct waiter *next;
 	size_t cap;
 	uint8_t buf[];
@@ -62,8 +64,11 @@ struct waiter {
 static struct waiter *waiter_new(size_t cap)
 {
 	struct waiter *w = malloc(sizeof(*w) + cap);
-	if (w)
+	if (w) {
+		memset(w, 0, sizeof(*w));
 		w->cap = cap;
+		w->fd = -1;
+	}
 	return w;
 }
 
@@ -317,6 +322,72 @@ static void map_reply(struct stk_client *c, struct waiter *x)
 	x->fd = -1;
 }
 
+/* A GETB in flight: its views fill in as replies arrive, in any order. */
+struct batch {
+	struct stk_view *views; /* by position */
+	uint8_t *state;		/* by position: 0 waiting, 1 got (held), 2 failed */
+	uint32_t n, left;
+	int err;	  /* the lowest failed position's error */
+	uint32_t err_pos; /* ... and its position (n: none yet) */
+	char msg[STK_ERRMSG_MAX];
+};
+
+/* Records a failure of position pos; the lowest position's is the one reported. */
+static void batch_fail(struct batch *b, uint32_t pos, int err, const char *msg)
+{
+	if (pos < b->err_pos || b->err_pos == b->n) {
+		b->err = err;
+		b->err_pos = pos < b->n ? pos : b->n - 1;
+		snprintf(b->msg, sizeof(b->msg), "%s", msg);
+	}
+}
+
+/*
+ * One GETB reply, in the reader with the lock held: fills its position's
+ * view (mapping the segment as for a GET), or records its error.  Takes fd.
+ */
+static void batch_reply(struct stk_client *c, struct waiter *x, const uint8_t *buf, size_t n,
+			int fd)
+{
+	struct batch *b = x->batch;
+	struct stk_reply r;
+	char e[200];
+	if (stk__reply_decode(buf, n, &r, e, sizeof(e)) ||
+	    (r.h.type & ~STK_MSG_REPLY) != STK_MSG_GETB || r.h.flags >= b->n ||
+	    b->state[r.h.flags]) {
+		if (fd >= 0)
+			close(fd);
+		/* Which object it answers is unknown: the batch cannot end well. */
+		batch_fail(b, 0, -EPROTO, "malformed GETB reply from stokerd");
+		b->left = 0;
+		x->done = true;
+		return;
+	}
+	uint32_t pos = r.h.flags;
+	struct stk_view *v = &b->views[pos];
+	if (r.status < 0) {
+		if (fd >= 0)
+			close(fd);
+		b->state[pos] = 2;
+		batch_fail(b, pos, r.status, r.errmsg);
+	} else {
+		b->state[pos] = 1; /* held by the daemon, whatever happens to the mapping */
+		const uint8_t *base = NULL;
+		int mr = r.u.get.seg == STK_SEG_NONE
+			     ? (fd >= 0 ? close(fd), 0 : 0)
+			     : stk__segs_take(&c->segs, &r.u.get, fd, &base);
+		v->size = r.u.get.size;
+		v->flags = r.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
+		v->seg = base ? r.u.get.seg : STK_SEG_NONE;
+		v->gen = r.u.get.gen;
+		v->data = base ? base + r.u.get.off : NULL;
+		if (mr)
+			batch_fail(b, pos, mr, "cannot map a segment of stokerd's");
+	}
+	if (--b->left == 0)
+		x->done = true;
+}
+
 /*
  * Sends msg (its seq field is patched in here) and waits for the reply into w.
  * Returns 0 with w filled, -EPIPE when the daemon is gone, -ETIMEDOUT when it
@@ -381,7 +452,10 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 			struct waiter *x = c->waiters;
 			while (x && x->seq != seq)
 				x = x->next;
-			if (x && !x->done) {
+			if (x && !x->done && x->batch) {
+				batch_reply(c, x, buf, (size_t)n, rfd);
+				rfd = -1;
+			} else if (x && !x->done) {
 				x->len = (size_t)n <= x->cap ? (size_t)n : 0;
 				memcpy(x->buf, buf, x->len);
 				x->fd = rfd;
@@ -1003,6 +1077,119 @@ void stk_release(struct stk_view *v)
 	put_view(v);
 	stk_release_index(v->ds, v->index);
 	memset(v, 0, sizeof(*v));
+}
+
+int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct stk_view *views)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (idx[i] >= ds->count) {
+			stk__set_err("batch entry %zu: object index %u is out of range (dataset "
+				     "has %u)",
+				     i, idx[i], ds->count);
+			return -ERANGE;
+		}
+	}
+	memset(views, 0, n * sizeof(*views));
+	uint8_t *msg = malloc(STK_MSG_MAX);
+	uint8_t *state = calloc(n ? n : 1, 1);
+	struct waiter *w = waiter_new(REPLY_SMALL);
+	int r = msg && state && w ? 0 : -ENOMEM;
+	struct stk_client *c = ds->c;
+	uint64_t t0 = now_ns();
+	size_t off = 0;
+	while (!r && off < n) {
+		/* Chunks the daemon's per-client limit on waiting requests leaves room for. */
+		uint32_t k = (uint32_t)(n - off < GETB_CHUNK ? n - off : GETB_CHUNK);
+		struct batch b = {
+			.views = views + off, .state = state + off, .n = k, .left = k, .err_pos = k
+		};
+		long len = stk__enc_batch(msg, STK_MSG_MAX, STK_MSG_GETB, 0, ds->id, idx + off, k);
+		w->batch = &b;
+		r = call(c, msg, (size_t)len, w);
+		w->batch = NULL;
+		if (!r && b.err_pos < k) {
+			r = b.err;
+			stk__set_err("%s", b.msg);
+		}
+		for (uint32_t i = 0; i < k; i++) {
+			struct stk_view *v = &views[off + i];
+			v->index = idx[off + i];
+			if (state[off + i] == 1) {
+				v->ds = ds;
+				__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
+			}
+		}
+		off += k;
+	}
+	uint64_t wait = now_ns() - t0;
+	if (r) {
+		/* All or nothing: give back what did arrive. */
+		char keep[STK_ERRMSG_MAX];
+		snprintf(keep, sizeof(keep), "%s", stk_errmsg());
+		for (size_t i = 0; i < n; i++)
+			if (state[i] == 1)
+				stk_release(&views[i]);
+		memset(views, 0, n * sizeof(*views));
+		stk__set_err("%s", keep);
+	} else {
+		uint64_t bytes = 0, hits = 0;
+		for (size_t i = 0; i < n; i++) {
+			views[i].wait_ns = wait;
+			bytes += views[i].size;
+			hits += views[i].flags & STK_VIEW_HIT ? 1 : 0;
+		}
+		__atomic_fetch_add(&c->gets, n, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->hits, hits, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->misses, n - hits, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->bytes, bytes, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&c->wait_ns, wait, __ATOMIC_RELAXED);
+	}
+	free(msg);
+	free(state);
+	free(w);
+	return r;
+}
+
+void stk_release_batch(struct stk_view *views, size_t n)
+{
+	/* One RELEASEB per run of views of the same dataset. */
+	uint32_t idx[GETB_CHUNK];
+	uint8_t *msg = NULL;
+	for (size_t i = 0; i < n;) {
+		struct stk_dataset *ds = views[i].ds;
+		if (!ds) {
+			i++;
+			continue;
+		}
+		uint32_t k = 0;
+		size_t j = i;
+		for (; j < n && k < GETB_CHUNK && views[j].ds == ds; j++) {
+			put_view(&views[j]);
+			idx[k++] = views[j].index;
+		}
+		if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
+			if (!msg)
+				msg = malloc(8 + STK_HDR_SIZE + 4 * GETB_CHUNK);
+			long len = msg ? stk__enc_batch(msg, 8 + STK_HDR_SIZE + 4 * GETB_CHUNK,
+							STK_MSG_RELEASEB, 0, ds->id, idx, k)
+				       : -1;
+			if (len > 0)
+				post(ds->c, msg, (size_t)len);
+			else /* no memory for one message: one each */
+				for (uint32_t t = 0; t < k; t++) {
+					uint8_t one[32];
+					long l1 = stk__enc_obj(one, sizeof(one), STK_MSG_RELEASE, 0,
+							       ds->id, idx[t]);
+					post(ds->c, one, (size_t)l1);
+				}
+		}
+		for (size_t t = i; t < j; t++) {
+			memset(&views[t], 0, sizeof(views[t]));
+			ds_unref(ds);
+		}
+		i = j;
+	}
+	free(msg);
 }
 
 /*

@@ -234,10 +234,28 @@ STK_EXTERN int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *vi
 STK_EXTERN int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size);
 
 /*
- * Unmaps the view and tells the daemon the object is no longer held (in a
- * forked child, only unmaps the child's copy).  Accepts NULL.
+ * Ends the view and tells the daemon the object is no longer held (in a
+ * forked child, only forgets the child's copy).  Accepts NULL.
  */
 STK_EXTERN void stk_release(struct stk_view *view);
+
+/* Defined while stk_get_batch() and stk_release_batch() exist. */
+#define STK_HAVE_GET_BATCH 1
+
+/*
+ * Gets n objects (idx[i] into views[i]) in as few round trips as the daemon
+ * allows (one message per 1,024 objects), for a training step's batch;
+ * blocks until every one is resident.  All or nothing: returns 0 with every
+ * view filled (release each with stk_release() or all with
+ * stk_release_batch()), or the error of the first object (by position) that
+ * failed, with stk_errmsg() naming it, and no view held.  The errors of
+ * stk_get(), plus -ENOMEM.
+ */
+STK_EXTERN int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n,
+			     struct stk_view *views);
+
+/* Releases n views (from stk_get_batch() or stk_get()) in as few messages as it can. */
+STK_EXTERN void stk_release_batch(struct stk_view *views, size_t n);
 
 /*
  * Tells the daemon that one stk_get_fd() hold on index is over (in a forked

@@ -51,6 +51,7 @@ struct stk_waiter {
 	uint32_t seq;
 	uint32_t handle;
 	uint32_t index; /* GET: the object's index in the handle's dataset */
+	int32_t pos;	/* GETB: the object's position in its request; -1 for a GET */
 	struct stk_waiter *next;
 };
 
@@ -125,7 +126,8 @@ struct stk_daemon {
 	struct stk_plan *plans;
 	struct stk_session *sessions;
 	struct stk_object *demand_head, *demand_tail;
-	bool demand_blocked; /* the queue's head found no unpinned room */
+	bool demand_blocked;	    /* a queued get found no unpinned room */
+	bool in_sched, sched_again; /* stk__sched_run() is running; it must run again */
 	unsigned inflight, prefetch_inflight, pinned;
 	unsigned live_sessions; /* allocated, dead or alive */
 	int listen_fd, sig_fd, lock_fd;

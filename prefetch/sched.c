@@ -374,26 +374,58 @@ static void demand_unlink(struct stk_daemon *d, struct stk_object *prev, struct 
 	o->queued = false;
 }
 
+static void sched_once(struct stk_daemon *d);
+
+/*
+ * Runs the scheduler.  Work it causes (a failure delivered to a client whose
+ * session then ends) may ask for another run from inside this one: that run
+ * happens after, not nested, so no loop here walks a queue under its feet.
+ */
 void stk__sched_run(struct stk_daemon *d)
 {
+	if (d->in_sched) {
+		d->sched_again = true;
+		return;
+	}
+	d->in_sched = true;
+	do {
+		d->sched_again = false;
+		sched_once(d);
+	} while (d->sched_again);
+	d->in_sched = false;
+}
+
+static void sched_once(struct stk_daemon *d)
+{
 	char e[512];
-	/* Demand misses first, in arrival order. */
+	/*
+	 * Demand misses first, in arrival order.  One that clients' holds leave
+	 * no room for waits in place while those behind it that fit go ahead:
+	 * otherwise a client holding half a batch, waiting for the rest behind
+	 * someone's large object, and that object, waiting for the half batch's
+	 * room, would wait for each other until --pin-wait.
+	 */
 	d->demand_blocked = false;
-	while (d->demand_head) {
-		struct stk_object *o = d->demand_head;
+	for (struct stk_object *prev = NULL, *o = d->demand_head, *next; o; o = next) {
+		next = o->qnext;
 		int r = room(d, o, EVICT_ANY, 0, e, sizeof(e));
-		d->demand_blocked = r == -ENOSPC; /* clients' holds leave no room */
-		if (d->demand_blocked)
-			break;
-		demand_unlink(d, NULL, o);
-		if (r)
+		if (r == -ENOSPC) {
+			d->demand_blocked = true;
+			prev = o;
+			continue;
+		}
+		demand_unlink(d, prev, o);
+		if (r) {
 			fetch_failed(d, o, r, e);
-		else if (!start_fetch(d, o, false)) {
-			/* The transport is busy: back to the head of the queue. */
+		} else if (!start_fetch(d, o, false)) {
+			/* The transport is busy: back where it was; try again later. */
 			o->queued = true;
-			o->qnext = d->demand_head;
-			d->demand_head = o;
-			if (!d->demand_tail)
+			o->qnext = next;
+			if (prev)
+				prev->qnext = o;
+			else
+				d->demand_head = o;
+			if (!next)
 				d->demand_tail = o;
 			break;
 		}

@@ -344,7 +344,9 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		      int err, const char *msg)
 {
 	struct stk_session *s = w->s;
-	struct stk_msg_hdr h = { .type = STK_MSG_GET, .seq = w->seq };
+	struct stk_msg_hdr h = { .type = w->pos < 0 ? STK_MSG_GET : STK_MSG_GETB,
+				 .seq = w->seq,
+				 .flags = w->pos < 0 ? 0 : (uint16_t)w->pos };
 	s->waiting--;
 	if (s->dead)
 		goto out;
@@ -507,35 +509,67 @@ static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct st
 	stk__sched_run(d);
 }
 
-static void on_get(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
-		   struct stk_handle *hd)
+/*
+ * One object of a GET (pos -1) or of a GETB (its position): checks it, and
+ * starts a get whose reply, or the error, goes out under h.
+ */
+static void get_one(struct stk_daemon *d, struct stk_session *s, struct stk_handle *hd,
+		    uint32_t handle, const struct stk_msg_hdr *h, uint32_t idx, int32_t pos)
 {
 	char err[256];
-	uint32_t idx = m->u.obj.index;
 	if (idx >= hd->ds->count) {
-		snprintf(err, sizeof(err), "GET %s: object index %u is out of range (%u objects)",
-			 hd->ds->uri, idx, hd->ds->count);
-		reply_err(d, s, &m->h, -ERANGE, err);
+		snprintf(err, sizeof(err), "%s %s: object index %u is out of range (%u objects)",
+			 stk__msg_name(h->type), hd->ds->uri, idx, hd->ds->count);
+		reply_err(d, s, h, -ERANGE, err);
 		return;
 	}
 	if (over_pin_limit(d, s, hd->ds->ents[idx].o, err, sizeof(err))) {
-		reply_err(d, s, &m->h, -ENOBUFS, err);
+		reply_err(d, s, h, -ENOBUFS, err);
 		return;
 	}
-	if (too_many_waiting(d, s, &m->h))
+	if (too_many_waiting(d, s, h))
 		return;
 	struct stk_waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		reply_err(d, s, &m->h, -ENOMEM, "out of memory");
+		reply_err(d, s, h, -ENOMEM, "out of memory");
 		return;
 	}
 	w->s = s;
-	w->seq = m->h.seq;
-	w->handle = m->handle;
+	w->seq = h->seq;
+	w->handle = handle;
+	w->index = idx;
+	w->pos = pos;
 	s->refs++;
 	s->waiting++;
-	w->index = idx;
 	stk__get(d, hd->plan, hd->ds, idx, w);
+}
+
+static void on_get(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+		   struct stk_handle *hd)
+{
+	get_one(d, s, hd, m->handle, &m->h, m->u.obj.index, -1);
+}
+
+/* GETB: one reply per object, as it becomes resident; each carries its position. */
+static void on_getb(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+		    struct stk_handle *hd)
+{
+	for (uint32_t i = 0; i < m->u.plan.n && !s->dead; i++) {
+		struct stk_msg_hdr h = m->h;
+		h.flags = (uint16_t)i;
+		get_one(d, s, hd, m->handle, &h, stk__get_u32(m->u.plan.idx + 4 * (size_t)i),
+			(int32_t)i);
+		/* A handle the session closed in between (it cannot here) would end it. */
+		if (!s->handles[m->handle - 1].ds)
+			break;
+	}
+}
+
+static void on_releaseb(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+			struct stk_handle *hd)
+{
+	for (uint32_t i = 0; i < m->u.plan.n; i++)
+		release(d, s, m->handle, stk__get_u32(m->u.plan.idx + 4 * (size_t)i));
 }
 
 static void on_release(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
@@ -644,6 +678,8 @@ static const struct msg_handler {
 	[STK_MSG_WARM] = { .fn = on_warm, .needs_handle = true },
 	[STK_MSG_STATUS] = { .fn = on_status, .needs_handle = true },
 	[STK_MSG_ENDPOINTS] = { .fn = on_endpoints },
+	[STK_MSG_GETB] = { .fn = on_getb, .needs_handle = true },
+	[STK_MSG_RELEASEB] = { .fn = on_releaseb, .needs_handle = true, .no_reply = true },
 };
 
 /* Decodes one datagram from s and hands it to its type's handler. */

@@ -118,6 +118,19 @@ long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t
 	return stk__msg_end(&b);
 }
 
+long stk__enc_batch(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds,
+		    const uint32_t *idx, uint32_t n)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, type, 0, seq);
+	stk__put_u32(&b, ds);
+	stk__put_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++)
+		stk__put_u32(&b, idx[i]);
+	return stk__msg_end(&b);
+}
+
 long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index)
 {
 	struct stk_buf b;
@@ -156,7 +169,9 @@ long stk__enc_endpoints(void *mem, size_t cap, uint32_t seq)
 void stk__reply_begin(struct stk_buf *b, const struct stk_msg_hdr *req, int32_t status,
 		      const char *errmsg)
 {
-	stk__msg_begin(b, (uint16_t)(req->type | STK_MSG_REPLY), 0, req->seq);
+	/* A GETB reply answers one object: its position in the request rides in flags. */
+	stk__msg_begin(b, (uint16_t)(req->type | STK_MSG_REPLY),
+		       req->type == STK_MSG_GETB ? req->flags : 0, req->seq);
 	stk__put_u32(b, (uint32_t)status);
 	if (status < 0) {
 		size_t n = errmsg ? strnlen(errmsg, STK_ERRMSG_MAX - 1) : 0;
@@ -360,15 +375,18 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		}
 		return 0;
 	case STK_MSG_PLAN:
+	case STK_MSG_GETB:
+	case STK_MSG_RELEASEB:
 		if (m->h.len < 8) {
-			fail(err, errlen, "PLAN body of %u bytes lacks ds and n", m->h.len);
+			fail(err, errlen, "%s body of %u bytes lacks ds and n",
+			     stk__msg_name(m->h.type), m->h.len);
 			return -EBADMSG;
 		}
 		m->u.plan.ds = stk__get_u32(b);
 		m->u.plan.n = stk__get_u32(b + 4);
 		if (m->u.plan.n > STK_PLAN_CHUNK) {
-			fail(err, errlen, "PLAN n=%u exceeds %u per message", m->u.plan.n,
-			     STK_PLAN_CHUNK);
+			fail(err, errlen, "%s n=%u exceeds %u per message",
+			     stk__msg_name(m->h.type), m->u.plan.n, STK_PLAN_CHUNK);
 			return -EBADMSG;
 		}
 		if ((r = want_len(&m->h, 8 + 4 * (size_t)m->u.plan.n, err, errlen)))
@@ -440,7 +458,8 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		r->u.open.count = stk__get_u32(b + 4);
 		r->u.open.bytes = stk__get_u64(b + 8);
 		return 0;
-	case STK_MSG_GET: {
+	case STK_MSG_GET:
+	case STK_MSG_GETB: {
 		if (n != 36)
 			return fail(err, errlen, "GET reply is %zu bytes", n);
 		struct stk_get_where *g = &r->u.get;
@@ -580,6 +599,7 @@ const char *stk__msg_name(uint16_t type)
 		[STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
 		[STK_MSG_CLOSE] = "CLOSE",     [STK_MSG_WARM] = "WARM",
 		[STK_MSG_STATUS] = "STATUS",   [STK_MSG_ENDPOINTS] = "ENDPOINTS",
+		[STK_MSG_GETB] = "GETB",       [STK_MSG_RELEASEB] = "RELEASEB",
 	};
 	type &= (uint16_t)~STK_MSG_REPLY;
 	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     3		  /* 3: GET answers where in a segment */
+#define STK_PROTO_VERSION     3		  /* 3: GET answers where in a segment; GETB */
 #define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
@@ -41,7 +41,9 @@ enum stk_msg_type {
 	STK_MSG_WARM = 8,
 	STK_MSG_STATUS = 9,
 	STK_MSG_ENDPOINTS = 10, /* per-endpoint HTTP counters */
-	STK_MSG_TYPE_MAX = 10,
+	STK_MSG_GETB = 11,	/* many GETs: one reply per object, its position in header flags */
+	STK_MSG_RELEASEB = 12,	/* many RELEASEs; no reply */
+	STK_MSG_TYPE_MAX = 12,
 	STK_MSG_REPLY = 0x8000, /* or'ed into the type of a reply */
 };
 
@@ -187,6 +189,9 @@ long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid);
 long stk__enc_open(void *mem, size_t cap, uint32_t seq, uint32_t flags, const char *uri);
 long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t ds,
 		   const uint32_t *idx, uint32_t n);
+/* GETB or RELEASEB (type) of n (<= STK_PLAN_CHUNK) object indices of dataset handle ds. */
+long stk__enc_batch(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds,
+		    const uint32_t *idx, uint32_t n);
 long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index);
 long stk__enc_ds(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds);
 long stk__enc_stats(void *mem, size_t cap, uint32_t seq);

@@ -74,6 +74,31 @@ static void make_mixed(struct e2e_dataset *ds, const char *name, size_t nbig, si
 	free(sizes);
 }
 
+/* Gets n objects in one batch and checks each. Returns how many were wrong (n if it failed). */
+static int batch_check(struct stk_dataset *sds, const struct e2e_dataset *ds, const uint32_t *idx,
+		       size_t n)
+{
+	struct stk_view v[16];
+	int r = stk_get_batch(sds, idx, n, v);
+	if (r) {
+		fprintf(stderr, "pid %d: batch of %zu: %s: %s\n", (int)getpid(), n, stk_strerror(r),
+			stk_errmsg());
+		return (int)n;
+	}
+	int bad = 0;
+	for (size_t k = 0; k < n; k++) {
+		const struct e2e_obj *o = &ds->o[idx[k]];
+		if (v[k].index != idx[k] || v[k].size != o->size ||
+		    e2e_hash(v[k].data, v[k].size) != o->hash) {
+			fprintf(stderr, "pid %d: batch view %zu (%s): wrong bytes\n", (int)getpid(),
+				k, o->key);
+			bad++;
+		}
+	}
+	stk_release_batch(v, n);
+	return bad;
+}
+
 /*
  * One client process: connects, opens the dataset, checks its catalog, plans
  * its own shuffled order, gets and checks every object.  Returns an exit code.
@@ -108,6 +133,20 @@ static int client_proc(const struct e2e_dataset *ds, uint64_t seed)
 	}
 	int bad = 0;
 	for (size_t i = 0; i < ds->n; i++) {
+		/*
+		 * Every fourth step gets the next objects of up to 256 KiB, at
+		 * most 8, in one batch (a batch holds all of its objects at
+		 * once: these tests' budgets are small).
+		 */
+		size_t k = 0;
+		while (i % 4 == 3 && k < 8 && i + k < ds->n &&
+		       ds->o[order[i + k]].size <= 256 * 1024)
+			k++;
+		if (k > 1) {
+			bad += batch_check(sds, ds, order + i, k);
+			i += k - 1;
+			continue;
+		}
 		/* Every third get takes the descriptor instead of a mapping. */
 		const struct e2e_obj *o = &ds->o[order[i]];
 		if (i % 3 == 2 ? e2x_get_fd_check(sds, order[i], o)
@@ -213,7 +252,7 @@ Test(e2e_integrity, many_objects_four_processes, .init = e2e_init, .fini = e2e_f
 	procs_test(NULL, NBIG, 1000, NPROC);
 }
 
-Test(e2e_integrity, no_uring_three_processes, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+Test(e2e_integrity, no_uring_three_processes, .init = e2e_init, .fini = e2e_fini, .timeout = 120)
 {
 	procs_test("--no-uring", 3, 300, 3);
 }
@@ -342,7 +381,7 @@ Test(e2e_integrity, threads_share_one_client_under_eviction, .init = e2e_init, .
 }
 
 /* A client cannot change what the cache hands to others. */
-Test(e2e_integrity, delivered_fds_are_sealed, .init = e2e_init, .fini = e2e_fini, .timeout = 60)
+Test(e2e_integrity, delivered_fds_are_sealed, .init = e2e_init, .fini = e2e_fini, .timeout = 120)
 {
 	static const uint64_t sizes[] = { 0, 4097, 3 * E2E_MIB + 1 };
 	struct e2e_dataset ds;
@@ -373,6 +412,117 @@ Test(e2e_integrity, delivered_fds_are_sealed, .init = e2e_init, .fini = e2e_fini
 		stk_release_index(sds, i);
 		cr_assert_eq(e2x_get_check(sds, i, &ds.o[i], NULL, NULL), 0);
 	}
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
+
+/*
+ * Batched gets of every size from 0 bytes to 64 MiB, from threads sharing a
+ * client, with the cache cold at first; a batch that cannot be served fails
+ * whole and holds nothing.
+ */
+static const struct e2e_dataset *bds;
+static struct stk_dataset *bsds;
+
+static void *batch_thread(void *arg)
+{
+	uintptr_t seed = (uintptr_t)arg;
+	struct e2e_rng rng = { seed };
+	int bad = 0;
+	for (int round = 0; round < 12; round++) {
+		/* Six different objects: a batch holds each of its objects at once. */
+		uint32_t all[16], idx[6];
+		for (uint32_t k = 0; k < bds->n; k++)
+			all[k] = k;
+		e2e_shuffle(all, bds->n, &rng);
+		memcpy(idx, all, sizeof(idx));
+		bad += batch_check(bsds, bds, idx, 6);
+	}
+	return (void *)(uintptr_t)bad;
+}
+
+Test(e2e_integrity, batches_of_all_sizes_from_threads, .init = e2e_init, .fini = e2e_fini,
+     .timeout = 120)
+{
+	static const uint64_t sizes[] = { 0,
+					  1,
+					  63,
+					  64,
+					  4095,
+					  4096,
+					  32 * E2E_KIB,
+					  32 * E2E_KIB + 1,
+					  110 * 1000,
+					  1536 * E2E_KIB,
+					  8 * E2E_MIB,
+					  64 * E2E_MIB,
+					  3,
+					  5000,
+					  20 * E2E_MIB,
+					  100 };
+	struct e2e_dataset ds;
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/mixed", e2e_d.root);
+	e2e_dataset_make(&ds, dir, sizes, sizeof(sizes) / sizeof(sizes[0]), 1, 77);
+	/* Room for any three batches at once: each holds all of its objects. */
+	e2e_daemon_start(&e2e_d,
+			 (const char *[]){ "--ram", "300M", "--client-max-pinned", "300M", NULL });
+	struct stk_client *c = e2e_connect(&e2e_d);
+	cr_assert_eq(stk_dataset_open(c, ds.uri, 0, &bsds), 0, "%s", stk_errmsg());
+	bds = &ds;
+	pthread_t t[3];
+	for (uintptr_t i = 0; i < 3; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, batch_thread, (void *)(i + 1)), 0);
+	int bad = 0;
+	for (int i = 0; i < 3; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		bad += (int)(uintptr_t)rv;
+	}
+	cr_assert_eq(bad, 0, "%d objects wrong or failed (see above)", bad);
+
+	/* Out of range: refused before anything is asked. */
+	uint32_t idx[3] = { 0, 1, (uint32_t)ds.n };
+	struct stk_view v[3];
+	cr_assert_eq(stk_get_batch(bsds, idx, 3, v), -ERANGE);
+	cr_assert(strstr(stk_errmsg(), "batch entry 2"), "%s", stk_errmsg());
+	stk_dataset_close(bsds);
+	struct stk_stats st = settled_stats(c);
+	cr_assert_eq(st.pinned_objects, 0);
+	cr_assert_leq(st.ram_used, st.ram_budget);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
+
+/* A batch with an object that can never fit fails whole, naming it, and holds nothing. */
+Test(e2e_integrity, failed_batch_holds_nothing, .init = e2e_init, .fini = e2e_fini, .timeout = 120)
+{
+	static const uint64_t sizes[] = { 1000, 2000, 20 * E2E_MIB, 3000 };
+	struct e2e_dataset ds;
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/big", e2e_d.root);
+	e2e_dataset_make(&ds, dir, sizes, 4, 0, 78);
+	e2e_daemon_start(&e2e_d, (const char *[]){ "--ram", "8M", NULL });
+	struct stk_client *c = e2e_connect(&e2e_d);
+	struct stk_dataset *sds;
+	cr_assert_eq(stk_dataset_open(c, ds.uri, 0, &sds), 0, "%s", stk_errmsg());
+	uint32_t idx[4] = { 0, 1, 2, 3 };
+	struct stk_view v[4];
+	int r = stk_get_batch(sds, idx, 4, v);
+	cr_assert_eq(r, -EFBIG, "batch: %d %s", r, stk_errmsg());
+	cr_assert(strstr(stk_errmsg(), ds.o[2].key), "%s", stk_errmsg());
+	for (int i = 0; i < 4; i++)
+		cr_assert_null(v[i].ds, "view %d still held", i);
+	struct stk_stats st = settled_stats(c);
+	cr_assert_eq(st.pinned_objects, 0, "%llu objects still pinned",
+		     (unsigned long long)st.pinned_objects);
+	/* The others are fine alone. */
+	uint32_t ok[3] = { 0, 1, 3 };
+	cr_assert_eq(stk_get_batch(sds, ok, 3, v), 0, "%s", stk_errmsg());
+	stk_release_batch(v, 3);
 	stk_dataset_close(sds);
 	stk_close(c);
 	e2e_daemon_stop(&e2e_d);

@@ -333,7 +333,8 @@ static void check_reply(const uint8_t *buf, size_t n, const int *fds, int nfd)
 		fprintf(stderr, "  reply %s seq %u: %d %s\n", stk__msg_name(type), r.h.seq,
 			r.status, r.errmsg);
 	bool with_fd = r.status == 0 && type == STK_MSG_OPEN;
-	if (type == STK_MSG_GET && r.status == 0 ? nfd > 1 : nfd != (with_fd ? 1 : 0))
+	bool get = type == STK_MSG_GET || type == STK_MSG_GETB;
+	if (get && r.status == 0 ? nfd > 1 : nfd != (with_fd ? 1 : 0))
 		finding("%s reply with status %d carries %d descriptors", stk__msg_name(type),
 			r.status, nfd);
 	if (r.status > 0)
@@ -346,7 +347,7 @@ static void check_reply(const uint8_t *buf, size_t n, const int *fds, int nfd)
 		finding("OPEN reply gives handle 0");
 	if (type == STK_MSG_OPEN)
 		check_catalog(fds[0], &r);
-	if (type == STK_MSG_GET)
+	if (get)
 		check_object(nfd ? fds[0] : -1, &r);
 }
 
