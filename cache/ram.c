@@ -76,6 +76,11 @@ static int ram_segment(const struct stk_tier *t, uint32_t seg, struct stk_arena_
 	return stk__arena_segment(t->priv, seg, out);
 }
 
+static uint32_t ram_evict_hint(const struct stk_tier *t)
+{
+	return stk__arena_evict_hint(t->priv);
+}
+
 const struct stk_tier_ops stk_tier_ram = {
 	.name = "ram",
 	.init = ram_init,
@@ -83,4 +88,5 @@ const struct stk_tier_ops stk_tier_ram = {
 	.alloc = ram_alloc,
 	.drop = ram_drop,
 	.segment = ram_segment,
+	.evict_hint = ram_evict_hint,
 };

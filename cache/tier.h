@@ -42,6 +42,11 @@ struct stk_tier_ops {
 	void (*drop)(struct stk_tier *t, struct stk_tier_obj *to);
 	/* Required. The shared segment seg, for delivery to clients. 0 or -ENOENT. */
 	int (*segment)(const struct stk_tier *t, uint32_t seg, struct stk_arena_seg *out);
+	/*
+	 * Optional - may be NULL. After alloc said -EAGAIN: the segment whose
+	 * emptying surely makes room (evict from it first), or STK_ARENA_NOSEG.
+	 */
+	uint32_t (*evict_hint)(const struct stk_tier *t);
 };
 
 struct stk_tier {

@@ -294,6 +294,32 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	return true;
 }
 
+/*
+ * When the room left is in pieces, evicting by next use alone may take much
+ * of the cache before a hole is large enough: the tier names the segment
+ * whose emptying surely makes room, and this picks, among the unpinned
+ * objects in it, the one needed last.  O(resident), on fragmentation only.
+ */
+static struct stk_object *victim_in_hinted_segment(struct stk_daemon *d, uint64_t *dist)
+{
+	const struct stk_tier *t = d->cache.tier;
+	uint32_t seg = t->ops->evict_hint ? t->ops->evict_hint(t) : STK_ARENA_NOSEG;
+	struct stk_object *best = NULL;
+	uint64_t best_d = 0;
+	for (struct stk_object *o = seg == STK_ARENA_NOSEG ? NULL : d->cache.res_head; o;
+	     o = o->rnext) {
+		if (o->pins || o->t.ext.seg != seg)
+			continue;
+		uint64_t nu = stk__next_use(d, o);
+		if (!best || nu > best_d) {
+			best = o;
+			best_d = nu;
+		}
+	}
+	*dist = best_d;
+	return best;
+}
+
 /* Whom room() may evict. */
 enum evict_mode {
 	EVICT_NONE,    /* a warm: it never evicts */
@@ -315,15 +341,17 @@ static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode
 		int r = stk__cache_alloc(&d->cache, o, e, elen);
 		if (r != -ENOSPC && r != -EAGAIN)
 			return r;
-		/*
-		 * Room in pieces: evicting may take many objects before a hole is
-		 * large enough, which only a demand miss is worth.
-		 */
-		if (r == -EAGAIN && mode != EVICT_ANY)
+		if (mode == EVICT_NONE)
 			return -ENOSPC;
+		/*
+		 * Room in pieces: evict in the segment the tier names.  Evicting
+		 * by next use alone could take much of the cache before a hole
+		 * is large enough, which only a demand miss may do.
+		 */
 		uint64_t vd = 0;
-		struct stk_object *v =
-		    mode != EVICT_NONE ? stk__cache_victim(&d->cache, stk__next_use, d, &vd) : NULL;
+		struct stk_object *v = r == -EAGAIN ? victim_in_hinted_segment(d, &vd) : NULL;
+		if (!v && (r == -ENOSPC || mode == EVICT_ANY))
+			v = stk__cache_victim(&d->cache, stk__next_use, d, &vd);
 		if (!v || (mode == EVICT_FARTHER && vd <= dist))
 			return -ENOSPC;
 		stk__evict(d, v);
