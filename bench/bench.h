@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stoker-bench internals: the simulated trainer (trainer.c), the daemon it
- * spawns and the demo dataset it builds (daemon.c), and the report
- * (stoker-bench.c).
+ * stoker-bench internals: the simulated trainer (trainer.c), hot delivery of
+ * resident objects (hot.c), the daemon it spawns and the demo dataset it
+ * builds (daemon.c), and the report (stoker-bench.c, report.c).
  *
  * Every int function returns 0 or a negative errno and has already printed
  * a sentence naming what failed to stderr, so callers only unwind.
@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+struct stk_client;
+struct stk_dataset;
+struct stk_dataset_status;
 
 #define BENCH_MB 1e6 /* MB/s and --emulate-bandwidth are decimal megabytes */
 #define BENCH_GB 1e9
@@ -73,19 +77,54 @@ struct bench_result {
 	uint32_t resident_at_start; /* stoker: objects already cached when the run began */
 };
 
-/* Results of --hot. */
-struct bench_hot {
+/* At most this many --repeat runs or --hot rounds. */
+#define BENCH_MAX_ROUNDS 99u
+/* At most this many object sizes in one --hot run. */
+#define BENCH_HOT_MAX_SIZES 8u
+
+/* What --hot times for each object size; one round runs each once. */
+enum bench_hot_kind {
+	BENCH_HOT_GETS,		/* stk_get + stk_release, no byte touched */
+	BENCH_HOT_STREAM,	/* stk_get, hash every byte, stk_release */
+	BENCH_HOT_BATCH_GETS,	/* stk_get_batch + stk_release_batch, no byte touched */
+	BENCH_HOT_BATCH_STREAM, /* stk_get_batch, hash every byte, stk_release_batch */
+	BENCH_HOT_PRIVATE,	/* the hash over private copies of the objects: the ceiling */
+	BENCH_HOT_PAGECACHE,	/* open, read into one reused buffer, close, hash */
+	BENCH_HOT_KINDS
+};
+
+/* One timed loop: items (gets, or files) and their bytes in seconds. */
+struct bench_rate {
+	uint64_t items;
+	uint64_t bytes;
+	double seconds;
+};
+
+/* How --hot measures each size. */
+struct bench_hot_cfg {
+	double seconds;	 /* length of each timed loop */
+	unsigned rounds; /* each kind once per round; medians over rounds */
+	unsigned batch;	 /* objects per stk_get_batch(), before the caps in hot.c */
+	uint64_t seed;	 /* the shuffled order in which every loop walks the objects */
+};
+
+/* Results of --hot for one object size. */
+struct bench_hot_size {
+	uint64_t size; /* bytes per object */
+	uint32_t count;
 	double warm_s;
 	uint64_t warm_bytes;
 	uint32_t warm_state; /* STK_WARM_* */
-	uint64_t gets;
-	double gets_s;
-	uint64_t hits;
-	uint64_t read_bytes;
-	double read_s;
-	uint64_t read_objects;
-	uint64_t ref_bytes; /* the same hash over private, touched memory */
-	double ref_s;
+	unsigned batch;	     /* objects per batched get, as capped */
+	bool have_batch;     /* libstoker has stk_get_batch() (STK_HAVE_GET_BATCH) */
+	uint64_t gets, hits; /* every view got, timed or not, and those with STK_VIEW_HIT */
+	/* Sums of per-object hashes of one untimed pass over all objects by
+	 * each way that reads bytes (STREAM, BATCH_STREAM, PRIVATE,
+	 * PAGECACHE); they must agree. */
+	uint64_t checksum[BENCH_HOT_KINDS];
+	bool checksums_match;
+	unsigned rounds; /* rounds completed */
+	struct bench_rate runs[BENCH_MAX_ROUNDS][BENCH_HOT_KINDS];
 };
 
 /* Results of --warm-only. */
@@ -123,16 +162,38 @@ uint64_t bench_rand(uint64_t s[4]);
 void bench_fill_random(void *buf, size_t len, uint64_t s[4]);
 /* Hash of every byte of buf, the work a trainer does to use a sample. */
 uint64_t bench_touch(const void *buf, uint64_t len);
-/* Parses "123", "64K", "1.5G" (binary units) into bytes. */
 
 /* --- the two readers (trainer.c) --- */
 int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
 		     struct bench_result *r);
 int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
 		     const char *sock, struct bench_result *r);
-int bench_run_hot(const struct bench_dataset *ds, const char *sock, double seconds,
-		  struct bench_hot *h);
 int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct bench_warm *w);
+/* Connects to the daemon at sock (NULL: the default) and opens file://DIR/. */
+int bench_open_dataset(const struct bench_dataset *ds, const char *sock, struct stk_client **c,
+		       struct stk_dataset **d);
+/* Fills *out (malloc'd, the caller frees) with the daemon's index of each of
+ * our objects, found by key, so every reader walks the same objects whatever
+ * order the daemon lists them in.  -EINVAL when the listings differ. */
+int bench_map_indices(const struct bench_dataset *ds, struct stk_dataset *d, uint32_t **out);
+/* stk_warm(d), then polls until the warm is done, stopped by the budget, or
+ * every object has arrived or failed; gives up after 60 s without progress.
+ * *seconds is the time from the request to the end; *st the last status. */
+int bench_warm_wait(struct stk_dataset *d, double *seconds, struct stk_dataset_status *st);
+
+/* --- hot delivery (hot.c) --- */
+/* Writes count files of size bytes each into a new directory dir (made
+ * under a temp name beside it and renamed when complete, so dir is never
+ * half written), content from a PRNG seeded from (seed, size, file), all
+ * synced so that writeback does not run during the measurements. */
+int bench_hot_make_dataset(const char *dir, uint64_t size, uint32_t count, uint64_t seed);
+/* Warms ds (whose objects must all have h->size bytes) into the daemon at
+ * sock, checks that every way of reading delivers the same bytes, then runs
+ * cfg->rounds rounds of every BENCH_HOT_* loop, each cfg->seconds long.
+ * Fills *h (h->size and h->count are the caller's).  Returns -EBADMSG,
+ * with every figure filled in, when the bytes differed. */
+int bench_run_hot_size(const struct bench_dataset *ds, const char *sock,
+		       const struct bench_hot_cfg *cfg, struct bench_hot_size *h);
 
 /* --- daemon and demo data (daemon.c) --- */
 /* Resolves the stokerd binary: explicit, else next to /proc/self/exe (or

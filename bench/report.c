@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <stoker.h>
 
@@ -126,21 +127,321 @@ static void print_row(const char *name, const struct bench_result *r, bool hits)
 	       hr, r->step_p50_ms, r->step_p99_ms);
 }
 
-static void print_hot(const struct bench_hot *h)
+const char *size_name(uint64_t size, char *buf, size_t len)
 {
-	printf("hot: warm of %.1f MB took %.2f s (%.0f MB/s)%s\n", (double)h->warm_bytes / BENCH_MB,
-	       h->warm_s, ratio((double)h->warm_bytes / BENCH_MB, h->warm_s),
-	       h->warm_state == STK_WARM_FULL ? " - budget FULL, not all resident" : "");
-	printf("hot: get+release of resident objects: %.0f gets/s (%llu gets, hit ratio %.3f)\n",
-	       ratio((double)h->gets, h->gets_s), (unsigned long long)h->gets,
-	       ratio((double)h->hits, (double)h->gets));
-	printf("hot: streaming read (get, hash every byte, release): %.2f GB/s "
-	       "(%llu objects, %.1f MB/object)\n",
-	       ratio((double)h->read_bytes / BENCH_GB, h->read_s),
-	       (unsigned long long)h->read_objects,
-	       ratio((double)h->read_bytes / BENCH_MB, (double)h->read_objects));
-	printf("hot: reference, the same hash over private already-touched memory: %.2f GB/s\n",
-	       ratio((double)h->ref_bytes / BENCH_GB, h->ref_s));
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB" };
+	double v = (double)size;
+	unsigned u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, "%.4g %s", v, unit[u]);
+	return buf;
+}
+
+/* --- --hot: per-round figures and their medians --- */
+
+enum hot_metric {
+	H_GETS,		  /* single gets/s */
+	H_STREAM_GB,	  /* single streaming GB/s */
+	H_STREAM_OBJ,	  /* single streaming objects/s */
+	H_BATCH_GETS,	  /* batched gets/s (objects) */
+	H_BATCH_STREAM,	  /* batched streaming GB/s */
+	H_PRIVATE_GB,	  /* hash over private copies, GB/s */
+	H_PC_FILES,	  /* page-cache loop, files/s */
+	H_PC_GB,	  /* page-cache loop, GB/s */
+	H_STREAM_PRIVATE, /* streaming / private */
+	H_STREAM_PC,	  /* streaming / page cache (GB/s) */
+	H_GETS_PC,	  /* single gets/s / page-cache files/s */
+	H_BATCH_PC,	  /* batched streaming / page cache (GB/s) */
+	H_BGETS_PC,	  /* batched gets/s / page-cache files/s */
+	H_BGETS_GETS,	  /* batched gets/s / single gets/s */
+	H_METRICS
+};
+
+static bool batch_metric(enum hot_metric m)
+{
+	return m == H_BATCH_GETS || m == H_BATCH_STREAM || m == H_BATCH_PC || m == H_BGETS_PC ||
+	       m == H_BGETS_GETS;
+}
+
+static double per_s(const struct bench_rate *r)
+{
+	return ratio((double)r->items, r->seconds);
+}
+
+static double gb_s(const struct bench_rate *r)
+{
+	return ratio((double)r->bytes / BENCH_GB, r->seconds);
+}
+
+/* Metric m of one round; ratios pair loops of the same round. */
+static double hot_metric(const struct bench_rate *row, enum hot_metric m)
+{
+	switch (m) {
+	case H_GETS:
+		return per_s(&row[BENCH_HOT_GETS]);
+	case H_STREAM_GB:
+		return gb_s(&row[BENCH_HOT_STREAM]);
+	case H_STREAM_OBJ:
+		return per_s(&row[BENCH_HOT_STREAM]);
+	case H_BATCH_GETS:
+		return per_s(&row[BENCH_HOT_BATCH_GETS]);
+	case H_BATCH_STREAM:
+		return gb_s(&row[BENCH_HOT_BATCH_STREAM]);
+	case H_PRIVATE_GB:
+		return gb_s(&row[BENCH_HOT_PRIVATE]);
+	case H_PC_FILES:
+		return per_s(&row[BENCH_HOT_PAGECACHE]);
+	case H_PC_GB:
+		return gb_s(&row[BENCH_HOT_PAGECACHE]);
+	case H_STREAM_PRIVATE:
+		return ratio(gb_s(&row[BENCH_HOT_STREAM]), gb_s(&row[BENCH_HOT_PRIVATE]));
+	case H_STREAM_PC:
+		return ratio(gb_s(&row[BENCH_HOT_STREAM]), gb_s(&row[BENCH_HOT_PAGECACHE]));
+	case H_GETS_PC:
+		return ratio(per_s(&row[BENCH_HOT_GETS]), per_s(&row[BENCH_HOT_PAGECACHE]));
+	case H_BATCH_PC:
+		return ratio(gb_s(&row[BENCH_HOT_BATCH_STREAM]), gb_s(&row[BENCH_HOT_PAGECACHE]));
+	case H_BGETS_PC:
+		return ratio(per_s(&row[BENCH_HOT_BATCH_GETS]), per_s(&row[BENCH_HOT_PAGECACHE]));
+	case H_BGETS_GETS:
+		return ratio(per_s(&row[BENCH_HOT_BATCH_GETS]), per_s(&row[BENCH_HOT_GETS]));
+	default:
+		return 0;
+	}
+}
+
+/* The median over rounds of metric m; NAN where it was not measured. */
+static double hot_median(const struct bench_hot_size *h, enum hot_metric m)
+{
+	double v[BENCH_MAX_ROUNDS];
+
+	if (!h->rounds || (batch_metric(m) && !h->have_batch))
+		return NAN;
+	for (unsigned r = 0; r < h->rounds; r++)
+		v[r] = hot_metric(h->runs[r], m);
+	return median_of(v, h->rounds);
+}
+
+/* v with prec decimals into buf, or "n/a" when it was not measured. */
+static const char *fig(char *buf, size_t len, int prec, double v)
+{
+	if (isnan(v))
+		snprintf(buf, len, "n/a");
+	else
+		snprintf(buf, len, "%.*f", prec, v);
+	return buf;
+}
+
+static const char *warm_state_name(uint32_t st)
+{
+	switch (st) {
+	case STK_WARM_DONE:
+		return "done";
+	case STK_WARM_FULL:
+		return "FULL";
+	case STK_WARM_RUNNING:
+		return "running";
+	default:
+		return "none";
+	}
+}
+
+static void print_hot(const struct ctx *x)
+{
+	char a[16], b[16], c[16], d[16], e[16], name[32];
+	bool batch = x->hot_n && x->hot[0].have_batch;
+
+	printf("hot: resident objects, one thread; medians of %u rounds, each measurement %g s, "
+	       "stoker and references alternating (GB = 10^9 B)\n",
+	       hot_rounds(&x->o), x->o.hot_s);
+	if (x->spawn)
+		printf("hot: a fresh %s per size, --ram %s\n", x->stokerd,
+		       x->o.ram ? x->o.ram : "its dataset + 25% + 64 MiB");
+	else
+		printf("hot: the running stokerd at %s\n", x->o.socket);
+	printf("hot: datasets under %s%s\n", x->hot_parent,
+	       x->hot_tmp[0] ? " (removed at exit)" : " (kept for the next run)");
+	printf("hot: %ld CPUs, 1-minute load average %.2f before, %.2f after\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), x->hot_load[0], x->hot_load[1]);
+	printf("\n%-8s %7s  %-17s  %-23s  %7s  %-17s\n", "", "", "stoker, single",
+	       "stoker, batched", "private", "page-cache loop");
+	printf("%-8s %7s  %9s %7s  %5s %9s %7s  %7s  %9s %7s\n", "size", "objects", "gets/s",
+	       "GB/s", "batch", "gets/s", "GB/s", "GB/s", "files/s", "GB/s");
+	for (unsigned i = 0; i < x->hot_n; i++) {
+		const struct bench_hot_size *h = &x->hot[i];
+
+		printf("%-8s %7u  %9.0f %7.2f  %5u %9s %7s  %7.2f  %9.0f %7.2f\n",
+		       size_name(h->size, name, sizeof(name)), h->count, hot_median(h, H_GETS),
+		       hot_median(h, H_STREAM_GB), h->batch,
+		       fig(a, sizeof(a), 0, hot_median(h, H_BATCH_GETS)),
+		       fig(b, sizeof(b), 2, hot_median(h, H_BATCH_STREAM)),
+		       hot_median(h, H_PRIVATE_GB), hot_median(h, H_PC_FILES),
+		       hot_median(h, H_PC_GB));
+	}
+	printf("\nratios, each the median of the rounds' own ratios:\n");
+	printf("%-8s %10s %10s %10s %10s %10s\n", "", "stream /", "stream /", "gets/s /",
+	       "batched /", "batch gets");
+	printf("%-8s %10s %10s %10s %10s %10s\n", "size", "private", "page cache", "files/s",
+	       "page cache", "/ single");
+	for (unsigned i = 0; i < x->hot_n; i++) {
+		const struct bench_hot_size *h = &x->hot[i];
+
+		printf("%-8s %10s %10s %10s %10s %10s\n", size_name(h->size, name, sizeof(name)),
+		       fig(a, sizeof(a), 3, hot_median(h, H_STREAM_PRIVATE)),
+		       fig(b, sizeof(b), 3, hot_median(h, H_STREAM_PC)),
+		       fig(c, sizeof(c), 3, hot_median(h, H_GETS_PC)),
+		       fig(d, sizeof(d), 3, hot_median(h, H_BATCH_PC)),
+		       fig(e, sizeof(e), 2, hot_median(h, H_BGETS_GETS)));
+	}
+	putchar('\n');
+	printf("single: stk_get + stk_release (gets/s, no byte touched); get, hash every byte, "
+	       "release (GB/s)\n");
+	if (batch)
+		printf("batched: stk_get_batch of 'batch' objects + stk_release_batch, the same "
+		       "two ways\n");
+	else
+		printf("batched: n/a, this libstoker has no stk_get_batch (no STK_HAVE_GET_BATCH "
+		       "in stoker.h)\n");
+	printf("private: the same hash over private copies of the same objects (malloc'd, "
+	       "touched): the ceiling\n");
+	printf("page cache: open, read into one reused buffer, close, hash; the same files, "
+	       "in the page cache\n");
+	printf("stream / page cache: GB/s, both hash every byte; gets/s / files/s: a get that "
+	       "touches nothing against a read that copies and hashes\n");
+	for (unsigned i = 0; i < x->hot_n; i++) {
+		const struct bench_hot_size *h = &x->hot[i];
+
+		printf("%s: warm of %.1f MB in %.2f s (%s), hit ratio %.3f of %llu gets, "
+		       "checksums %s\n",
+		       size_name(h->size, name, sizeof(name)), (double)h->warm_bytes / BENCH_MB,
+		       h->warm_s, warm_state_name(h->warm_state),
+		       ratio((double)h->hits, (double)h->gets), (unsigned long long)h->gets,
+		       !h->checksums_match ? "MISMATCH"
+		       : h->have_batch	   ? "match (single, batched, private, page cache)"
+					   : "match (stoker, private, page cache)");
+	}
+}
+
+static json_t *hot_size_json(const struct bench_hot_size *h, const char *dir, const char *ram)
+{
+	json_t *o = json_object(), *batched = json_null();
+
+	json_object_set_new(o, "object_bytes", json_integer((json_int_t)h->size));
+	json_object_set_new(o, "objects", json_integer(h->count));
+	json_object_set_new(o, "dataset", json_string(dir));
+	json_object_set_new(o, "dataset_bytes", json_integer((json_int_t)(h->size * h->count)));
+	if (ram)
+		json_object_set_new(o, "ram", json_string(ram));
+	json_object_set_new(o, "warm_s", json_real(h->warm_s));
+	json_object_set_new(o, "warm_bytes", json_integer((json_int_t)h->warm_bytes));
+	json_object_set_new(o, "warm_state", json_string(warm_state_name(h->warm_state)));
+	json_object_set_new(o, "gets", json_integer((json_int_t)h->gets));
+	json_object_set_new(o, "hit_ratio", json_real(ratio((double)h->hits, (double)h->gets)));
+	json_object_set_new(o, "checksums_match", json_boolean(h->checksums_match));
+	json_object_set_new(o, "rounds", json_integer(h->rounds));
+	json_object_set_new(o, "single",
+			    json_pack("{s:f,s:f,s:f}", "gets_per_s", hot_median(h, H_GETS),
+				      "stream_gb_per_s", hot_median(h, H_STREAM_GB),
+				      "stream_objects_per_s", hot_median(h, H_STREAM_OBJ)));
+	if (h->have_batch) {
+		json_decref(batched);
+		batched = json_pack("{s:i,s:f,s:f}", "batch", (int)h->batch, "gets_per_s",
+				    hot_median(h, H_BATCH_GETS), "stream_gb_per_s",
+				    hot_median(h, H_BATCH_STREAM));
+	}
+	json_object_set_new(o, "batched", batched);
+	json_object_set_new(o, "private",
+			    json_pack("{s:f}", "gb_per_s", hot_median(h, H_PRIVATE_GB)));
+	json_object_set_new(o, "page_cache",
+			    json_pack("{s:f,s:f}", "files_per_s", hot_median(h, H_PC_FILES),
+				      "gb_per_s", hot_median(h, H_PC_GB)));
+	json_object_set_new(
+	    o, "ratios",
+	    json_pack("{s:f,s:f,s:f,s:o,s:o,s:o}", "stream_vs_private",
+		      hot_median(h, H_STREAM_PRIVATE), "stream_vs_page_cache",
+		      hot_median(h, H_STREAM_PC), "gets_vs_page_cache_files",
+		      hot_median(h, H_GETS_PC), "batched_stream_vs_page_cache",
+		      h->have_batch ? json_real(hot_median(h, H_BATCH_PC)) : json_null(),
+		      "batched_gets_vs_page_cache_files",
+		      h->have_batch ? json_real(hot_median(h, H_BGETS_PC)) : json_null(),
+		      "batched_gets_vs_single",
+		      h->have_batch ? json_real(hot_median(h, H_BGETS_GETS)) : json_null()));
+	if (h->rounds > 1) {
+		json_t *a = json_array();
+
+		for (unsigned r = 0; r < h->rounds; r++) {
+			const struct bench_rate *row = h->runs[r];
+			json_t *e = json_pack("{s:f,s:f,s:f,s:f,s:f}", "gets_per_s",
+					      hot_metric(row, H_GETS), "stream_gb_per_s",
+					      hot_metric(row, H_STREAM_GB), "private_gb_per_s",
+					      hot_metric(row, H_PRIVATE_GB),
+					      "page_cache_files_per_s", hot_metric(row, H_PC_FILES),
+					      "page_cache_gb_per_s", hot_metric(row, H_PC_GB));
+
+			if (h->have_batch) {
+				json_object_set_new(e, "batched_gets_per_s",
+						    json_real(hot_metric(row, H_BATCH_GETS)));
+				json_object_set_new(e, "batched_stream_gb_per_s",
+						    json_real(hot_metric(row, H_BATCH_STREAM)));
+			}
+			json_array_append_new(a, e);
+		}
+		json_object_set_new(o, "runs", a);
+	}
+	return o;
+}
+
+/*
+ * The "hot" object.  Its first fields are the ones the single-dataset --hot
+ * wrote before sizes existed; they repeat the figures of the size nearest
+ * 1.5 MiB, the object size its "read_gb_per_s" was measured at.
+ */
+static json_t *hot_json(const struct ctx *x)
+{
+	const struct bench_hot_size *l = NULL;
+	json_t *o = json_object(), *sizes = json_array();
+	double best = INFINITY;
+	uint64_t gets = 0, hits = 0, warm_bytes = 0;
+	double warm_s = 0;
+
+	for (unsigned i = 0; i < x->hot_n; i++) {
+		const struct bench_hot_size *h = &x->hot[i];
+		double dist = fabs(log((double)h->size / (1.5 * 1024 * 1024)));
+
+		if (dist < best) {
+			best = dist;
+			l = h;
+		}
+		gets += h->gets;
+		hits += h->hits;
+		warm_bytes += h->warm_bytes;
+		warm_s += h->warm_s;
+		json_array_append_new(
+		    sizes, hot_size_json(h, x->hot_dir[i], x->spawn ? x->hot_ram[i] : NULL));
+	}
+	if (l) {
+		json_object_set_new(o, "gets_per_s", json_real(hot_median(l, H_GETS)));
+		json_object_set_new(o, "read_gb_per_s", json_real(hot_median(l, H_STREAM_GB)));
+		json_object_set_new(o, "read_mb_per_object", json_real((double)l->size / BENCH_MB));
+		json_object_set_new(o, "private_read_gb_per_s",
+				    json_real(hot_median(l, H_PRIVATE_GB)));
+	}
+	json_object_set_new(o, "gets", json_integer((json_int_t)gets));
+	json_object_set_new(o, "hit_ratio", json_real(ratio((double)hits, (double)gets)));
+	json_object_set_new(o, "warm_s", json_real(warm_s));
+	json_object_set_new(o, "warm_bytes", json_integer((json_int_t)warm_bytes));
+	json_object_set_new(o, "rounds", json_integer(hot_rounds(&x->o)));
+	json_object_set_new(o, "seconds_per_measurement", json_real(x->o.hot_s));
+	json_object_set_new(o, "batch_api", json_boolean(x->hot_n && x->hot[0].have_batch));
+	json_object_set_new(o, "datasets", json_string(x->hot_parent));
+	json_object_set_new(o, "cpus", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+	json_object_set_new(o, "load_avg_1m", json_pack("[f,f]", x->hot_load[0], x->hot_load[1]));
+	json_object_set_new(o, "sizes", sizes);
+	return o;
 }
 
 bool emulating(const struct options *o)
@@ -151,11 +452,12 @@ bool emulating(const struct options *o)
 void report_text(const struct ctx *x)
 {
 	const struct options *o = &x->o;
-	bool used_daemon = x->ran_stoker || x->ran_hot || x->ran_warm;
+	bool used_daemon = x->ran_stoker || x->ran_warm;
 	unsigned long k = o->repeat;
 
-	printf("stoker-bench: dataset %s: %zu objects, %.1f MB\n", x->ds.dir, x->ds.count,
-	       (double)x->ds.bytes / BENCH_MB);
+	if (x->ds.dir)
+		printf("stoker-bench: dataset %s: %zu objects, %.1f MB\n", x->ds.dir, x->ds.count,
+		       (double)x->ds.bytes / BENCH_MB);
 	if (x->ran_direct || x->ran_stoker)
 		printf("trainer: %lu steps x %lu objects (%.2f epochs, seeded shuffle, seed %llu), "
 		       "compute %g ms/step\n",
@@ -212,9 +514,9 @@ void report_text(const struct ctx *x)
 		       x->warm.seconds, ratio((double)x->warm.bytes / BENCH_MB, x->warm.seconds),
 		       x->warm.state == STK_WARM_FULL ? " - budget FULL" : "");
 	if (x->ran_hot) {
-		if (x->ran_direct || x->ran_stoker)
+		if (x->ran_direct || x->ran_stoker || x->ran_warm)
 			putchar('\n');
-		print_hot(&x->hot);
+		print_hot(x);
 	}
 	if (x->daemon_unclean)
 		printf("WARNING: stokerd did not exit cleanly (see stderr)\n");
@@ -224,14 +526,21 @@ int report_json(const struct ctx *x)
 {
 	const struct options *o = &x->o;
 	json_t *root = json_object(), *cfg;
+	uint64_t objects = x->ds.count, bytes = x->ds.bytes;
 	int ret = 0;
 
-	cfg =
-	    json_pack("{s:s,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:b,s:s?}", "dataset", x->ds.dir, "objects",
-		      (json_int_t)x->ds.count, "dataset_bytes", (json_int_t)x->ds.bytes, "steps",
-		      (json_int_t)o->steps, "batch", (json_int_t)o->batch, "compute_ms",
-		      o->compute_ms, "seed", (json_int_t)o->seed, "repeat", (json_int_t)o->repeat,
-		      "cold_start", x->cache_dropped, "ram", x->spawn ? x->ram : NULL);
+	/* --hot alone reads no dataset of its own: report its datasets'. */
+	if (!x->ds.dir)
+		for (unsigned i = 0; i < x->hot_n; i++) {
+			objects += x->hot[i].count;
+			bytes += x->hot[i].size * x->hot[i].count;
+		}
+	cfg = json_pack("{s:s?,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:b,s:s?}", "dataset",
+			x->ds.dir ? x->ds.dir : x->hot_parent, "objects", (json_int_t)objects,
+			"dataset_bytes", (json_int_t)bytes, "steps", (json_int_t)o->steps, "batch",
+			(json_int_t)o->batch, "compute_ms", o->compute_ms, "seed",
+			(json_int_t)o->seed, "repeat", (json_int_t)o->repeat, "cold_start",
+			x->cache_dropped, "ram", x->spawn ? x->ram : NULL);
 	json_object_set_new(root, "config", cfg);
 	if (emulating(o))
 		json_object_set_new(root, "emulation",
@@ -258,18 +567,7 @@ int report_json(const struct ctx *x)
 			      ratio((double)x->warm.bytes / BENCH_MB, x->warm.seconds), "complete",
 			      x->warm.state == STK_WARM_DONE));
 	if (x->ran_hot)
-		json_object_set_new(
-		    root, "hot",
-		    json_pack(
-			"{s:f,s:f,s:I,s:f,s:f,s:I,s:f,s:f}", "gets_per_s",
-			ratio((double)x->hot.gets, x->hot.gets_s), "read_gb_per_s",
-			ratio((double)x->hot.read_bytes / BENCH_GB, x->hot.read_s), "gets",
-			(json_int_t)x->hot.gets, "hit_ratio",
-			ratio((double)x->hot.hits, (double)x->hot.gets), "warm_s", x->hot.warm_s,
-			"warm_bytes", (json_int_t)x->hot.warm_bytes, "read_mb_per_object",
-			ratio((double)x->hot.read_bytes / BENCH_MB, (double)x->hot.read_objects),
-			"private_read_gb_per_s",
-			ratio((double)x->hot.ref_bytes / BENCH_GB, x->hot.ref_s)));
+		json_object_set_new(root, "hot", hot_json(x));
 	json_object_set_new(root, "daemon_exit_clean", json_boolean(!x->daemon_unclean));
 	if (json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) < 0)
 		ret = -EIO;

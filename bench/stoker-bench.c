@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -34,6 +35,18 @@
 #define DEMO_LATENCY_MS	    20.0
 #define DEMO_BANDWIDTH_MB_S 150.0
 #define DEMO_RAM	    "64M"
+
+/*
+ * --hot's sizes: from a small sample to a shard, with counts that keep one
+ * run (3 rounds) under a minute on a 2-core VM: 62.5 MiB of 4 KiB objects
+ * (more than a CPU cache holds), 430, 450 and 512 MiB of the others.  Not
+ * 20,000 small ones: stokerd up to commit 84bba61 keeps a descriptor per
+ * resident object, and at a hard RLIMIT_NOFILE of 20,000 (as on our VMs) the
+ * last ones fail with EMFILE.
+ */
+#define HOT_SIZES   "4K:16000,110K:4000,1.5M:300,64M:8"
+#define HOT_SECONDS 0.5
+#define HOT_ROUNDS  3u
 
 static void usage(FILE *f)
 {
@@ -63,16 +76,24 @@ static void usage(FILE *f)
 	    "  --json                 print one JSON object on stdout instead of the report\n"
 	    "  --demo                 make a %u-file dataset (%u KiB..%u MiB), emulate a slow\n"
 	    "                         backend (+%g ms, %g MB/s) and run A/B; removes it after\n"
-	    "  --hot                  warm the dataset, then measure gets/s and read GB/s of\n"
-	    "                         resident objects (makes the demo dataset without --dataset)\n"
-	    "  --hot-seconds S        length of each --hot measurement (default 2.5)\n"
+	    "  --hot                  for each of --hot-sizes, make a dataset (kept under\n"
+	    "                         --dataset DIR, else in a temp dir), warm it into a fresh\n"
+	    "                         stokerd and measure resident delivery: gets/s, streaming\n"
+	    "                         GB/s (get, hash, release), batched gets, next to the hash\n"
+	    "                         over private copies and an open/read/close page-cache loop\n"
+	    "  --hot-sizes LIST       SIZE:COUNT,... in binary units (default\n"
+	    "                         %s)\n"
+	    "  --hot-seconds S        length of each --hot measurement (default %g)\n"
+	    "                         (--hot rounds: --repeat, default %u; --batch: objects per\n"
+	    "                         batched get)\n"
 	    "  --warm-only            time a cold stk_warm() of the whole dataset (MB/s)\n"
 	    "  -h, --help             this text\n"
 	    "\n"
 	    "Before each run the dataset's pages are dropped from the page cache\n"
 	    "(posix_fadvise DONTNEED) and a started daemon is fresh, so every run starts cold.\n",
 	    DEMO_STEPS, DEMO_BATCH, DEMO_COMPUTE_MS, DEMO_RAM, DEMO_FILES, DEMO_MIN_SIZE >> 10,
-	    DEMO_MAX_SIZE >> 20, DEMO_LATENCY_MS, DEMO_BANDWIDTH_MB_S);
+	    DEMO_MAX_SIZE >> 20, DEMO_LATENCY_MS, DEMO_BANDWIDTH_MB_S, HOT_SIZES, HOT_SECONDS,
+	    HOT_ROUNDS);
 }
 
 static int parse_ulong(const char *opt, const char *s, unsigned long min, unsigned long max,
@@ -107,6 +128,73 @@ static int parse_double(const char *opt, const char *s, double *out)
 	return 0;
 }
 
+/*
+ * Parses --hot-sizes: "SIZE:COUNT[,SIZE:COUNT]...", SIZE in bytes or with a
+ * binary unit (K, M, G; "KiB" and "KB" alike) and possibly a fraction
+ * ("1.5M"), as long as it comes to whole bytes.
+ */
+static int parse_hot_sizes(const char *arg, struct options *o)
+{
+	const char *p = arg;
+
+	o->hot_n = 0;
+	while (*p) {
+		unsigned long count;
+		double v, mul = 1;
+		char *end;
+
+		if (o->hot_n == BENCH_HOT_MAX_SIZES)
+			goto bad;
+		errno = 0;
+		v = strtod(p, &end);
+		if (errno || end == p || !isfinite(v) || v <= 0)
+			goto bad;
+		switch (*end) {
+		case 'k':
+		case 'K':
+			mul = 1024.0;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1024.0 * 1024;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1024.0 * 1024 * 1024;
+			break;
+		}
+		if (mul > 1) {
+			end++;
+			if (*end == 'i')
+				end++;
+			if (*end == 'B')
+				end++;
+		}
+		v *= mul;
+		if (*end != ':' || v < 1 || v > 64.0 * 1024 * 1024 * 1024 || v != floor(v))
+			goto bad;
+		p = end + 1;
+		errno = 0;
+		count = strtoul(p, &end, 10);
+		if (errno || end == p || *p == '-' || count < 1 || count > 10000000ul ||
+		    (*end && *end != ','))
+			goto bad;
+		o->hot_size[o->hot_n] = (uint64_t)v;
+		o->hot_count[o->hot_n] = (uint32_t)count;
+		o->hot_n++;
+		p = *end ? end + 1 : end;
+		if (*end && !*p)
+			goto bad;
+	}
+	if (o->hot_n)
+		return 0;
+bad:
+	fprintf(stderr,
+		"stoker-bench: --hot-sizes wants up to %u SIZE:COUNT pairs like %s, not '%s'\n",
+		BENCH_HOT_MAX_SIZES, HOT_SIZES, arg);
+	return -EINVAL;
+}
+
 /* Returns 0 to run, 1 when --help was printed, -EINVAL for bad usage. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -126,6 +214,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		O_DEMO,
 		O_HOT,
 		O_HOT_S,
+		O_HOT_SIZES,
 		O_WARM,
 		O_DATASET
 	};
@@ -146,6 +235,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "demo", no_argument, NULL, O_DEMO },
 		{ "hot", no_argument, NULL, O_HOT },
 		{ "hot-seconds", required_argument, NULL, O_HOT_S },
+		{ "hot-sizes", required_argument, NULL, O_HOT_SIZES },
 		{ "warm-only", no_argument, NULL, O_WARM },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -160,7 +250,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->compute_ms = 50;
 	o->repeat = 1;
 	o->seed = 1;
-	o->hot_s = 2.5;
+	o->hot_s = HOT_SECONDS;
+	if (parse_hot_sizes(HOT_SIZES, o))
+		return -EINVAL;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_DATASET:
@@ -235,6 +327,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case O_REPEAT:
 			if (parse_ulong("--repeat", optarg, 1, MAX_REPEAT, &o->repeat))
 				return -EINVAL;
+			o->repeat_set = true;
 			break;
 		case O_JSON:
 			o->json = true;
@@ -247,6 +340,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_HOT_S:
 			if (parse_double("--hot-seconds", optarg, &o->hot_s) || o->hot_s <= 0)
+				return -EINVAL;
+			break;
+		case O_HOT_SIZES:
+			if (parse_hot_sizes(optarg, o))
 				return -EINVAL;
 			break;
 		case O_WARM:
@@ -286,6 +383,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (!o->dataset && !o->demo && !o->hot) {
 		fprintf(stderr, "stoker-bench: give --dataset DIR, or --demo (see --help)\n");
+		return -EINVAL;
+	}
+	if (o->hot && o->dataset && (o->mode_set || o->warm_only)) {
+		fprintf(stderr, "stoker-bench: with --hot, --dataset DIR is where the per-size "
+				"datasets are made; run --mode or --warm-only separately\n");
 		return -EINVAL;
 	}
 	if (o->warm_only && !o->dataset) {
@@ -365,11 +467,6 @@ static int do_stoker(struct ctx *x, const char *sock, void *arg)
 	struct stoker_arg *a = arg;
 
 	return bench_run_stoker(&x->ds, a->rc, sock, a->r);
-}
-
-static int do_hot(struct ctx *x, const char *sock, void *arg)
-{
-	return bench_run_hot(&x->ds, sock, x->o.hot_s, arg);
 }
 
 static int do_warm(struct ctx *x, const char *sock, void *arg)
@@ -457,6 +554,112 @@ out:
 	return ret;
 }
 
+unsigned hot_rounds(const struct options *o)
+{
+	return o->repeat_set ? (unsigned)o->repeat : HOT_ROUNDS;
+}
+
+/*
+ * Loads the dataset of --hot size i into *ds: the one an earlier run left
+ * under --dataset if it holds exactly the files this size wants, else a new
+ * one.  A directory of that name holding anything else is an error: it is
+ * not ours to replace.
+ */
+static int hot_dataset(struct ctx *x, unsigned i, struct bench_dataset *ds)
+{
+	const struct bench_hot_size *h = &x->hot[i];
+	char *dir = x->hot_dir[i];
+	struct stat st;
+	int ret;
+
+	if ((size_t)snprintf(dir, sizeof(x->hot_dir[i]), "%s/hot-%llux%u", x->hot_parent,
+			     (unsigned long long)h->size, h->count) >= sizeof(x->hot_dir[i]))
+		return -ENAMETOOLONG;
+	if (stat(dir, &st) < 0) {
+		char name[32];
+
+		fprintf(stderr, "stoker-bench: hot: writing %u objects of %s to %s ...\n", h->count,
+			size_name(h->size, name, sizeof(name)), dir);
+		ret = bench_hot_make_dataset(dir, h->size, h->count, x->o.seed);
+		if (ret)
+			return ret;
+	}
+	ret = bench_dataset_load(dir, ds);
+	if (ret)
+		return ret;
+	for (size_t j = 0; j < ds->count && ds->count == h->count; j++)
+		if (ds->files[j].size != h->size)
+			goto other;
+	if (ds->count == h->count)
+		return 0;
+other:
+	fprintf(stderr,
+		"stoker-bench: hot: %s holds %zu files, %llu bytes in all, not %u files of "
+		"%llu bytes each; remove it or give another --dataset\n",
+		dir, ds->count, (unsigned long long)ds->bytes, h->count,
+		(unsigned long long)h->size);
+	bench_dataset_free(ds);
+	return -EEXIST;
+}
+
+/* --hot: for each size, its dataset, a fresh daemon (or the --socket one),
+ * warm, and the rounds.  A checksum mismatch is reported, then fails. */
+static int run_hot(struct ctx *x)
+{
+	const struct bench_hot_cfg cfg = {
+		.seconds = x->o.hot_s,
+		.rounds = hot_rounds(&x->o),
+		.batch = (unsigned)x->o.batch,
+		.seed = x->o.seed,
+	};
+	int ret = 0, bad = 0;
+
+	for (unsigned i = 0; i < x->o.hot_n && !bench_stop; i++) {
+		struct bench_hot_size *h = &x->hot[i];
+		const char *sock = x->o.socket;
+		struct bench_dataset ds;
+		struct bench_daemon d;
+		char name[32];
+
+		h->size = x->o.hot_size[i];
+		h->count = x->o.hot_count[i];
+		ret = hot_dataset(x, i, &ds);
+		if (ret)
+			return ret;
+		if (x->spawn) {
+			/* The whole dataset resident, with the headroom A/B runs get. */
+			uint64_t b = ds.bytes + ds.bytes / 4 + (64ull << 20);
+
+			if (x->o.ram)
+				snprintf(x->hot_ram[i], sizeof(x->hot_ram[i]), "%s", x->o.ram);
+			else
+				snprintf(x->hot_ram[i], sizeof(x->hot_ram[i]), "%lluM",
+					 (unsigned long long)((b + (1u << 20) - 1) >> 20));
+			ret = bench_daemon_start(&d, x->stokerd, x->hot_ram[i], ds.dir, &x->o.emul,
+						 true);
+			if (ret) {
+				bench_dataset_free(&ds);
+				return ret;
+			}
+			sock = d.sock;
+		}
+		fprintf(stderr,
+			"stoker-bench: hot: %u x %s: warming, then %u rounds of %g s "
+			"measurements ...\n",
+			h->count, size_name(h->size, name, sizeof(name)), cfg.rounds, cfg.seconds);
+		ret = bench_run_hot_size(&ds, sock, &cfg, h);
+		if (x->spawn && bench_daemon_stop(&d))
+			x->daemon_unclean = true;
+		bench_dataset_free(&ds);
+		if (ret == -EBADMSG)
+			bad = ret;
+		else if (ret)
+			return ret;
+		x->hot_n = i + 1;
+	}
+	return bench_stop ? -EINTR : bad;
+}
+
 static bool ab_wanted(const struct options *o)
 {
 	if (o->warm_only)
@@ -470,7 +673,7 @@ int main(int argc, char **argv)
 {
 	struct ctx *x;
 	int ret, status = 1;
-	bool bad = false;
+	bool bad = false, need_ds;
 
 	x = calloc(1, sizeof(*x));
 	if (!x)
@@ -484,7 +687,9 @@ int main(int argc, char **argv)
 	x->cache_dropped = true;
 	x->spawn = !x->o.socket;
 
-	if (x->o.demo || !x->o.dataset) {
+	/* --hot alone makes its own datasets; A/B and --warm-only read one. */
+	need_ds = ab_wanted(&x->o) || x->o.warm_only;
+	if (need_ds && (x->o.demo || !x->o.dataset)) {
 		ret = bench_mkdtemp("stoker-demo", x->demo_dir, sizeof(x->demo_dir));
 		if (ret)
 			goto out;
@@ -498,23 +703,43 @@ int main(int argc, char **argv)
 			goto out;
 		x->o.dataset = x->demo_dir;
 	}
-	ret = bench_dataset_load(x->o.dataset, &x->ds);
-	if (ret)
-		goto out;
+	if (need_ds) {
+		ret = bench_dataset_load(x->o.dataset, &x->ds);
+		if (ret)
+			goto out;
+	}
 
 	if (x->spawn) {
 		ret = bench_find_stokerd(x->o.stokerd, x->stokerd, sizeof(x->stokerd));
 		if (ret)
 			goto out;
 		x->ram = x->o.ram;
-		/* --hot and --warm-only need the whole dataset resident; A/B
-		 * runs default to the same so only prefetching differs. */
-		if (!x->ram) {
+		/* --warm-only needs the whole dataset resident; A/B runs
+		 * default to the same so only prefetching differs.  --hot
+		 * sizes a daemon per dataset (run_hot). */
+		if (!x->ram && need_ds) {
 			uint64_t b = x->ds.bytes + x->ds.bytes / 4 + (64ull << 20);
 
 			snprintf(x->ram_default, sizeof(x->ram_default), "%lluM",
 				 (unsigned long long)((b + (1u << 20) - 1) >> 20));
 			x->ram = x->ram_default;
+		}
+	}
+
+	if (x->o.hot) {
+		if (x->o.dataset && !need_ds) {
+			x->hot_parent = x->o.dataset;
+			if (mkdir(x->hot_parent, 0755) < 0 && errno != EEXIST) {
+				ret = -errno;
+				fprintf(stderr, "stoker-bench: mkdir %s: %s\n", x->hot_parent,
+					strerror(-ret));
+				goto out;
+			}
+		} else {
+			ret = bench_mkdtemp("stoker-hot", x->hot_tmp, sizeof(x->hot_tmp));
+			if (ret)
+				goto out;
+			x->hot_parent = x->hot_tmp;
 		}
 	}
 
@@ -534,12 +759,15 @@ int main(int argc, char **argv)
 		x->ran_warm = true;
 	}
 	if (x->o.hot && !bench_stop) {
-		fprintf(stderr,
-			"stoker-bench: hot: warming, then %.1f s of gets and %.1f s of "
-			"reads ...\n",
-			x->o.hot_s, x->o.hot_s);
-		ret = with_daemon(x, do_hot, &x->hot);
-		if (ret)
+		/* Other work on a small machine moves every figure: say how busy it was. */
+		if (getloadavg(&x->hot_load[0], 1) != 1)
+			x->hot_load[0] = NAN;
+		ret = run_hot(x);
+		if (getloadavg(&x->hot_load[1], 1) != 1)
+			x->hot_load[1] = NAN;
+		if (ret == -EBADMSG)
+			bad = true;
+		else if (ret)
 			goto out;
 		x->ran_hot = true;
 	}
@@ -555,6 +783,8 @@ out:
 	bench_dataset_free(&x->ds);
 	if (x->demo_dir[0])
 		bench_rmtree(x->demo_dir);
+	if (x->hot_tmp[0])
+		bench_rmtree(x->hot_tmp);
 	free(x);
 	return status;
 }

@@ -9,7 +9,7 @@
 
 #include "bench.h"
 
-#define MAX_REPEAT 99ul
+#define MAX_REPEAT BENCH_MAX_ROUNDS
 
 enum mode { MODE_AB, MODE_DIRECT, MODE_STOKER };
 
@@ -24,13 +24,17 @@ struct options {
 	uint64_t seed;
 	double hot_s;
 	bool json, demo, hot, warm_only;
-	bool steps_set, batch_set, compute_set, lat_set, bw_set;
+	bool steps_set, batch_set, compute_set, lat_set, bw_set, repeat_set;
+	/* --hot-sizes: the object sizes of --hot and how many objects of each */
+	uint64_t hot_size[BENCH_HOT_MAX_SIZES];
+	uint32_t hot_count[BENCH_HOT_MAX_SIZES];
+	unsigned hot_n;
 };
 
 struct ctx {
 	struct options o;
 	struct bench_dataset ds;
-	char demo_dir[256]; /* the --demo / --hot dataset we made, removed at exit */
+	char demo_dir[256]; /* the --demo dataset we made, removed at exit */
 	char stokerd[4096];
 	char ram_default[32];
 	const char *ram;     /* passed to a started daemon */
@@ -41,8 +45,16 @@ struct ctx {
 	bool ran_direct, ran_stoker, ran_hot, ran_warm;
 	struct bench_result runs_direct[MAX_REPEAT], runs_stoker[MAX_REPEAT];
 	struct bench_result direct, stoker;
-	struct bench_hot hot;
 	struct bench_warm warm;
+	/* --hot: one dataset per size under hot_parent (--dataset, or hot_tmp,
+	 * which we made and remove at exit), one daemon per size */
+	const char *hot_parent;
+	char hot_tmp[256];
+	char hot_dir[BENCH_HOT_MAX_SIZES][4096];
+	char hot_ram[BENCH_HOT_MAX_SIZES][32]; /* --ram of each size's started daemon */
+	struct bench_hot_size hot[BENCH_HOT_MAX_SIZES];
+	unsigned hot_n;	    /* sizes measured */
+	double hot_load[2]; /* 1-minute load average before and after --hot */
 	bool checksums_match;
 };
 
@@ -50,6 +62,10 @@ struct ctx {
 void median_result(const struct bench_result *runs, size_t n, struct bench_result *m);
 /* Whether the options ask for the slow-backend emulation. */
 bool emulating(const struct options *o);
+/* Rounds of --hot: --repeat, or 3 when it was not given. */
+unsigned hot_rounds(const struct options *o);
+/* "4 KiB", "110 KiB", "1.5 MiB": a size for people, into buf. */
+const char *size_name(uint64_t size, char *buf, size_t len);
 /* The human report, and the --json one (0, or -1 if it could not be written). */
 void report_text(const struct ctx *x);
 int report_json(const struct ctx *x);

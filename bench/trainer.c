@@ -300,8 +300,8 @@ out:
 
 /* --- stoker reader --- */
 
-static int open_dataset(const struct bench_dataset *ds, const char *sock, struct stk_client **c,
-			struct stk_dataset **d)
+int bench_open_dataset(const struct bench_dataset *ds, const char *sock, struct stk_client **c,
+		       struct stk_dataset **d)
 {
 	struct stk_connect_opts opts = { .opts_size = sizeof(opts), .socket_path = sock };
 	char uri[4200];
@@ -338,7 +338,7 @@ err:
  * the daemon lists them in.  The daemon's key may be the relative path or a
  * full URI; both are tried.
  */
-static int map_indices(const struct bench_dataset *ds, struct stk_dataset *d, uint32_t **out)
+int bench_map_indices(const struct bench_dataset *ds, struct stk_dataset *d, uint32_t **out)
 {
 	size_t n = stk_dataset_count(d);
 	uint32_t *map;
@@ -415,10 +415,10 @@ int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg 
 	int ret;
 
 	memset(r, 0, sizeof(*r));
-	ret = open_dataset(ds, sock, &c, &d);
+	ret = bench_open_dataset(ds, sock, &c, &d);
 	if (ret)
 		return ret;
-	ret = map_indices(ds, d, &map);
+	ret = bench_map_indices(ds, d, &map);
 	if (ret)
 		goto out;
 	plan = malloc(n * sizeof(*plan));
@@ -490,7 +490,7 @@ out:
  * budget, or every object has either arrived or failed.  Gives up after 60 s
  * without progress.  *st holds the last status.
  */
-static int warm_wait(struct stk_dataset *d, double *seconds, struct stk_dataset_status *st)
+int bench_warm_wait(struct stk_dataset *d, double *seconds, struct stk_dataset_status *st)
 {
 	uint64_t last_bytes = 0;
 	double t0, last_progress;
@@ -550,7 +550,7 @@ int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct benc
 	int ret;
 
 	memset(w, 0, sizeof(*w));
-	ret = open_dataset(ds, sock, &c, &d);
+	ret = bench_open_dataset(ds, sock, &c, &d);
 	if (ret)
 		return ret;
 	if (!stk_dataset_status(d, &st) && st.resident)
@@ -558,130 +558,12 @@ int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct benc
 			"stoker-bench: warning: %u objects were already resident; "
 			"this is not a cold warm\n",
 			st.resident);
-	ret = warm_wait(d, &w->seconds, &st);
+	ret = bench_warm_wait(d, &w->seconds, &st);
 	w->bytes = st.resident_bytes;
 	w->objects = st.objects;
 	w->resident = st.resident;
 	w->failed = st.failed;
 	w->state = st.warm;
-	stk_dataset_close(d);
-	stk_close(c);
-	return ret;
-}
-
-/* --- hot delivery --- */
-
-#define REF_BYTES (64u << 20)
-
-int bench_run_hot(const struct bench_dataset *ds, const char *sock, double seconds,
-		  struct bench_hot *h)
-{
-	struct stk_dataset_status st;
-	struct stk_client *c = NULL;
-	struct stk_dataset *d = NULL;
-	uint32_t *big = NULL;
-	unsigned char *ref;
-	size_t n, nbig = 0, i;
-	uint64_t sink = 0;
-	double t0, t1;
-	int ret;
-
-	memset(h, 0, sizeof(*h));
-	ret = open_dataset(ds, sock, &c, &d);
-	if (ret)
-		return ret;
-	ret = warm_wait(d, &h->warm_s, &st);
-	if (ret)
-		goto out;
-	h->warm_bytes = st.resident_bytes;
-	h->warm_state = st.warm;
-	if (st.warm == STK_WARM_FULL)
-		fprintf(stderr,
-			"stoker-bench: hot: the RAM budget filled at %u of %u objects; "
-			"gets of the rest are misses (raise --ram)\n",
-			st.resident, st.objects);
-
-	/* (a) get rate: a get maps the object and a release unmaps it. */
-	n = stk_dataset_count(d);
-	t0 = bench_now();
-	for (i = 0;; i++) {
-		struct stk_view v;
-
-		if ((i & 63) == 0 && (bench_now() - t0 >= seconds || bench_stop))
-			break;
-		ret = stk_get(d, i % n, &v);
-		if (ret) {
-			fprintf(stderr, "stoker-bench: hot: stk_get(%zu): %s %s\n", i % n,
-				stk_strerror(ret), stk_errmsg());
-			goto out;
-		}
-		if (v.flags & STK_VIEW_HIT)
-			h->hits++;
-		stk_release(&v);
-	}
-	h->gets_s = bench_now() - t0;
-	h->gets = i;
-
-	/* (b) streaming reads of the large objects (>= 1 MiB, else all):
-	 * get, hash every byte, release.  One untimed pass first so the
-	 * timed passes measure delivery, not the host's first touch. */
-	big = malloc(n * sizeof(*big));
-	if (!big) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		uint64_t size;
-
-		if (!stk_dataset_object(d, i, NULL, &size) && size >= (1u << 20))
-			big[nbig++] = (uint32_t)i;
-	}
-	if (!nbig)
-		for (i = 0; i < n; i++)
-			big[nbig++] = (uint32_t)i;
-	t0 = 0;
-	for (i = 0;; i++) {
-		struct stk_view v;
-
-		if (i == nbig)
-			t0 = bench_now();
-		if (i > nbig && (bench_now() - t0 >= seconds || bench_stop))
-			break;
-		ret = stk_get(d, big[i % nbig], &v);
-		if (ret) {
-			fprintf(stderr, "stoker-bench: hot: stk_get(%u): %s %s\n", big[i % nbig],
-				stk_strerror(ret), stk_errmsg());
-			goto out;
-		}
-		sink += bench_touch(v.data, v.size);
-		if (i >= nbig) {
-			h->read_bytes += v.size;
-			h->read_objects++;
-		}
-		stk_release(&v);
-	}
-	t1 = bench_now();
-	h->read_s = t1 - t0;
-
-	/* (c) the ceiling: the same hash over private memory that is already
-	 * mapped and touched, 64 MiB so caches do not flatter it. */
-	ref = malloc(REF_BYTES);
-	if (ref) {
-		memset(ref, 1, REF_BYTES);
-		t0 = bench_now();
-		do {
-			sink += bench_touch(ref, REF_BYTES);
-			h->ref_bytes += REF_BYTES;
-		} while (bench_now() - t0 < seconds / 2 && !bench_stop);
-		h->ref_s = bench_now() - t0;
-		free(ref);
-	}
-	/* Keeps the hashing from being optimised away. */
-	if (sink == 0x5eed)
-		fputc('\n', stderr);
-	ret = bench_stop ? -EINTR : 0;
-out:
-	free(big);
 	stk_dataset_close(d);
 	stk_close(c);
 	return ret;
