@@ -112,7 +112,7 @@ struct stk_session {
 	/* What it holds, against the --client-max-* limits. */
 	uint64_t pinned_bytes;
 	uint64_t plan_entries;
-	unsigned open_handles, waiting;
+	unsigned open_handles, opening, waiting; /* waiting: GETs and OPENs */
 	struct stk_session *prev, *next;
 };
 

@@ -254,6 +254,7 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	struct stk_msg_hdr h = { .type = STK_MSG_OPEN, .seq = w->seq };
 	free(w);
 	s->waiting--;
+	s->opening--;
 	if (s->dead)
 		goto out;
 	if (err) {
@@ -450,12 +451,12 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 static void on_open(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
 		    struct stk_handle *hd)
 {
-	if (s->open_handles + s->waiting >= d->cfg.client_max_datasets) {
+	if (s->open_handles + s->opening >= d->cfg.client_max_datasets) {
 		char err[256];
 		snprintf(err, sizeof(err),
 			 "OPEN: this client has %u datasets open or opening, the limit "
 			 "(--client-max-datasets); close some first",
-			 s->open_handles + s->waiting);
+			 s->open_handles + s->opening);
 		reply_err(d, s, &m->h, -EMFILE, err);
 		return;
 	}
@@ -470,6 +471,7 @@ static void on_open(struct stk_daemon *d, struct stk_session *s, const struct st
 	w->seq = m->h.seq;
 	s->refs++;
 	s->waiting++;
+	s->opening++;
 	stk__ds_open(d, m->u.open.uri, m->u.open.uri_len, m->u.open.flags & STK_DS_MANIFEST, w,
 		     open_ready);
 }
