@@ -4,9 +4,7 @@
  * session story (a normal epoch, each per-client limit, each kind of
  * malformed datagram...), built with proto/'s encoders so the seeds follow
  * the layouts.  Run it after a layout changes:
- *   fuzz_server_seeds tests/fuzz/corpus/server tests/fuzz/pending
- * The second directory gets the inputs that reproduce bugs still open; they
- * move to the corpus, which ctest replays, once fixed.
+ *   fuzz_server_seeds tests/fuzz/corpus/server
  */
 #include <errno.h>
 #include <stdint.h>
@@ -96,22 +94,17 @@ static void raw(struct input *in, uint16_t type, const void *body, size_t n)
 	dgram(in, stk__msg_end(&b));
 }
 
-static const char *dir, *pending_dir;
+static const char *dir;
 
-static void save_in(const char *d, const char *name, const struct input *in)
+static void save(const char *name, const struct input *in)
 {
 	char p[4096];
-	snprintf(p, sizeof(p), "%s/%s", d, name);
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	FILE *f = fopen(p, "wb");
 	if (!f || fwrite(in->b, 1, in->n, f) != in->n || fclose(f)) {
 		perror(p);
 		exit(1);
 	}
-}
-
-static void save(const char *name, const struct input *in)
-{
-	save_in(dir, name, in);
 }
 
 /* Starts a seed; save() writes it. */
@@ -124,12 +117,11 @@ static struct input *begin(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 && argc != 3) {
-		fprintf(stderr, "usage: %s CORPUS_DIR [PENDING_DIR]\n", argv[0]);
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s DIR\n", argv[0]);
 		return 2;
 	}
 	dir = argv[1];
-	pending_dir = argc == 3 ? argv[2] : NULL;
 	/* ds/ lists a, b, big, c, empty, f, sub/d, sub/e: indices 0..7 in key order. */
 	static const uint32_t epoch[] = { 6, 3, 0, 1, 5, 4, 7, 6, 0 };
 
@@ -434,11 +426,11 @@ int main(int argc, char **argv)
 		stats(in);
 		save("seed-http-refused", in);
 	}
-	if (pending_dir) {
+	{
 		/*
-		 * Pins hold 9 of the 16 pages and a GET needs 8: make_room evicts
-		 * f and empty in vain, the plan prefetches them again, and the
-		 * two repeat until --pin-wait fails the GET (prefetch/sched.c).
+		 * Pins hold 9 of the 16 pages and a GET needs 8: the daemon once
+		 * evicted f and empty in vain, prefetched them again for the plan,
+		 * and repeated that until --pin-wait failed the GET.
 		 */
 		struct input *in = begin();
 		hello(in);
@@ -450,7 +442,40 @@ int main(int argc, char **argv)
 		obj(in, STK_MSG_GET, 1, 0);
 		obj(in, STK_MSG_GET, 1, 1);
 		obj(in, STK_MSG_GET, 1, 7);
-		save_in(pending_dir, "fetch-thrash-behind-pins", in);
+		save("regress-fetch-thrash-behind-pins", in);
+	}
+	{
+		struct input *in = begin();
+		hello(in);
+		open_ds(in, "ds", 0);
+		static const uint32_t all[] = { 0, 1, 3, 4, 5, 6, 0 };
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, all, 7));
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_RELEASEB, ++in->seq, 1, all, 7));
+		static const uint32_t big[] = { 7, 2, 6 }; /* e, then one that never fits */
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, big, 3));
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, NULL, 0));
+		static const uint32_t bad[] = { 0, 8 };
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, bad, 2));
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_RELEASEB, ++in->seq, 1, big, 3));
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 2, all, 1));
+		stats(in);
+		save("seed-batches", in);
+	}
+	{
+		/* A batch half held when its client hangs up, and one past the pin limit. */
+		struct input *in = begin();
+		hello(in);
+		open_ds(in, "ds", 0);
+		static const uint32_t heavy[] = { 7, 6, 3, 1, 0, 5 };
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, heavy, 6));
+		obj(in, STK_MSG_RELEASE, 1, 7);
+		rec(in, FZ_TICK, NULL, 0);
+		rec(in, FZ_RECONNECT, NULL, 0);
+		hello(in);
+		open_ds(in, "ds", 0);
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, heavy, 2));
+		ds_msg(in, STK_MSG_CLOSE, 1);
+		save("seed-batch-held-at-hang-up", in);
 	}
 	return 0;
 }
