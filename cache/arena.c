@@ -43,7 +43,12 @@
  *
  * Shared segments are budget / 64 by default (4 MiB to 1 GiB): at most 64
  * fds for them, and emptying one to make way for a shard means evicting about
- * 1/64 of the cache, not all of it.
+ * 1/64 of the cache, not all of it.  A small budget gets segments of
+ * budget / 8 (up to 64 MiB), and by default only objects larger than a
+ * segment get one of their own: with a 64 MiB budget, 4 MiB segments and
+ * objects of 2-4 MiB in dedicated segments competing for the budget the
+ * shared ones had not mapped, the arena stayed fragmented and the demo's hit
+ * ratio fell from 0.99 to 0.92 (0.96-0.97 with these defaults).
  *
  * Measured (tests/cache/test_arena.c, arena_waste, random eviction on a
  * shuffled epoch, evicting in the hinted segment on -EAGAIN): ImageNet-like
@@ -86,7 +91,6 @@
 #define MIN_SLOTS 8
 #define NONE	  UINT32_MAX
 #define DEF_SMALL (32u << 10)
-#define DEF_HUGE  (2ull << 20)
 #define MAX_DEDIC 1024
 
 /* A segment. Shared ones file their free extents in bins[][]. */
@@ -704,8 +708,15 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 
 	uint64_t seg = OPT(o, seg_size);
 	if (!seg) {
+		/*
+		 * budget/64 (at most 64 fds), and at least budget/8 up to
+		 * 64 MiB: a small budget's segments must still hold several of
+		 * its larger objects, or holes stall prefetching.
+		 */
+		uint64_t eighth = a->budget / 8 < (64ull << 20) ? a->budget / 8 : 64ull << 20;
+		uint64_t want = a->budget / 64 > eighth ? a->budget / 64 : eighth;
 		seg = 4ull << 20;
-		while (seg < a->budget / 64 && seg < (1ull << 30))
+		while (seg < want && seg < (1ull << 30))
 			seg *= 2;
 	}
 	if (seg > a->budget)
@@ -717,11 +728,15 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 
 	uint64_t huge = OPT(o, huge_min);
 	if (!huge) {
-		huge = a->budget / MAX_DEDIC;
-		if (huge < DEF_HUGE)
-			huge = DEF_HUGE;
-		if (huge < 8 * a->align)
-			huge = 8 * a->align;
+		/*
+		 * Objects smaller than a segment share segments; only larger
+		 * ones get their own.  A segment of its own takes budget the
+		 * shared segments have not mapped, and with a small budget
+		 * (64 MiB: 4 MiB segments) objects of 2-4 MiB competing for it
+		 * kept the arena fragmented and prefetching stalled: the demo's
+		 * hit ratio fell from 0.99 to 0.92.
+		 */
+		huge = seg;
 	}
 	huge = round_up(huge, PAGE);
 	if (huge > seg)

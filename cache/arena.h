@@ -71,9 +71,10 @@ struct stk_arena_opts {
 	size_t opts_size; /* sizeof(struct stk_arena_opts): fields past it read as 0 */
 	uint64_t budget;  /* bytes: segments never add up to more */
 	/*
-	 * Bytes per shared segment; 0 picks budget/64 rounded up to a power of
-	 * two within [4 MiB, 1 GiB].  Rounded down to the page (or huge page)
-	 * and to the budget; the last segment may be smaller, to fit.
+	 * Bytes per shared segment; 0 picks the larger of budget/64 and
+	 * budget/8 (at most 64 MiB), rounded up to a power of two within
+	 * [4 MiB, 1 GiB].  Rounded down to the page (or huge page) and to the
+	 * budget; the last segment may be smaller, to fit.
 	 */
 	uint64_t seg_size;
 	unsigned flags;	  /* STK_ARENA_* */
@@ -81,9 +82,9 @@ struct stk_arena_opts {
 	/* Tuning, 0 for the defaults. */
 	uint64_t small_max; /* largest slab object: a power of two, default 32 KiB */
 	/*
-	 * Smallest object given a segment of its own.  Default: budget/1024
-	 * (so dedicated segments never number more than 1024), at least
-	 * 2 MiB (8 huge pages with hugetlb), at most seg_size.
+	 * Smallest object given a segment of its own.  Default: seg_size, so
+	 * only objects larger than a shared segment get one (at most
+	 * budget/seg_size of them).
 	 */
 	uint64_t huge_min;
 };

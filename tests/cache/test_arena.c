@@ -290,7 +290,7 @@ Test(arena, freed_extents_merge)
 Test(arena, fragmentation_is_told_apart_from_a_full_budget)
 {
 	/* Two 4 MiB segments of 64 KiB extents; objects of 2 MiB and more get their own. */
-	arena_init(8 * MiB, 4 * MiB, 0);
+	arena_init(8 * MiB, 4 * MiB, 2 * MiB);
 	cr_assert_eq(stats().huge_min, 2 * MiB);
 	struct stk_extent e[128], x;
 	for (int i = 0; i < 128; i++)
@@ -744,7 +744,10 @@ static void churn(const struct churn *c)
 
 Test(arena, random_churn_keeps_budget_bytes_and_bookkeeping)
 {
-	struct churn c = { .budget = 512 * MiB, .ops = 1000000, .seed = 20240601 };
+	/* Objects of 2 MiB and more in segments of their own: the run must make many. */
+	struct churn c = {
+		.budget = 512 * MiB, .huge_min = 2 * MiB, .ops = 1000000, .seed = 20240601
+	};
 	churn(&c);
 }
 
