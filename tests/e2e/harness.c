@@ -3,6 +3,7 @@
 #include "spawn.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -556,4 +557,18 @@ int e2e_run(const char *const *argv, char **out, size_t *outlen, char **err)
 	*out = slurp(op, outlen);
 	*err = slurp(ep, NULL);
 	return st;
+}
+
+int e2x_fd_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(path);
+	if (!dir)
+		return -1;
+	int n = 0;
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n - 2;
 }

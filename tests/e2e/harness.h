@@ -144,6 +144,9 @@ int e2x_get_fd_check(struct stk_dataset *sds, size_t i, const struct e2e_obj *wa
  */
 int e2e_run(const char *const *argv, char **out, size_t *outlen, char **err);
 
+/* How many descriptors process pid holds (from /proc), or -1. */
+int e2x_fd_count(pid_t pid);
+
 /* Sleeps ms milliseconds. */
 void e2x_sleep_ms(unsigned ms);
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -5,7 +5,6 @@
  * the prefetcher is ahead; warm fills the cache or stops at the budget.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -388,20 +387,6 @@ Test(e2e_cache, same_object_through_two_datasets_is_fetched_once, .init = e2e_in
 	e2e_dataset_free(&ds);
 }
 
-/* Descriptors the daemon holds. */
-static int daemon_fds(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *dir = opendir(path);
-	cr_assert_not_null(dir);
-	int n = 0;
-	while (readdir(dir))
-		n++;
-	closedir(dir);
-	return n - 2;
-}
-
 /*
  * ImageNet's shape at a fifth of its count: 200,000 objects of 1 KiB, all
  * resident, cost the daemon a handful of descriptors (the RAM tier packs
@@ -429,7 +414,7 @@ Test(e2e_cache, two_hundred_thousand_small_objects_few_fds, .init = e2e_init, .f
 	cr_assert_eq(st.warm, STK_WARM_DONE, "warm ended in state %u with %u of %u resident",
 		     st.warm, st.resident, st.objects);
 	cr_assert_eq(st.resident, N);
-	int fds = daemon_fds(e2e_d.pid);
+	int fds = e2x_fd_count(e2e_d.pid);
 	cr_assert_lt(fds, 1000, "the daemon holds %d descriptors for %d resident objects", fds, N);
 	struct stk_stats s = e2e_stats(c);
 	cr_assert_leq(s.ram_used, s.ram_budget);

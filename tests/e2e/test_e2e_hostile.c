@@ -17,7 +17,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,20 +57,6 @@ static double cpu_s(pid_t pid)
 	cr_assert_eq(
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Descriptors the daemon holds. */
-static int fd_count(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	int n = 0;
-	DIR *d = opendir(path);
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
 }
 
 /* Lines of the daemon's log that contain needle. */
@@ -281,7 +266,7 @@ Test(e2e_hostile, spellings_and_idle_datasets_leave_fds_flat, .init = e2e_init, 
 		write_file(p, 100, (uint64_t)i);
 	}
 	e2e_daemon_start(&e2e_d, (const char *[]){ "--dataset-grace", "1", NULL });
-	int fds0 = fd_count(e2e_d.pid);
+	int fds0 = e2x_fd_count(e2e_d.pid);
 	for (int i = 0; i < 1000; i++) {
 		struct stk_client *c = e2e_connect(&e2e_d);
 		int n = snprintf(uri, sizeof(uri), "file://%s/", e2e_d.root);
@@ -310,7 +295,7 @@ Test(e2e_hostile, spellings_and_idle_datasets_leave_fds_flat, .init = e2e_init, 
 	st = e2e_stats(c);
 	cr_assert_eq(st.datasets, 1, "%llu datasets after the grace period",
 		     (unsigned long long)st.datasets);
-	int fds1 = fd_count(e2e_d.pid);
+	int fds1 = e2x_fd_count(e2e_d.pid);
 	/* + this client's connection and the cached object's memfd. */
 	cr_assert_leq(fds1, fds0 + 3, "daemon fds %d before, %d after", fds0, fds1);
 	stk_close(c);
