@@ -16,8 +16,8 @@
  * stopped answers nothing, and after another timeout the connection is dead.
  *
  * Fork: a client belongs to the process that connected it (see stoker.h).
- * call() and post() are the only places that write to the socket or read
- * from it, and both refuse in any other process (forked()) before they touch
+ * stk__call() and stk__post() are the only places that write to the socket or read
+ * from it, and both refuse in any other process (stk__forked()) before they touch
  * the socket or c->mu, which another of the parent's threads may have held,
  * or been waiting on, when it forked.
  */
@@ -42,26 +42,8 @@
 
 #include "proto/proto.h"
 
-#define GETB_CHUNK  1024  /* objects per GETB: well inside the daemon's waiting limit */
-#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS (and STATUS with a long message) */
-#define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
-
-struct waiter {
-	uint32_t seq;
-	bool done;
-	size_t len; /* 0 if the reply did not fit cap */
-	int fd;	    /* received with the reply, or -1 */
-	/* A GET's: the mapping of its segment (a view counted), or map_err. */
-	const uint8_t *base;
-	int map_err;
-	struct batch *batch; /* a GETB's: replies go there, one per object */
-	struct waiter *next;
-	size_t cap;
-	uint8_t buf[];
-};
-
 /* A waiter with room for a reply of cap bytes: small for the hot path (GET). */
-static struct waiter *waiter_new(size_t cap)
+struct waiter *stk__waiter_new(size_t cap)
 {
 	struct waiter *w = malloc(sizeof(*w) + cap);
 	if (w) {
@@ -71,47 +53,6 @@ static struct waiter *waiter_new(size_t cap)
 	}
 	return w;
 }
-
-/*
- * Lifetimes: a client lives while it is open or any of its datasets lives; a
- * dataset lives while its handle is open or any view or fd hold taken through
- * it is unreleased.  So views outlive stk_dataset_close() and stk_close(), as
- * stoker.h promises, and their release after a close only unmaps.
- */
-struct stk_client {
-	unsigned refs; /* atomic */
-	bool closed;
-	int fd;
-	pid_t pid;	     /* the process that connected; see forked() */
-	uint32_t timeout_ms; /* 0: never */
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint32_t next_seq;
-	bool reading;
-	bool dead;
-	int dead_err;		       /* -EPIPE or -ETIMEDOUT, once dead */
-	char dead_msg[STK_ERRMSG_MAX]; /* stk_errmsg() for calls on a dead connection */
-	uint64_t rx_ns;		       /* the liveness clock's start; see read_next() */
-	uint64_t probe_ns;	       /* when the outstanding probe went out; 0: none */
-	struct waiter *waiters;
-	struct stk_segs segs;			     /* under mu */
-	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
-};
-
-struct stk_dataset {
-	unsigned refs; /* atomic */
-	bool closed;
-	struct stk_client *c;
-	uint32_t id;
-	uint32_t count;
-	uint64_t bytes;
-	uint64_t *sizes;
-	char **keys;
-	char *keymem;
-	uint32_t *hash; /* open addressing over key indices + 1; 0 = empty */
-	uint32_t hash_mask;
-};
 
 static __thread char tls_err[STK_ERRMSG_MAX];
 
@@ -128,7 +69,7 @@ void stk__set_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t now_ns(void)
+uint64_t stk__now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -151,13 +92,13 @@ static uint64_t now_ns(void)
  * and has no way round it.  (Only a child in a new PID namespace that
  * happened to get the parent's number there would pass for the parent.)
  */
-static bool forked(const struct stk_client *c)
+bool stk__forked(const struct stk_client *c)
 {
 	return getpid() != c->pid;
 }
 
 /* Fails a request made in a forked child. Returns -ECHILD; see stoker.h for why that errno. */
-static int forked_err(const struct stk_client *c)
+int stk__forked_err(const struct stk_client *c)
 {
 	stk__set_err("this stoker client was connected by pid %ld; a forked child must call "
 		     "stk_connect() for its own connection",
@@ -265,7 +206,7 @@ static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rf
 	while (t) {
 		uint32_t probe = 0;
 		pthread_mutex_lock(&c->mu);
-		uint64_t now = now_ns();
+		uint64_t now = stk__now_ns();
 		if (c->probe_ns && now - c->probe_ns >= t) {
 			*quiet = now - c->rx_ns;
 			pthread_mutex_unlock(&c->mu);
@@ -285,7 +226,7 @@ static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rf
 				s = send(c->fd, msg, (size_t)len, MSG_NOSIGNAL);
 			while (s < 0 && errno == EINTR);
 			if (s < 0 && send_timed_out(errno)) {
-				*quiet = now_ns() - c->rx_ns;
+				*quiet = stk__now_ns() - c->rx_ns;
 				return -ETIMEDOUT;
 			}
 			if (s < 0)
@@ -303,100 +244,14 @@ static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rf
 }
 
 /*
- * For a successful GET reply: maps the segment it names (or counts a view
- * of a mapping this client has), here in the reader with the lock held, so
- * that a later reply naming the same segment without its fd finds it mapped
- * whichever thread is woken first.  Takes x->fd.
- */
-static void map_reply(struct stk_client *c, struct waiter *x)
-{
-	struct stk_reply r;
-	x->base = NULL;
-	x->map_err = 0;
-	if (x->len < STK_HDR_SIZE ||
-	    (x->buf[0] | x->buf[1] << 8) != (STK_MSG_GET | STK_MSG_REPLY) ||
-	    stk__reply_decode(x->buf, x->len, &r, NULL, 0) || r.status < 0 ||
-	    r.u.get.seg == STK_SEG_NONE)
-		return;
-	x->map_err = stk__segs_take(&c->segs, &r.u.get, x->fd, &x->base);
-	x->fd = -1;
-}
-
-/* A GETB in flight: its views fill in as replies arrive, in any order. */
-struct batch {
-	struct stk_view *views; /* by position */
-	uint8_t *state;		/* by position: 0 waiting, 1 got (held), 2 failed */
-	uint32_t n, left;
-	int err;	  /* the lowest failed position's error */
-	uint32_t err_pos; /* ... and its position (n: none yet) */
-	char msg[STK_ERRMSG_MAX];
-};
-
-/* Records a failure of position pos; the lowest position's is the one reported. */
-static void batch_fail(struct batch *b, uint32_t pos, int err, const char *msg)
-{
-	if (pos < b->err_pos || b->err_pos == b->n) {
-		b->err = err;
-		b->err_pos = pos < b->n ? pos : b->n - 1;
-		snprintf(b->msg, sizeof(b->msg), "%s", msg);
-	}
-}
-
-/*
- * One GETB reply, in the reader with the lock held: fills its position's
- * view (mapping the segment as for a GET), or records its error.  Takes fd.
- */
-static void batch_reply(struct stk_client *c, struct waiter *x, const uint8_t *buf, size_t n,
-			int fd)
-{
-	struct batch *b = x->batch;
-	struct stk_reply r;
-	char e[200];
-	if (stk__reply_decode(buf, n, &r, e, sizeof(e)) ||
-	    (r.h.type & ~STK_MSG_REPLY) != STK_MSG_GETB || r.h.flags >= b->n ||
-	    b->state[r.h.flags]) {
-		if (fd >= 0)
-			close(fd);
-		/* Which object it answers is unknown: the batch cannot end well. */
-		batch_fail(b, 0, -EPROTO, "malformed GETB reply from stokerd");
-		b->left = 0;
-		x->done = true;
-		return;
-	}
-	uint32_t pos = r.h.flags;
-	struct stk_view *v = &b->views[pos];
-	if (r.status < 0) {
-		if (fd >= 0)
-			close(fd);
-		b->state[pos] = 2;
-		batch_fail(b, pos, r.status, r.errmsg);
-	} else {
-		b->state[pos] = 1; /* held by the daemon, whatever happens to the mapping */
-		const uint8_t *base = NULL;
-		int mr = r.u.get.seg == STK_SEG_NONE
-			     ? (fd >= 0 ? close(fd), 0 : 0)
-			     : stk__segs_take(&c->segs, &r.u.get, fd, &base);
-		v->size = r.u.get.size;
-		v->flags = r.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
-		v->seg = base ? r.u.get.seg : STK_SEG_NONE;
-		v->gen = r.u.get.gen;
-		v->data = base ? base + r.u.get.off : NULL;
-		if (mr)
-			batch_fail(b, pos, mr, "cannot map a segment of stokerd's");
-	}
-	if (--b->left == 0)
-		x->done = true;
-}
-
-/*
  * Sends msg (its seq field is patched in here) and waits for the reply into w.
  * Returns 0 with w filled, -EPIPE when the daemon is gone, -ETIMEDOUT when it
  * stopped answering (see stk_connect()), or -ECHILD in a forked child.
  */
-static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w)
+int stk__call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w)
 {
-	if (forked(c))
-		return forked_err(c);
+	if (stk__forked(c))
+		return stk__forked_err(c);
 	w->done = false;
 	w->fd = -1;
 	pthread_mutex_lock(&c->mu);
@@ -409,7 +264,7 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 	w->seq = take_seq(c);
 	if (!c->waiters) {
 		/* The daemon owed us nothing until now: the clock starts here. */
-		c->rx_ns = now_ns();
+		c->rx_ns = stk__now_ns();
 		c->probe_ns = 0;
 	}
 	w->next = c->waiters;
@@ -444,7 +299,7 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 		if (n <= 0) {
 			kill_locked(c, n == -ETIMEDOUT ? -ETIMEDOUT : -EPIPE, quiet);
 		} else {
-			c->rx_ns = now_ns();
+			c->rx_ns = stk__now_ns();
 			c->probe_ns = 0;
 		}
 		if (n >= (ssize_t)STK_HDR_SIZE) {
@@ -453,7 +308,7 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 			while (x && x->seq != seq)
 				x = x->next;
 			if (x && !x->done && x->batch) {
-				batch_reply(c, x, buf, (size_t)n, rfd);
+				stk__batch_reply(c, x, buf, (size_t)n, rfd);
 				rfd = -1;
 			} else if (x && !x->done) {
 				x->len = (size_t)n <= x->cap ? (size_t)n : 0;
@@ -461,7 +316,7 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
 				x->fd = rfd;
 				x->done = true;
 				rfd = -1;
-				map_reply(c, x);
+				stk__map_reply(c, x);
 			}
 		}
 		if (rfd >= 0)
@@ -490,9 +345,9 @@ static int call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w
  * state when it resumes.  A forked child sends nothing: what it would release
  * or close is the parent's.
  */
-static void post(struct stk_client *c, const uint8_t *msg, size_t len)
+void stk__post(struct stk_client *c, const uint8_t *msg, size_t len)
 {
-	if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) || forked(c))
+	if (__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE) || stk__forked(c))
 		return;
 	ssize_t s;
 	do
@@ -512,7 +367,7 @@ static void post(struct stk_client *c, const uint8_t *msg, size_t len)
 }
 
 /* Decodes w's reply; on a daemon error returns its status with the message set. */
-static int reply(struct waiter *w, uint16_t type, struct stk_reply *r)
+int stk__reply(struct waiter *w, uint16_t type, struct stk_reply *r)
 {
 	char err[256];
 	if (stk__reply_decode(w->buf, w->len, r, err, sizeof(err)) < 0) {
@@ -661,16 +516,16 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	}
 	uint8_t msg[64];
 	long len = stk__enc_hello(msg, sizeof(msg), 0, (uint32_t)getpid());
-	struct waiter *w = waiter_new(REPLY_SMALL);
+	struct waiter *w = stk__waiter_new(REPLY_SMALL);
 	if (!w) {
 		r = -ENOMEM;
 		goto err;
 	}
 	struct stk_reply rp;
 	/* A refused user gets -EACCES here, with the daemon's reason as the message. */
-	r = call(c, msg, (size_t)len, w);
+	r = stk__call(c, msg, (size_t)len, w);
 	if (!r)
-		r = reply(w, STK_MSG_HELLO, &rp);
+		r = stk__reply(w, STK_MSG_HELLO, &rp);
 	if (!r && rp.u.hello.version != STK_PROTO_VERSION) {
 		stk__set_err("stokerd at %s speaks protocol %u, this library %u", path,
 			     rp.u.hello.version, STK_PROTO_VERSION);
@@ -686,7 +541,7 @@ err:
 	return r;
 }
 
-static void client_unref(struct stk_client *c)
+void stk__client_unref(struct stk_client *c)
 {
 	if (__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
 		return;
@@ -696,7 +551,7 @@ static void client_unref(struct stk_client *c)
 	 * waits for the waiters it counts, which do not exist in the child, and
 	 * would never return.  The child just frees the memory.
 	 */
-	if (!forked(c)) {
+	if (!stk__forked(c)) {
 		pthread_mutex_destroy(&c->mu);
 		pthread_cond_destroy(&c->cv);
 	}
@@ -717,479 +572,12 @@ void stk_close(struct stk_client *c)
 	 * connection alone.
 	 */
 	if (c->fd >= 0) {
-		if (!forked(c))
+		if (!stk__forked(c))
 			shutdown(c->fd, SHUT_RDWR);
 		close(c->fd);
 	}
 	c->fd = -1;
-	client_unref(c);
-}
-
-static uint32_t hash_key(const char *k)
-{
-	uint32_t h = 2166136261u;
-	for (; *k; k++)
-		h = (h ^ (uint8_t)*k) * 16777619u;
-	return h;
-}
-
-struct cat_fill {
-	struct stk_dataset *ds;
-	char *p;
-};
-
-static int cat_entry(void *arg, uint32_t i, const char *key, uint32_t kl, uint64_t size)
-{
-	struct cat_fill *f = arg;
-	f->ds->sizes[i] = size;
-	f->ds->keys[i] = f->p;
-	memcpy(f->p, key, kl);
-	f->p[kl] = 0;
-	f->p += kl + 1;
-	return 0;
-}
-
-/* Reads the catalog memfd into ds. */
-static int load_catalog(struct stk_dataset *ds, int fd)
-{
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	size_t len = (size_t)st.st_size;
-	void *map = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
-	if (len && map == MAP_FAILED)
-		return -errno;
-	char err[256];
-	uint32_t n = 0;
-	int r = stk__catalog_walk(map, len, NULL, NULL, &n, err, sizeof(err));
-	if (r || n != ds->count) {
-		stk__set_err("bad catalog from stokerd: %s", r ? err : "count mismatch");
-		r = -EPROTO;
-		goto out;
-	}
-	ds->sizes = calloc(n ? n : 1, sizeof(*ds->sizes));
-	ds->keys = calloc(n ? n : 1, sizeof(*ds->keys));
-	ds->keymem = malloc(len + 1); /* keys + NULs fit in the catalog's bytes */
-	uint32_t hn = 16;
-	while (hn < 2 * n)
-		hn <<= 1;
-	ds->hash = calloc(hn, sizeof(*ds->hash));
-	ds->hash_mask = hn - 1;
-	if (!ds->sizes || !ds->keys || !ds->keymem || !ds->hash) {
-		r = -ENOMEM;
-		goto out;
-	}
-	struct cat_fill f = { ds, ds->keymem };
-	stk__catalog_walk(map, len, cat_entry, &f, NULL, NULL, 0);
-	/*
-	 * A key already in the table keeps its first index, as stk_dataset_find()
-	 * promises; stopping at it also keeps a catalog of n equal keys from
-	 * costing n^2 probes.
-	 */
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t h = hash_key(ds->keys[i]) & ds->hash_mask;
-		while (ds->hash[h] && strcmp(ds->keys[ds->hash[h] - 1], ds->keys[i]))
-			h = (h + 1) & ds->hash_mask;
-		if (!ds->hash[h])
-			ds->hash[h] = i + 1;
-	}
-out:
-	if (map)
-		munmap(map, len);
-	return r;
-}
-
-int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
-		     struct stk_dataset **out)
-{
-	char fixed[STK_URI_MAX + 8];
-	if (uri && uri[0] == '/') {
-		snprintf(fixed, sizeof(fixed), "file://%s", uri);
-		uri = fixed;
-	}
-	if (!uri || !*uri || strlen(uri) > STK_URI_MAX) {
-		stk__set_err("dataset URI is empty or longer than %u bytes", STK_URI_MAX);
-		return -EINVAL;
-	}
-	struct stk_dataset *ds = calloc(1, sizeof(*ds));
-	struct waiter *w = waiter_new(REPLY_SMALL);
-	uint8_t *msg = malloc(STK_URI_MAX + 64);
-	int r = -ENOMEM;
-	if (!ds || !w || !msg)
-		goto out;
-	ds->c = c;
-	ds->refs = 1;
-	long len = stk__enc_open(msg, STK_URI_MAX + 64, 0, flags, uri);
-	struct stk_reply rp;
-	r = call(c, msg, (size_t)len, w);
-	if (!r)
-		r = reply(w, STK_MSG_OPEN, &rp);
-	if (r)
-		goto out;
-	ds->id = rp.u.open.ds;
-	ds->count = rp.u.open.count;
-	ds->bytes = rp.u.open.bytes;
-	if (w->fd < 0) {
-		stk__set_err("stokerd sent no catalog for %s", uri);
-		r = -EPROTO;
-		goto out;
-	}
-	r = load_catalog(ds, w->fd);
-	close(w->fd);
-	if (r)
-		goto out;
-	__atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
-	*out = ds;
-	ds = NULL;
-out:
-	if (ds && ds->id) {
-		len = stk__enc_ds(msg, 64, STK_MSG_CLOSE, 0, ds->id);
-		post(c, msg, (size_t)len);
-	}
-	if (ds) {
-		free(ds->sizes);
-		free(ds->keys);
-		free(ds->keymem);
-		free(ds->hash);
-		free(ds);
-	}
-	free(w);
-	free(msg);
-	return r;
-}
-
-static void ds_unref(struct stk_dataset *ds)
-{
-	if (__atomic_sub_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL))
-		return;
-	struct stk_client *c = ds->c;
-	free(ds->sizes);
-	free(ds->keys);
-	free(ds->keymem);
-	free(ds->hash);
-	free(ds);
-	client_unref(c);
-}
-
-void stk_dataset_close(struct stk_dataset *ds)
-{
-	if (!ds)
-		return;
-	/* CLOSE also ends, in the daemon, every hold still taken through this handle. */
-	uint8_t msg[32];
-	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
-	post(ds->c, msg, (size_t)len);
-	__atomic_store_n(&ds->closed, true, __ATOMIC_RELEASE);
-	ds_unref(ds);
-}
-
-size_t stk_dataset_count(const struct stk_dataset *ds)
-{
-	return ds->count;
-}
-
-uint64_t stk_dataset_bytes(const struct stk_dataset *ds)
-{
-	return ds->bytes;
-}
-
-int stk_dataset_object(const struct stk_dataset *ds, size_t index, const char **key, uint64_t *size)
-{
-	if (index >= ds->count) {
-		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
-		return -ERANGE;
-	}
-	if (key)
-		*key = ds->keys[index];
-	if (size)
-		*size = ds->sizes[index];
-	return 0;
-}
-
-int stk_dataset_find(const struct stk_dataset *ds, const char *key, size_t *index)
-{
-	for (uint32_t h = hash_key(key) & ds->hash_mask; ds->hash[h]; h = (h + 1) & ds->hash_mask) {
-		if (!strcmp(ds->keys[ds->hash[h] - 1], key)) {
-			*index = ds->hash[h] - 1;
-			return 0;
-		}
-	}
-	stk__set_err("no object with key %s", key);
-	return -ENOENT;
-}
-
-int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (order[i] >= ds->count) {
-			stk__set_err(
-			    "plan entry %zu: object index %u is out of range (dataset has %u)", i,
-			    order[i], ds->count);
-			return -ERANGE;
-		}
-	}
-	uint8_t *msg = malloc(STK_MSG_MAX);
-	struct waiter *w = waiter_new(REPLY_SMALL);
-	int r = -ENOMEM;
-	if (!msg || !w)
-		goto out;
-	size_t off = 0;
-	do {
-		uint32_t k = (uint32_t)(n - off < STK_PLAN_CHUNK ? n - off : STK_PLAN_CHUNK);
-		long len = stk__enc_plan(msg, STK_MSG_MAX, 0, off == 0 ? STK_PLAN_RESET : 0, ds->id,
-					 order + off, k);
-		struct stk_reply rp;
-		r = call(ds->c, msg, (size_t)len, w);
-		if (!r)
-			r = reply(w, STK_MSG_PLAN, &rp);
-		off += k;
-	} while (!r && off < n);
-out:
-	free(msg);
-	free(w);
-	return r;
-}
-
-/*
- * A GET: on success, fills v (a view counted on its segment's mapping, and a
- * hold in the daemon, which stk_release() ends).
- */
-static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v)
-{
-	memset(v, 0, sizeof(*v));
-	if (index >= ds->count) {
-		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
-		return -ERANGE;
-	}
-	uint8_t msg[32];
-	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_GET, 0, ds->id, (uint32_t)index);
-	struct waiter *w = waiter_new(REPLY_SMALL);
-	if (!w)
-		return -ENOMEM;
-	uint64_t t0 = now_ns();
-	struct stk_reply rp;
-	int r = call(ds->c, msg, (size_t)len, w);
-	if (!r)
-		r = reply(w, STK_MSG_GET, &rp);
-	v->wait_ns = now_ns() - t0;
-	struct stk_client *c = ds->c;
-	if (!r && rp.u.get.seg != STK_SEG_NONE && !w->base) {
-		r = w->map_err ? w->map_err : -EPROTO;
-		if (r == -EPROTO)
-			stk__set_err("stokerd placed object %s in segment %u, which it never sent",
-				     ds->keys[index], rp.u.get.seg);
-		else
-			stk__set_err("cannot map the segment of object %s (%llu bytes): %s",
-				     ds->keys[index], (unsigned long long)rp.u.get.seg_size,
-				     strerror(-r));
-		/* The daemon holds it for us all the same: let go. */
-		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL);
-		stk_release_index(ds, index);
-	}
-	if (!r) {
-		v->size = rp.u.get.size;
-		v->data = w->base ? w->base + rp.u.get.off : NULL;
-		v->flags = rp.u.get.flags & STK_GET_HIT ? STK_VIEW_HIT : 0;
-		v->index = (uint32_t)index;
-		v->seg = rp.u.get.seg;
-		v->gen = rp.u.get.gen;
-		v->ds = ds;
-		__atomic_fetch_add(&c->gets, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(v->flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->bytes, v->size, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->wait_ns, v->wait_ns, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
-	}
-	free(w);
-	return r;
-}
-
-/* Ends v's use of its segment's mapping. */
-static void put_view(struct stk_view *v)
-{
-	struct stk_client *c = v->ds->c;
-	/* A forked child must not take a lock a parent thread may have held at the fork. */
-	if (v->seg == STK_SEG_NONE || !v->data || forked(c))
-		return;
-	pthread_mutex_lock(&c->mu);
-	stk__segs_put(&c->segs, v->seg, v->gen);
-	pthread_mutex_unlock(&c->mu);
-}
-
-int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
-{
-	return get_view(ds, index, v);
-}
-
-/*
- * A private copy of the object in a sealed memfd of its own: objects live
- * packed in shared segments, which a program wanting an fd (the shim's
- * open()) must not see whole.  One copy of the object's bytes; the hold is
- * kept until stk_release_index(), as before.
- */
-int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
-{
-	struct stk_view v;
-	int r = get_view(ds, index, &v);
-	if (r)
-		return r;
-	int mfd = memfd_create("stoker:object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	r = mfd < 0 ? -errno : 0;
-	for (uint64_t off = 0; !r && off < v.size;) {
-		ssize_t k = write(mfd, (const char *)v.data + off, v.size - off);
-		if (k < 0 && errno != EINTR)
-			r = -errno;
-		else if (k > 0)
-			off += (uint64_t)k;
-	}
-	if (!r &&
-	    fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-		r = -errno;
-	put_view(&v);
-	if (r) {
-		stk__set_err("cannot copy object %s into a memfd: %s", ds->keys[index],
-			     strerror(-r));
-		if (mfd >= 0)
-			close(mfd);
-		stk_release_index(ds, index);
-		return r;
-	}
-	*fd = mfd;
-	*size = v.size;
-	return 0;
-}
-
-void stk_release_index(struct stk_dataset *ds, size_t index)
-{
-	if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
-		uint8_t msg[32];
-		long len =
-		    stk__enc_obj(msg, sizeof(msg), STK_MSG_RELEASE, 0, ds->id, (uint32_t)index);
-		post(ds->c, msg, (size_t)len);
-	}
-	ds_unref(ds);
-}
-
-void stk_release(struct stk_view *v)
-{
-	if (!v || !v->ds)
-		return;
-	put_view(v);
-	stk_release_index(v->ds, v->index);
-	memset(v, 0, sizeof(*v));
-}
-
-int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct stk_view *views)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (idx[i] >= ds->count) {
-			stk__set_err("batch entry %zu: object index %u is out of range (dataset "
-				     "has %u)",
-				     i, idx[i], ds->count);
-			return -ERANGE;
-		}
-	}
-	memset(views, 0, n * sizeof(*views));
-	uint8_t *msg = malloc(STK_MSG_MAX);
-	uint8_t *state = calloc(n ? n : 1, 1);
-	struct waiter *w = waiter_new(REPLY_SMALL);
-	int r = msg && state && w ? 0 : -ENOMEM;
-	struct stk_client *c = ds->c;
-	uint64_t t0 = now_ns();
-	size_t off = 0;
-	while (!r && off < n) {
-		/* Chunks the daemon's per-client limit on waiting requests leaves room for. */
-		uint32_t k = (uint32_t)(n - off < GETB_CHUNK ? n - off : GETB_CHUNK);
-		struct batch b = {
-			.views = views + off, .state = state + off, .n = k, .left = k, .err_pos = k
-		};
-		long len = stk__enc_batch(msg, STK_MSG_MAX, STK_MSG_GETB, 0, ds->id, idx + off, k);
-		w->batch = &b;
-		r = call(c, msg, (size_t)len, w);
-		w->batch = NULL;
-		if (!r && b.err_pos < k) {
-			r = b.err;
-			stk__set_err("%s", b.msg);
-		}
-		for (uint32_t i = 0; i < k; i++) {
-			struct stk_view *v = &views[off + i];
-			v->index = idx[off + i];
-			if (state[off + i] == 1) {
-				v->ds = ds;
-				__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
-			}
-		}
-		off += k;
-	}
-	uint64_t wait = now_ns() - t0;
-	if (r) {
-		/* All or nothing: give back what did arrive. */
-		char keep[STK_ERRMSG_MAX];
-		snprintf(keep, sizeof(keep), "%s", stk_errmsg());
-		for (size_t i = 0; i < n; i++)
-			if (state[i] == 1)
-				stk_release(&views[i]);
-		memset(views, 0, n * sizeof(*views));
-		stk__set_err("%s", keep);
-	} else {
-		uint64_t bytes = 0, hits = 0;
-		for (size_t i = 0; i < n; i++) {
-			views[i].wait_ns = wait;
-			bytes += views[i].size;
-			hits += views[i].flags & STK_VIEW_HIT ? 1 : 0;
-		}
-		__atomic_fetch_add(&c->gets, n, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->hits, hits, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->misses, n - hits, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->bytes, bytes, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->wait_ns, wait, __ATOMIC_RELAXED);
-	}
-	free(msg);
-	free(state);
-	free(w);
-	return r;
-}
-
-void stk_release_batch(struct stk_view *views, size_t n)
-{
-	/* One RELEASEB per run of views of the same dataset. */
-	uint32_t idx[GETB_CHUNK];
-	uint8_t *msg = NULL;
-	for (size_t i = 0; i < n;) {
-		struct stk_dataset *ds = views[i].ds;
-		if (!ds) {
-			i++;
-			continue;
-		}
-		uint32_t k = 0;
-		size_t j = i;
-		for (; j < n && k < GETB_CHUNK && views[j].ds == ds; j++) {
-			put_view(&views[j]);
-			idx[k++] = views[j].index;
-		}
-		if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
-			if (!msg)
-				msg = malloc(8 + STK_HDR_SIZE + 4 * GETB_CHUNK);
-			long len = msg ? stk__enc_batch(msg, 8 + STK_HDR_SIZE + 4 * GETB_CHUNK,
-							STK_MSG_RELEASEB, 0, ds->id, idx, k)
-				       : -1;
-			if (len > 0)
-				post(ds->c, msg, (size_t)len);
-			else /* no memory for one message: one each */
-				for (uint32_t t = 0; t < k; t++) {
-					uint8_t one[32];
-					long l1 = stk__enc_obj(one, sizeof(one), STK_MSG_RELEASE, 0,
-							       ds->id, idx[t]);
-					post(ds->c, one, (size_t)l1);
-				}
-		}
-		for (size_t t = i; t < j; t++) {
-			memset(&views[t], 0, sizeof(views[t]));
-			ds_unref(ds);
-		}
-		i = j;
-	}
-	free(msg);
+	stk__client_unref(c);
 }
 
 /*
@@ -1202,13 +590,13 @@ static int rpc(struct stk_client *c, uint8_t *msg, long len, uint16_t type, stru
 {
 	/* ENDPOINTS is long, and STATUS may carry an error message naming a long URI. */
 	bool big = type == STK_MSG_ENDPOINTS || type == STK_MSG_STATUS;
-	struct waiter *w = waiter_new(big ? REPLY_MAX : REPLY_SMALL);
+	struct waiter *w = stk__waiter_new(big ? REPLY_MAX : REPLY_SMALL);
 	*wp = NULL;
 	if (!w)
 		return -ENOMEM;
-	int r = call(c, msg, (size_t)len, w);
+	int r = stk__call(c, msg, (size_t)len, w);
 	if (!r)
-		r = reply(w, type, rp);
+		r = stk__reply(w, type, rp);
 	if (!r && w->fd >= 0)
 		close(w->fd);
 	if (r) {

@@ -4,6 +4,12 @@
 
 #include "stoker.h"
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
 #include "proto/proto.h"
 
 /* Sets this thread's stk_errmsg() text. */
@@ -25,5 +31,97 @@ int stk__segs_take(struct stk_segs *s, const struct stk_get_where *g, int fd, co
 /* Ends a view; unmaps a dedicated or replaced mapping no view uses any more. */
 void stk__segs_put(struct stk_segs *s, uint32_t seg, uint32_t gen);
 void stk__segs_fini(struct stk_segs *s);
+
+/*
+ * libstoker's rooms: client.c (the connection: one socket many threads
+ * share, request/reply matching, liveness), dataset.c (catalogs, plans),
+ * get.c (gets, views, batches), segments.c (the daemon's segments as mapped
+ * here).  What they share is declared here.
+ */
+
+#define GETB_CHUNK  1024  /* objects per GETB: well inside the daemon's waiting limit */
+#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS (and STATUS with a long message) */
+#define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
+
+struct waiter {
+	uint32_t seq;
+	bool done;
+	size_t len; /* 0 if the reply did not fit cap */
+	int fd;	    /* received with the reply, or -1 */
+	/* A GET's: the mapping of its segment (a view counted), or map_err. */
+	const uint8_t *base;
+	int map_err;
+	struct batch *batch; /* a GETB's: replies go there, one per object */
+	struct waiter *next;
+	size_t cap;
+	uint8_t buf[];
+};
+
+/* A waiter with room for a reply of cap bytes (zeroed, fd -1); the caller frees it. */
+struct waiter *stk__waiter_new(size_t cap);
+
+/*
+ * Lifetimes: a client lives while it is open or any of its datasets lives; a
+ * dataset lives while its handle is open or any view or fd hold taken through
+ * it is unreleased.  So views outlive stk_dataset_close() and stk_close(), as
+ * stoker.h promises, and their release after a close only unmaps.
+ */
+struct stk_client {
+	unsigned refs; /* atomic */
+	bool closed;
+	int fd;
+	pid_t pid;	     /* the process that connected; see forked() */
+	uint32_t timeout_ms; /* 0: never */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t next_seq;
+	bool reading;
+	bool dead;
+	int dead_err;		       /* -EPIPE or -ETIMEDOUT, once dead */
+	char dead_msg[STK_ERRMSG_MAX]; /* stk_errmsg() for calls on a dead connection */
+	uint64_t rx_ns;		       /* the liveness clock's start; see read_next() */
+	uint64_t probe_ns;	       /* when the outstanding probe went out; 0: none */
+	struct waiter *waiters;
+	struct stk_segs segs;			     /* under mu */
+	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
+};
+
+struct stk_dataset {
+	unsigned refs; /* atomic */
+	bool closed;
+	struct stk_client *c;
+	uint32_t id;
+	uint32_t count;
+	uint64_t bytes;
+	uint64_t *sizes;
+	char **keys;
+	char *keymem;
+	uint32_t *hash; /* open addressing over key indices + 1; 0 = empty */
+	uint32_t hash_mask;
+};
+
+uint64_t stk__now_ns(void);
+/* Whether the caller is a process other than the one that connected c. */
+bool stk__forked(const struct stk_client *c);
+/* Fails a request made in a forked child: -ECHILD, with the message. */
+int stk__forked_err(const struct stk_client *c);
+/*
+ * Sends msg (its seq field is patched in) and waits for the reply into w
+ * (every GETB reply, when w->batch is set).  Returns 0 with w filled, -EPIPE
+ * when the daemon is gone, -ETIMEDOUT when it stopped answering, -ECHILD in
+ * a forked child.
+ */
+int stk__call(struct stk_client *c, uint8_t *msg, size_t len, struct waiter *w);
+/* Sends a request that has no reply (nothing in a forked child). */
+void stk__post(struct stk_client *c, const uint8_t *msg, size_t len);
+/* Decodes w's reply; on a daemon error returns its status with the message set. */
+int stk__reply(struct waiter *w, uint16_t type, struct stk_reply *r);
+void stk__client_unref(struct stk_client *c);
+void stk__ds_unref(struct stk_dataset *ds);
+
+/* get.c, called by the reading thread with c->mu held for a GET or GETB reply. */
+void stk__map_reply(struct stk_client *c, struct waiter *x);
+void stk__batch_reply(struct stk_client *c, struct waiter *x, const uint8_t *buf, size_t n, int fd);
 
 #endif
