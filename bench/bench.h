@@ -160,6 +160,13 @@ void bench_make_order(uint32_t *order, size_t n, size_t count, uint64_t seed);
 void bench_seed(uint64_t s[4], uint64_t seed);
 uint64_t bench_rand(uint64_t s[4]);
 void bench_fill_random(void *buf, size_t len, uint64_t s[4]);
+/*
+ * Writes size bytes of seeded random data to fd, path naming it for the
+ * message, through buf (chunk bytes).  Returns 0, or -errno after saying why
+ * on stderr; -EINTR when bench_stop is set.
+ */
+int bench_write_random(int fd, const char *path, uint64_t size, uint64_t seed, void *buf,
+		       size_t chunk);
 /* Hash of every byte of buf, the work a trainer does to use a sample. */
 uint64_t bench_touch(const void *buf, uint64_t len);
 

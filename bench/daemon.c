@@ -336,7 +336,6 @@ int bench_make_demo_dataset(const char *dir, unsigned count, uint64_t min, uint6
 	for (unsigned i = 0; i < count; i++) {
 		double u = (double)(bench_rand(s) >> 11) / 9007199254740992.0;
 		uint64_t size = (uint64_t)((double)min * pow((double)max / (double)min, u));
-		uint64_t left, fs[4];
 		char path[4096];
 		int fd;
 
@@ -362,26 +361,10 @@ int bench_make_demo_dataset(const char *dir, unsigned count, uint64_t min, uint6
 			fprintf(stderr, "stoker-bench: create %s: %s\n", path, strerror(-ret));
 			goto out;
 		}
-		bench_seed(fs, seed * 0x100000001b3ull + i);
-		for (left = size; left;) {
-			size_t want = left < chunk ? (size_t)left : chunk;
-			ssize_t n;
-
-			bench_fill_random(buf, want, fs);
-			n = write(fd, buf, want);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				ret = n < 0 ? -errno : -EIO;
-				fprintf(stderr, "stoker-bench: write %s: %s\n", path,
-					strerror(-ret));
-				close(fd);
-				goto out;
-			}
-			/* A short write leaves the PRNG ahead of the file, which
-			 * only changes the content, not its determinism on a
-			 * disk that does not write short. */
-			left -= (uint64_t)n;
+		ret = bench_write_random(fd, path, size, seed * 0x100000001b3ull + i, buf, chunk);
+		if (ret) {
+			close(fd);
+			goto out;
 		}
 		/* Dirty pages cannot be dropped: write them out now so that
 		 * POSIX_FADV_DONTNEED before each run really makes it cold. */

@@ -76,8 +76,6 @@ int bench_hot_make_dataset(const char *dir, uint64_t size, uint32_t count, uint6
 		goto err;
 	}
 	for (uint32_t i = 0; i < count; i++) {
-		uint64_t s[4], left;
-
 		if (bench_stop) {
 			ret = -EINTR;
 			goto err;
@@ -89,23 +87,12 @@ int bench_hot_make_dataset(const char *dir, uint64_t size, uint32_t count, uint6
 			fprintf(stderr, "stoker-bench: create %s: %s\n", path, strerror(-ret));
 			goto err;
 		}
-		bench_seed(s, seed * 0x100000001b3ull ^ size * 0x9e3779b97f4a7c15ull ^ i);
-		for (left = size; left;) {
-			size_t want = left < chunk ? (size_t)left : chunk;
-			ssize_t n;
-
-			bench_fill_random(buf, want, s);
-			n = write(fd, buf, want);
-			if (n < 0 && errno == EINTR && !bench_stop)
-				continue;
-			if (n <= 0) {
-				ret = n < 0 ? -errno : -EIO;
-				fprintf(stderr, "stoker-bench: write %s: %s\n", path,
-					strerror(-ret));
-				close(fd);
-				goto err;
-			}
-			left -= (uint64_t)n;
+		ret = bench_write_random(fd, path, size,
+					 seed * 0x100000001b3ull ^ size * 0x9e3779b97f4a7c15ull ^ i,
+					 buf, chunk);
+		if (ret) {
+			close(fd);
+			goto err;
 		}
 		close(fd);
 	}

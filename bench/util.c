@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -210,4 +212,29 @@ uint64_t bench_touch(const void *buf, uint64_t len)
 		h = (h ^ t) * 0xff51afd7ed558ccdull;
 	}
 	return h ^ (h >> 33);
+}
+
+int bench_write_random(int fd, const char *path, uint64_t size, uint64_t seed, void *buf,
+		       size_t chunk)
+{
+	uint64_t s[4];
+	bench_seed(s, seed);
+	for (uint64_t left = size; left;) {
+		size_t want = left < chunk ? (size_t)left : chunk;
+		bench_fill_random(buf, want, s);
+		ssize_t n = write(fd, buf, want);
+		if (n < 0 && errno == EINTR && !bench_stop)
+			continue;
+		if (n <= 0) {
+			int r = n < 0 ? -errno : -EIO;
+			if (r != -EINTR)
+				fprintf(stderr, "stoker-bench: write %s: %s\n", path, strerror(-r));
+			return r;
+		}
+		/* A short write leaves the PRNG ahead of the file, which only
+		 * changes the content, not its determinism on a disk that does
+		 * not write short. */
+		left -= (uint64_t)n;
+	}
+	return 0;
 }
