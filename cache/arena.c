@@ -101,6 +101,7 @@ struct stk_arena_segi {
 	uint64_t size;
 	uint64_t charged, slab_free, ext_free;
 	bool dedicated;
+	uint32_t dom; /* its trust domain's slot in doms[] */
 	uint32_t npg;
 	uint32_t *tag; /* per page: free extent (node index) at its ends, or SLAB_BIT | slab */
 	uint32_t flmap;
@@ -117,7 +118,7 @@ struct stk_arena_node {
 };
 
 struct stk_arena_slab {
-	uint32_t seg, cls;
+	uint32_t seg, cls, dom;
 	uint64_t off;
 	uint32_t nslots, nfree;
 	uint32_t prev, next; /* in its class's partial list */
@@ -396,7 +397,8 @@ static void seg_destroy(struct stk_arena *a, uint32_t idx)
 	a->segs[idx] = NULL;
 }
 
-static int seg_create(struct stk_arena *a, uint64_t size, bool dedicated, uint32_t *idxp)
+static int seg_create(struct stk_arena *a, uint64_t size, bool dedicated, uint32_t dom,
+		      uint32_t *idxp)
 {
 	struct stk_arena_segi *s = NULL;
 	char name[96];
@@ -427,6 +429,7 @@ static int seg_create(struct stk_arena *a, uint64_t size, bool dedicated, uint32
 	s->fd = -1;
 	s->map = MAP_FAILED;
 	s->dedicated = dedicated;
+	s->dom = dom;
 	s->size = size;
 	s->gen = ++a->gen;
 	if (!dedicated) {
@@ -492,34 +495,49 @@ static bool seg_empty(const struct stk_arena_segi *s)
 }
 
 /*
- * Makes budget - mapped >= need by closing empty shared segments (the highest
- * first, only those with size < below when below is not 0).  Closes nothing
- * and returns false when that cannot make room.
+ * Whether make_room() may close s for domain slot dom: s is empty, and it
+ * belongs to another domain (dom cannot use it) or is smaller than below
+ * (when below is not 0).
  */
-static bool make_room(struct stk_arena *a, uint64_t need, uint64_t below)
+static bool closable(const struct stk_arena_segi *s, uint32_t dom, uint64_t below)
+{
+	return seg_empty(s) && (s->dom != dom || !below || s->size < below);
+}
+
+/*
+ * Makes budget - mapped >= need for domain slot dom by closing empty shared
+ * segments, the highest first (see closable()).  Closes nothing and returns
+ * false when that cannot make room.
+ */
+static bool make_room(struct stk_arena *a, uint64_t need, uint64_t below, uint32_t dom)
 {
 	uint64_t room = a->budget - a->mapped, could = room;
 	if (room >= need)
 		return true;
 	for (uint32_t k = 0; k < a->nnormal; k++) {
 		struct stk_arena_segi *s = a->segs[a->normal[k]];
-		if (seg_empty(s) && (!below || s->size < below))
+		if (closable(s, dom, below))
 			could += s->size;
 	}
 	if (could < need)
 		return false;
 	for (uint32_t k = a->nnormal; k-- > 0 && a->budget - a->mapped < need;) {
 		struct stk_arena_segi *s = a->segs[a->normal[k]];
-		if (seg_empty(s) && (!below || s->size < below))
+		if (closable(s, dom, below))
 			seg_destroy(a, a->normal[k]);
 	}
 	return true;
 }
 
-/* Finds npg contiguous pages in a shared segment, making one if the budget allows. */
-static int ext_alloc(struct stk_arena *a, uint32_t npg, uint32_t *segp, uint32_t *pgp)
+/*
+ * Finds npg contiguous pages in a shared segment of domain slot dom, making
+ * one if the budget allows.
+ */
+static int ext_alloc(struct stk_arena *a, uint32_t dom, uint32_t npg, uint32_t *segp, uint32_t *pgp)
 {
 	for (uint32_t k = 0; k < a->nnormal; k++) {
+		if (a->segs[a->normal[k]]->dom != dom)
+			continue;
 		uint32_t pg = ext_take(a, a->normal[k], npg);
 		if (pg != NONE) {
 			*segp = a->normal[k];
@@ -529,12 +547,12 @@ static int ext_alloc(struct stk_arena *a, uint32_t npg, uint32_t *segp, uint32_t
 	}
 	uint64_t need = round_up((uint64_t)npg * PAGE, a->align);
 	/* Empty segments too small for this are worth more merged into one that fits. */
-	if (!make_room(a, need, need))
+	if (!make_room(a, need, need, dom))
 		return -EAGAIN;
 	uint64_t size = a->budget - a->mapped;
 	size = size < a->seg_size ? size / a->align * a->align : a->seg_size;
 	uint32_t idx;
-	int r = seg_create(a, size, false, &idx);
+	int r = seg_create(a, size, false, dom, &idx);
 	if (r)
 		return r;
 	*segp = idx;
@@ -544,9 +562,15 @@ static int ext_alloc(struct stk_arena *a, uint32_t npg, uint32_t *segp, uint32_t
 
 /* --- slabs --- */
 
+/* Head and tail of the list of slabs of class c in domain slot dom that have free slots. */
+static uint32_t *partial_of(const struct stk_arena *a, uint32_t dom, unsigned c)
+{
+	return &a->partial[2 * ((size_t)dom * a->nclasses + c)];
+}
+
 static void partial_unlink(struct stk_arena *a, struct stk_arena_slab *sl)
 {
-	uint32_t *head = &a->partial[2 * sl->cls], *tail = head + 1;
+	uint32_t *head = partial_of(a, sl->dom, sl->cls), *tail = head + 1;
 	if (sl->prev)
 		a->slabs[sl->prev]->next = sl->next;
 	else
@@ -561,7 +585,7 @@ static void partial_unlink(struct stk_arena *a, struct stk_arena_slab *sl)
 static void partial_link(struct stk_arena *a, uint32_t i, bool at_head)
 {
 	struct stk_arena_slab *sl = a->slabs[i];
-	uint32_t *head = &a->partial[2 * sl->cls], *tail = head + 1;
+	uint32_t *head = partial_of(a, sl->dom, sl->cls), *tail = head + 1;
 	if (at_head) {
 		sl->prev = 0;
 		sl->next = *head;
@@ -582,7 +606,7 @@ static void partial_link(struct stk_arena *a, uint32_t i, bool at_head)
 	sl->listed = true;
 }
 
-static int slab_new(struct stk_arena *a, unsigned c, uint32_t *out)
+static int slab_new(struct stk_arena *a, uint32_t dom, unsigned c, uint32_t *out)
 {
 	if (!a->slabfree) {
 		uint32_t cap = a->slabcap ? a->slabcap * 2 : 64;
@@ -607,7 +631,7 @@ static int slab_new(struct stk_arena *a, unsigned c, uint32_t *out)
 	if (!sl)
 		return -ENOMEM;
 	uint32_t seg, pg;
-	int r = ext_alloc(a, (uint32_t)(bytes / PAGE), &seg, &pg);
+	int r = ext_alloc(a, dom, (uint32_t)(bytes / PAGE), &seg, &pg);
 	if (r) {
 		free(sl);
 		return r;
@@ -616,6 +640,7 @@ static int slab_new(struct stk_arena *a, unsigned c, uint32_t *out)
 	a->slabs[i] = sl;
 	sl->seg = seg;
 	sl->cls = c;
+	sl->dom = dom;
 	sl->off = (uint64_t)pg * PAGE;
 	sl->nslots = sl->nfree = nslots;
 	memset(sl->bits, 0xff, words * sizeof(uint64_t));
@@ -648,6 +673,34 @@ static void slab_release(struct stk_arena *a, uint32_t i)
 	free(sl);
 	a->slabs[i] = NULL;
 	a->slabstack[a->slabfree++] = i;
+}
+
+/* --- trust domains --- */
+
+/*
+ * The slot of domain id in doms[], added if new (with its slab lists), or
+ * NONE for want of memory.  Domains are few (one per uid that connects), and
+ * a slot is never freed: it costs 8 bytes per size class.
+ */
+static uint32_t dom_slot(struct stk_arena *a, uint32_t id)
+{
+	for (uint32_t i = 0; i < a->ndoms; i++)
+		if (a->doms[i] == id)
+			return i;
+	uint32_t *d = realloc(a->doms, (a->ndoms + 1) * sizeof(*d));
+	if (!d)
+		return NONE;
+	a->doms = d;
+	if (a->nclasses) {
+		size_t n = 2 * (size_t)a->nclasses;
+		uint32_t *p = realloc(a->partial, (a->ndoms + 1) * n * sizeof(*p));
+		if (!p)
+			return NONE;
+		memset(p + a->ndoms * n, 0, n * sizeof(*p));
+		a->partial = p;
+	}
+	d[a->ndoms] = id;
+	return a->ndoms++;
 }
 
 /* --- the interface --- */
@@ -755,8 +808,7 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 	if (a->nclasses) {
 		a->cls_size = calloc(a->nclasses, sizeof(uint32_t));
 		a->cls_slab = calloc(a->nclasses, sizeof(uint32_t));
-		a->partial = calloc(2 * a->nclasses, sizeof(uint32_t));
-		if (!a->cls_size || !a->cls_slab || !a->partial) {
+		if (!a->cls_size || !a->cls_slab) {
 			stk__arena_fini(a);
 			return -ENOMEM;
 		}
@@ -765,9 +817,14 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 			a->cls_slab[c] = (uint32_t)slab_bytes(class_bytes(c));
 		}
 	}
+	/* The first segment is domain 0's: any other closes it when it needs the room. */
+	if (dom_slot(a, 0) == NONE) {
+		stk__arena_fini(a);
+		return -ENOMEM;
+	}
 	if (seg) {
 		uint32_t idx;
-		r = seg_create(a, seg, false, &idx);
+		r = seg_create(a, seg, false, 0, &idx);
 		if (r) {
 			stk__arena_fini(a);
 			return r;
@@ -799,6 +856,7 @@ void stk__arena_fini(struct stk_arena *a)
 	free(a->cls_size);
 	free(a->cls_slab);
 	free(a->partial);
+	free(a->doms);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -818,7 +876,7 @@ uint32_t stk__arena_evict_hint(const struct stk_arena *a)
 	return best;
 }
 
-int stk__arena_alloc(struct stk_arena *a, uint64_t size, struct stk_extent *out)
+int stk__arena_alloc(struct stk_arena *a, uint64_t size, uint32_t domain, struct stk_extent *out)
 {
 	int r;
 	memset(out, 0, sizeof(*out));
@@ -841,13 +899,15 @@ int stk__arena_alloc(struct stk_arena *a, uint64_t size, struct stk_extent *out)
 	if (charge > a->budget - a->charged)
 		return -ENOSPC;
 
-	uint32_t seg;
+	uint32_t seg, dom = dom_slot(a, domain);
+	if (dom == NONE)
+		return -ENOMEM;
 	if (!huge && (r = node_reserve(a)))
 		return r;
 	if (small) {
 		unsigned c = class_of(size);
-		uint32_t i = a->partial[2 * c];
-		if (!i && (r = slab_new(a, c, &i)))
+		uint32_t i = *partial_of(a, dom, c);
+		if (!i && (r = slab_new(a, dom, c, &i)))
 			goto fail;
 		struct stk_arena_slab *sl = a->slabs[i];
 		uint32_t w = 0;
@@ -863,13 +923,13 @@ int stk__arena_alloc(struct stk_arena *a, uint64_t size, struct stk_extent *out)
 		a->slab_free -= charge;
 	} else if (!huge) {
 		uint32_t pg;
-		r = ext_alloc(a, (uint32_t)(charge / PAGE), &seg, &pg);
+		r = ext_alloc(a, dom, (uint32_t)(charge / PAGE), &seg, &pg);
 		if (r)
 			goto fail;
 		a->runs++;
 		out->off = (uint64_t)pg * PAGE;
 	} else {
-		r = make_room(a, charge, 0) ? seg_create(a, charge, true, &seg) : -EAGAIN;
+		r = make_room(a, charge, 0, dom) ? seg_create(a, charge, true, dom, &seg) : -EAGAIN;
 		if (r)
 			goto fail;
 		out->off = 0;
@@ -988,6 +1048,7 @@ int stk__arena_segment(const struct stk_arena *a, uint32_t seg, struct stk_arena
 	out->size = s->size;
 	out->charged = s->charged;
 	out->dedicated = s->dedicated;
+	out->domain = a->doms[s->dom];
 	return 0;
 }
 
@@ -1102,6 +1163,9 @@ int stk__arena_check(const struct stk_arena *a, char *err, size_t errlen)
 			const struct stk_arena_slab *sl = a->slabs[k];
 			if (!sl || sl->seg != i)
 				continue;
+			if (sl->dom != s->dom)
+				FAIL("slab %u is domain slot %u's, in segment %u of slot %u", k,
+				     sl->dom, i, s->dom);
 			uint64_t cls = a->cls_size[sl->cls], bytes = a->cls_slab[sl->cls];
 			uint32_t nf = 0;
 			for (uint32_t w = 0; w < (sl->nslots + 63) / 64; w++)
@@ -1141,16 +1205,22 @@ int stk__arena_check(const struct stk_arena *a, char *err, size_t errlen)
 		     (unsigned long long)charged, (unsigned long long)a->charged,
 		     (unsigned long long)sfree, (unsigned long long)a->slab_free,
 		     (unsigned long long)efree, (unsigned long long)a->ext_free);
-	for (unsigned c = 0; c < a->nclasses; c++) {
-		uint32_t prev = 0;
-		for (uint32_t k = a->partial[2 * c]; k; prev = k, k = a->slabs[k]->next) {
-			const struct stk_arena_slab *sl = a->slabs[k];
-			if (!sl || !sl->listed || sl->cls != c || sl->prev != prev)
-				FAIL("class %u: partial list is mislinked at slab %u", c, k);
+	for (uint32_t dm = 0; dm < a->ndoms; dm++) {
+		for (unsigned c = 0; c < a->nclasses; c++) {
+			const uint32_t *ht = partial_of(a, dm, c);
+			uint32_t prev = 0;
+			for (uint32_t k = ht[0]; k; prev = k, k = a->slabs[k]->next) {
+				const struct stk_arena_slab *sl = a->slabs[k];
+				if (!sl || !sl->listed || sl->cls != c || sl->dom != dm ||
+				    sl->prev != prev)
+					FAIL("class %u of domain %u: partial list is mislinked "
+					     "at slab %u",
+					     c, a->doms[dm], k);
+			}
+			if (ht[1] != prev)
+				FAIL("class %u of domain %u: partial list's tail is %u, not %u", c,
+				     a->doms[dm], ht[1], prev);
 		}
-		if (a->partial[2 * c + 1] != prev)
-			FAIL("class %u: partial list's tail is %u, not %u", c,
-			     a->partial[2 * c + 1], prev);
 	}
 out:
 	free(seen);

@@ -30,6 +30,13 @@
  * budget, and in every segment charges plus free bytes (free extents, free
  * slab slots) add up to the segment's size; stk__arena_check() verifies both.
  *
+ * Trust domains.  A client that maps a segment can read all of it, so every
+ * segment holds objects of one trust domain only (a number the caller
+ * chooses: stokerd's is the client's uid by default).  The domains share the
+ * budget: a domain that needs a segment when the others have mapped the
+ * budget closes an empty one of theirs, and -EAGAIN names one to empty when
+ * none is.
+ *
  * Eviction always ends: once nothing is allocated, any object whose charge
  * fits the budget can be allocated, so a caller that evicts and retries on
  * -ENOSPC and -EAGAIN needs no other way out (but for pinned objects).
@@ -105,6 +112,7 @@ struct stk_arena_seg {
 	uint64_t size;	  /* bytes */
 	uint64_t charged; /* charges of the extents in it: empty it to give its bytes back */
 	bool dedicated;	  /* holds one huge object, and ends when that object is freed */
+	uint32_t domain;  /* the trust domain of every object in it */
 };
 
 struct stk_arena_stats {
@@ -146,8 +154,11 @@ struct stk_arena {
 	uint32_t slabcap, slabfree;
 	unsigned nclasses;
 	uint32_t *cls_size, *cls_slab; /* bytes per slot, per slab */
-	uint32_t *partial;	       /* per class: head, tail of slabs with free slots */
-	uint32_t *slabstack;	       /* indexes of unused slabs[] entries */
+	uint32_t *doms;		       /* trust domains' ids, by slot */
+	uint32_t ndoms;
+	uint32_t *partial;   /* per domain slot and class: head, tail of slabs
+			      * with free slots */
+	uint32_t *slabstack; /* indexes of unused slabs[] entries */
 };
 
 /*
@@ -171,7 +182,8 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o);
 void stk__arena_fini(struct stk_arena *a);
 
 /*
- * Finds room for size bytes and charges it.  Returns 0 with *out filled;
+ * Finds room for size bytes of trust domain domain and charges it: in a
+ * segment that holds only objects of that domain.  Returns 0 with *out filled;
  * the bytes are writable through stk__arena_ptr() and hold whatever was
  * there before (zeros in a fresh page, or a freed object's bytes).
  *   -EFBIG   the charge exceeds the whole budget: it never fits.
@@ -188,7 +200,7 @@ void stk__arena_fini(struct stk_arena *a);
  * knows how much to evict; nothing was freed.  The caller gives a successful
  * extent back with stk__arena_free().
  */
-int stk__arena_alloc(struct stk_arena *a, uint64_t size, struct stk_extent *out);
+int stk__arena_alloc(struct stk_arena *a, uint64_t size, uint32_t domain, struct stk_extent *out);
 
 /*
  * Returns the shared segment to evict from after -EAGAIN: the one whose

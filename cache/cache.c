@@ -26,7 +26,7 @@ void stk__cache_fini(struct stk_cache *c)
 
 int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen)
 {
-	int r = c->tier->ops->alloc(c->tier, &o->t, o->size);
+	int r = c->tier->ops->alloc(c->tier, &o->t, o->size, o->domain);
 	if (r == -EFBIG)
 		snprintf(err, errlen, "%s: %llu bytes is larger than the whole RAM budget (%llu)",
 			 o->uri, (unsigned long long)o->size, (unsigned long long)c->tier->budget);

@@ -37,15 +37,18 @@ struct stk_obj_ref {
 };
 
 /*
- * A backend object, once in the daemon however many datasets list it: the
- * object table finds it by URI and size, so the same file reached through a
- * directory and through a manifest is fetched and charged once.
+ * A backend object, once in the daemon however many datasets of one trust
+ * domain list it: the object table finds it by domain, URI and size, so the
+ * same file reached through a directory and through a manifest is fetched
+ * and charged once.  Clients of another domain (another uid, by default) get
+ * a copy of their own: they may not map segments holding this one.
  */
 struct stk_object {
-	const char *uri; /* what the transport fetches; the table's key with size */
+	const char *uri; /* what the transport fetches; the table's key with size and domain */
 	const struct stk_transport_ops *tp;
 	uint64_t size;
-	uint32_t hash;		  /* of uri and size */
+	uint32_t domain;	  /* the trust domain of the clients that may read it */
+	uint32_t hash;		  /* of uri, size and domain */
 	struct stk_object *hnext; /* the table's chain */
 	struct stk_obj_ref *refs; /* the datasets that list it */
 	uint32_t nrefs, caprefs;
@@ -76,9 +79,13 @@ struct stk_ds_entry {
 	uint32_t line; /* the manifest line that named it, or 0 */
 };
 
-/* A dataset: its list of objects and who uses it. Shared by every client that opens its URI. */
+/*
+ * A dataset: its list of objects and who uses it.  Shared by every client of
+ * one trust domain that opens its URI.
+ */
 struct stk_ds {
 	uint32_t id;
+	uint32_t domain; /* the trust domain of the clients that opened it: see stk_object */
 	char *uri;
 	unsigned flags;
 	uint32_t count;
@@ -109,9 +116,10 @@ struct stk_objtab {
 	uint64_t n;
 };
 
-/* Finds the object for uri and size, or NULL. */
-struct stk_object *stk__objtab_find(const struct stk_objtab *t, const char *uri, uint64_t size);
-/* Adds o (its uri and size set, not already in). 0 or -ENOMEM. */
+/* Finds domain's object for uri and size, or NULL. */
+struct stk_object *stk__objtab_find(const struct stk_objtab *t, uint32_t domain, const char *uri,
+				    uint64_t size);
+/* Adds o (its uri, size and domain set, not already in). 0 or -ENOMEM. */
 int stk__objtab_add(struct stk_objtab *t, struct stk_object *o);
 void stk__objtab_del(struct stk_objtab *t, struct stk_object *o);
 void stk__objtab_fini(struct stk_objtab *t);

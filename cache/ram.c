@@ -54,9 +54,9 @@ static void ram_fini(struct stk_tier *t)
 	t->priv = NULL;
 }
 
-static int ram_alloc(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size)
+static int ram_alloc(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size, uint32_t domain)
 {
-	int r = stk__arena_alloc(t->priv, size, &to->ext);
+	int r = stk__arena_alloc(t->priv, size, domain, &to->ext);
 	if (r)
 		return r;
 	to->map = stk__arena_ptr(t->priv, &to->ext);

@@ -32,12 +32,14 @@ struct stk_tier_ops {
 	/* Required. Frees everything t holds; accepts a tier whose init failed. */
 	void (*fini)(struct stk_tier *t);
 	/*
-	 * Required. Finds room for size bytes and charges it: 0 with to filled;
+	 * Required. Finds room for size bytes of trust domain domain (stored
+	 * only where clients of that domain alone can read) and charges it:
+	 * 0 with to filled;
 	 * -EFBIG when it can never fit; -ENOSPC when the budget left is too
 	 * small and -EAGAIN when the room left is in pieces (evict, then retry
 	 * either); -ENOMEM and the like when the tier could not grow.
 	 */
-	int (*alloc)(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size);
+	int (*alloc)(struct stk_tier *t, struct stk_tier_obj *to, uint64_t size, uint32_t domain);
 	/* Required. Gives to's room back; nobody may read it any more. */
 	void (*drop)(struct stk_tier *t, struct stk_tier_obj *to);
 	/* Required. The shared segment seg, for delivery to clients. 0 or -ENOENT. */

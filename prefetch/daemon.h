@@ -26,6 +26,11 @@ struct stk_config {
 	bool no_uring;
 	bool no_direct;
 	bool hugetlb; /* RAM segments on reserved hugetlb pages */
+	/*
+	 * Trust domains (--isolate): clients of different domains never share
+	 * a segment, so never map each other's bytes.
+	 */
+	enum { STK_ISOLATE_UID, STK_ISOLATE_GID, STK_ISOLATE_NONE } isolate;
 	uint32_t emulate_latency_ms;
 	uint64_t emulate_bandwidth; /* bytes/s */
 	uint64_t part_size;
@@ -95,6 +100,7 @@ struct stk_session {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	uint32_t domain; /* its trust domain: uid, gid or 0, as --isolate says */
 	bool authorized;
 	bool hello; /* HELLO came first, as the protocol requires */
 	bool dead;
@@ -164,11 +170,11 @@ void stk__sched_expire(struct stk_daemon *d, uint64_t now);
 
 /* dataset.c: the dataset registry. */
 /*
- * Finds or creates the dataset for uri+flags and queues w until it is listed;
+ * Finds or creates domain's dataset for uri+flags and queues w until it is listed;
  * ready(d, w, ds, err, msg) is then called once (maybe before this returns).
  */
-void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsigned flags,
-		  struct stk_waiter *w,
+void stk__ds_open(struct stk_daemon *d, uint32_t domain, const char *uri, uint32_t uri_len,
+		  unsigned flags, struct stk_waiter *w,
 		  void (*ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds *ds,
 				int err, const char *msg));
 /* A handle on ds was closed (by CLOSE or a client's exit). */

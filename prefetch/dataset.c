@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The dataset registry.  A dataset is opened once per URI (and flags) and
- * shared by every client that opens it, so their plans meet in one object
- * table and one cache.  file:// URIs are normalised first ("//", "/./" and a
- * trailing '/' do not make another dataset).  Listing (a directory walk, a
+ * trust domain, and shared by every client of that domain that opens it, so
+ * their plans meet in one object table and one cache.  Another domain's
+ * clients get a dataset and objects of their own (see stk_object).  file:// URIs are normalised
+ * first ("//", "/./" and a trailing '/' do not make another dataset).  Listing (a directory walk, a
  * manifest, an object-store listing) blocks, so it runs on a worker; OPENs
  * that arrive meanwhile wait for it.  A failed listing is forgotten, so a
  * later OPEN tries again.
@@ -133,9 +134,10 @@ static bool same_str(const char *a, const char *b)
  * replaced) drops the cached bytes, which are fetched anew; bytes a client
  * still holds stay until it releases them.  Returns NULL for -ENOMEM.
  */
-static struct stk_object *obj_get(struct stk_daemon *d, struct stk_catalog_entry *e)
+static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
+				  struct stk_catalog_entry *e)
 {
-	struct stk_object *o = stk__objtab_find(&d->objects, e->uri, e->size);
+	struct stk_object *o = stk__objtab_find(&d->objects, domain, e->uri, e->size);
 	if (o) {
 		if (e->version && !same_str(o->version, e->version)) {
 			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins) {
@@ -155,6 +157,7 @@ static struct stk_object *obj_get(struct stk_daemon *d, struct stk_catalog_entry
 	o->tp = stk__transport_find(e->uri, &r, NULL, 0);
 	o->uri = e->uri;
 	o->size = e->size;
+	o->domain = domain;
 	o->version = e->version;
 	if (stk__objtab_add(&d->objects, o)) {
 		free(o);
@@ -201,7 +204,7 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 	struct stk_ds_entry *ents = calloc(cat->n ? cat->n : 1, sizeof(*ents));
 	int r = ents ? 0 : -ENOMEM;
 	for (uint32_t i = 0; !r && i < cat->n; i++) {
-		struct stk_object *o = obj_get(d, &cat->e[i]);
+		struct stk_object *o = obj_get(d, ds->domain, &cat->e[i]);
 		if (!o || stk__obj_ref(o, ds, i)) {
 			r = -ENOMEM;
 			break;
@@ -351,8 +354,8 @@ static void start_listing(struct stk_daemon *d, struct stk_ds *ds, struct open_j
 	stk_loop_work(d->loop, &j->w);
 }
 
-void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsigned flags,
-		  struct stk_waiter *w,
+void stk__ds_open(struct stk_daemon *d, uint32_t domain, const char *uri, uint32_t uri_len,
+		  unsigned flags, struct stk_waiter *w,
 		  void (*ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds *ds,
 				int err, const char *msg))
 {
@@ -365,7 +368,7 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 		return;
 	}
 	for (struct stk_ds *ds = d->datasets; ds; ds = ds->next) {
-		if (ds->flags != flags || strcmp(ds->uri, norm))
+		if (ds->domain != domain || ds->flags != flags || strcmp(ds->uri, norm))
 			continue;
 		if (ds_quiet(ds)) {
 			struct open_job *j = calloc(1, sizeof(*j));
@@ -392,6 +395,7 @@ void stk__ds_open(struct stk_daemon *d, const char *uri, uint32_t uri_len, unsig
 		return;
 	}
 	ds->catalog_fd = -1;
+	ds->domain = domain;
 	ds->flags = flags;
 	/* Reject an unknown scheme now rather than on a worker. */
 	if (!stk__transport_find(ds->uri, &err, msg, sizeof(msg))) {

@@ -76,6 +76,10 @@ static void usage(FILE *f)
 	    "      --dataset-grace SECONDS  a dataset no client has open and with nothing\n"
 	    "                            cached is forgotten after this long\n"
 	    "                            (STOKER_DATASET_GRACE; 60)\n"
+	    "      --isolate uid|gid|none  trust domains: clients of different uids (gids)\n"
+	    "                            never share a RAM segment, so can never read each\n"
+	    "                            other's cached bytes; none shares everything\n"
+	    "                            (STOKER_ISOLATE; uid)\n"
 	    "  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
 	    "  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
 	    "  -h, --help                this text\n"
@@ -105,6 +109,7 @@ enum {
 	OPT_MAX_REQUESTS,
 	OPT_PIN_WAIT,
 	OPT_DS_GRACE,
+	OPT_ISOLATE,
 	OPT_HUGETLB,
 };
 
@@ -199,6 +204,16 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 	case OPT_DS_GRACE:
 		r = stk__parse_u64(v, 86400 * 365, &n);
 		c->dataset_grace_ns = n * 1000000000ull;
+		break;
+	case OPT_ISOLATE:
+		if (!strcmp(v, "uid"))
+			c->isolate = STK_ISOLATE_UID;
+		else if (!strcmp(v, "gid"))
+			c->isolate = STK_ISOLATE_GID;
+		else if (!strcmp(v, "none"))
+			c->isolate = STK_ISOLATE_NONE;
+		else
+			r = -EINVAL;
 		break;
 	case 'l':
 		r = stk__log_parse(v);
@@ -406,6 +421,7 @@ int main(int argc, char **argv)
 		{ "STOKER_CLIENT_MAX_REQUESTS", OPT_MAX_REQUESTS },
 		{ "STOKER_PIN_WAIT", OPT_PIN_WAIT },
 		{ "STOKER_DATASET_GRACE", OPT_DS_GRACE },
+		{ "STOKER_ISOLATE", OPT_ISOLATE },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -444,6 +460,7 @@ int main(int argc, char **argv)
 		{ "client-max-requests", required_argument, 0, OPT_MAX_REQUESTS },
 		{ "pin-wait", required_argument, 0, OPT_PIN_WAIT },
 		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
+		{ "isolate", required_argument, 0, OPT_ISOLATE },
 		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },

@@ -361,6 +361,12 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 		reply_err(d, s, &h, -EBADF, "the dataset handle was closed while the GET waited");
 		goto out;
 	}
+	if (o->domain != s->domain) { /* never: its dataset is the session's domain's */
+		stk_err("GET %s: object of trust domain %u asked by a client of domain %u", o->uri,
+			(unsigned)o->domain, (unsigned)s->domain);
+		reply_err(d, s, &h, -EACCES, "the object belongs to another trust domain");
+		goto out;
+	}
 	char e[STK_ERRMSG_MAX];
 	if (over_pin_limit(d, s, o, e, sizeof(e))) {
 		reply_err(d, s, &h, -ENOBUFS, e);
@@ -472,8 +478,8 @@ static void on_open(struct stk_daemon *d, struct stk_session *s, const struct st
 	s->refs++;
 	s->waiting++;
 	s->opening++;
-	stk__ds_open(d, m->u.open.uri, m->u.open.uri_len, m->u.open.flags & STK_DS_MANIFEST, w,
-		     open_ready);
+	stk__ds_open(d, s->domain, m->u.open.uri, m->u.open.uri_len,
+		     m->u.open.flags & STK_DS_MANIFEST, w, open_ready);
 }
 
 static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
@@ -805,6 +811,9 @@ int stk__session_add(struct stk_daemon *d, int fd)
 	s->uid = cr.uid;
 	s->gid = cr.gid;
 	s->pid = cr.pid;
+	s->domain = d->cfg.isolate == STK_ISOLATE_UID	? (uint32_t)cr.uid
+		    : d->cfg.isolate == STK_ISOLATE_GID ? (uint32_t)cr.gid
+							: 0;
 	s->authorized = peer_allowed(cr.uid, cr.gid);
 	if (!s->authorized)
 		stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",

@@ -64,12 +64,18 @@ static struct stk_arena_stats stats(void)
 	return st;
 }
 
-static struct stk_extent must_alloc(uint64_t size)
+static struct stk_extent must_alloc_in(uint64_t size, uint32_t domain)
 {
 	struct stk_extent e;
-	int r = stk__arena_alloc(&A, size, &e);
-	cr_assert_eq(r, 0, "alloc %llu: %s", (unsigned long long)size, strerror(-r));
+	int r = stk__arena_alloc(&A, size, domain, &e);
+	cr_assert_eq(r, 0, "alloc %llu in domain %u: %s", (unsigned long long)size, domain,
+		     strerror(-r));
 	return e;
+}
+
+static struct stk_extent must_alloc(uint64_t size)
+{
+	return must_alloc_in(size, 0);
 }
 
 static struct stk_arena_seg segment(uint32_t i)
@@ -149,7 +155,7 @@ Test(arena, zero_byte_objects_are_charged_nothing)
 	/* Fill the budget: a zero-byte object still fits. */
 	struct stk_extent big = must_alloc(1 * MiB);
 	struct stk_extent e, z;
-	cr_assert_eq(stk__arena_alloc(&A, 1, &e), -ENOSPC);
+	cr_assert_eq(stk__arena_alloc(&A, 1, 0, &e), -ENOSPC);
 	z = must_alloc(0);
 	cr_assert_eq(z.seg, STK_ARENA_NOSEG);
 	cr_assert_eq(z.charge, 0);
@@ -192,7 +198,7 @@ Test(arena, budget_below_a_page_holds_only_empty_objects)
 {
 	arena_init(1000, 0, 0);
 	struct stk_extent e;
-	cr_assert_eq(stk__arena_alloc(&A, 1, &e), -EFBIG);
+	cr_assert_eq(stk__arena_alloc(&A, 1, 0, &e), -EFBIG);
 	cr_assert_eq(stats().segments, 0);
 	e = must_alloc(0);
 	stk__arena_free(&A, &e);
@@ -203,9 +209,9 @@ Test(arena, too_big_and_no_room_are_told_apart)
 {
 	arena_init(8 * MiB, 4 * MiB, 0);
 	struct stk_extent e, f;
-	cr_assert_eq(stk__arena_alloc(&A, 8 * MiB + 1, &e), -EFBIG);
+	cr_assert_eq(stk__arena_alloc(&A, 8 * MiB + 1, 0, &e), -EFBIG);
 	e = must_alloc(6 * MiB); /* dedicated: larger than a segment */
-	cr_assert_eq(stk__arena_alloc(&A, 3 * MiB, &f), -ENOSPC);
+	cr_assert_eq(stk__arena_alloc(&A, 3 * MiB, 0, &f), -ENOSPC);
 	stk__arena_free(&A, &e);
 	f = must_alloc(3 * MiB);
 	stk__arena_free(&A, &f);
@@ -222,7 +228,7 @@ Test(arena, segments_never_exceed_a_small_budget)
 	static struct stk_extent v[8192];
 	unsigned n = 0;
 	int r;
-	while ((r = stk__arena_alloc(&A, 1 * KiB, &v[n])) == 0) {
+	while ((r = stk__arena_alloc(&A, 1 * KiB, 0, &v[n])) == 0) {
 		n++;
 		cr_assert_lt(n, 8192);
 	}
@@ -235,7 +241,7 @@ Test(arena, segments_never_exceed_a_small_budget)
 	for (unsigned i = 0; i < n; i++)
 		stk__arena_free(&A, &v[i]);
 	n = 0;
-	while ((r = stk__arena_alloc(&A, 100 * KiB, &v[n])) == 0)
+	while ((r = stk__arena_alloc(&A, 100 * KiB, 0, &v[n])) == 0)
 		n++;
 	cr_assert_leq(stats().mapped, budget);
 	cr_assert_geq(stats().charged, budget / 100 * 90);
@@ -274,7 +280,7 @@ Test(arena, freed_extents_merge)
 	for (int i = 0; i < 4; i++)
 		e[i] = must_alloc(1 * MiB);
 	struct stk_extent x;
-	cr_assert_eq(stk__arena_alloc(&A, 4096, &x), -ENOSPC);
+	cr_assert_eq(stk__arena_alloc(&A, 4096, 0, &x), -ENOSPC);
 	static const int order[4] = { 1, 3, 0, 2 }; /* alone, alone, both sides, both sides */
 	for (int k = 0; k < 4; k++) {
 		stk__arena_free(&A, &e[order[k]]);
@@ -296,14 +302,14 @@ Test(arena, fragmentation_is_told_apart_from_a_full_budget)
 	for (int i = 0; i < 128; i++)
 		e[i] = must_alloc(64 * KiB);
 	cr_assert_eq(stats().segments, 2);
-	cr_assert_eq(stk__arena_alloc(&A, 64 * KiB, &x), -ENOSPC);
+	cr_assert_eq(stk__arena_alloc(&A, 64 * KiB, 0, &x), -ENOSPC);
 	for (int i = 0; i < 128; i += 2)
 		stk__arena_free(&A, &e[i]);
 	check();
 	/* Half the budget is free, in 64 KiB holes. */
 	cr_assert_eq(stats().charged, 4 * MiB);
-	cr_assert_eq(stk__arena_alloc(&A, 128 * KiB, &x), -EAGAIN);
-	cr_assert_eq(stk__arena_alloc(&A, 2 * MiB, &x), -EAGAIN);
+	cr_assert_eq(stk__arena_alloc(&A, 128 * KiB, 0, &x), -EAGAIN);
+	cr_assert_eq(stk__arena_alloc(&A, 2 * MiB, 0, &x), -EAGAIN);
 	x = must_alloc(60 * KiB); /* a hole fits it */
 	stk__arena_free(&A, &x);
 	/* The hint names the segment holding least: here the second, once the first has more. */
@@ -537,6 +543,7 @@ Test(arena, thp_is_advised_where_shmem_asks_for_it)
 struct live {
 	struct stk_extent e;
 	uint64_t id;
+	uint32_t dom;
 };
 
 static uint64_t stamp(uint64_t id, uint64_t at)
@@ -639,6 +646,7 @@ static void check_disjoint(struct live *v, size_t n)
 struct churn {
 	uint64_t budget, seg_size, huge_min;
 	unsigned ops;
+	unsigned domains; /* trust domains the objects are drawn from; 0 is one */
 	uint64_t seed;
 };
 
@@ -661,9 +669,10 @@ static void churn(const struct churn *c)
 			v[k] = v[--n];
 		} else {
 			uint64_t size = mixed_size();
+			uint32_t dom = c->domains ? 1000 + (uint32_t)(rnd() % c->domains) : 0;
 			struct stk_extent e;
 			int r;
-			while ((r = stk__arena_alloc(&A, size, &e)) != 0) {
+			while ((r = stk__arena_alloc(&A, size, dom, &e)) != 0) {
 				/* The caller's side: evict at random and retry. */
 				cr_assert(r == -ENOSPC || r == -EAGAIN, "alloc %llu: %s",
 					  (unsigned long long)size, strerror(-r));
@@ -696,12 +705,17 @@ static void churn(const struct churn *c)
 			}
 			cr_assert_eq(e.len, size);
 			cr_assert_geq(e.charge, size);
+			if (size)
+				cr_assert_eq(segment(e.seg).domain, dom,
+					     "an object of domain %u in segment %u of domain %u",
+					     dom, e.seg, segment(e.seg).domain);
 			if (n == cap) {
 				cap *= 2;
 				v = realloc(v, cap * sizeof(*v));
 				cr_assert_not_null(v);
 			}
 			v[n].e = e;
+			v[n].dom = dom;
 			v[n].id = next_id++;
 			pattern(stk__arena_ptr(&A, &e), e.len, v[n].id, false);
 			n++;
@@ -718,6 +732,8 @@ static void churn(const struct churn *c)
 		if (op % 20000 == 0) {
 			check();
 			check_disjoint(v, n);
+			for (size_t k = 0; k < n; k++)
+				cr_assert(!v[k].e.len || segment(v[k].e.seg).domain == v[k].dom);
 		}
 	}
 	check();
@@ -749,6 +765,60 @@ Test(arena, random_churn_keeps_budget_bytes_and_bookkeeping)
 		.budget = 512 * MiB, .huge_min = 2 * MiB, .ops = 1000000, .seed = 20240601
 	};
 	churn(&c);
+}
+
+Test(arena, random_churn_keeps_trust_domains_apart)
+{
+	/* Three domains sharing 256 MiB of 8 MiB segments: each takes segments others freed. */
+	struct churn c = { .budget = 256 * MiB,
+			   .seg_size = 8 * MiB,
+			   .huge_min = 4 * MiB,
+			   .ops = 300000,
+			   .domains = 3,
+			   .seed = 31337 };
+	churn(&c);
+}
+
+Test(arena, a_domain_takes_the_budget_another_emptied)
+{
+	arena_init(64 * MiB, 4 * MiB, 0);
+	/* Domain 1 fills the budget with small objects and extents. */
+	size_t n = 0, cap = 64 * MiB / KiB;
+	struct stk_extent *v = malloc(cap * sizeof(*v));
+	cr_assert_not_null(v);
+	int r;
+	for (uint64_t size = 1 * KiB; (r = stk__arena_alloc(&A, size, 1, &v[n])) == 0;
+	     size = size == 1 * KiB ? 100 * KiB : 1 * KiB)
+		n++;
+	cr_assert(r == -ENOSPC || r == -EAGAIN);
+	struct stk_extent e;
+	cr_assert_eq(stk__arena_alloc(&A, 1 * KiB, 2, &e), -EAGAIN,
+		     "domain 2 may not use domain 1's free slots");
+	/* Emptying the hinted segment gives domain 2 a segment of its own. */
+	uint32_t h = stk__arena_evict_hint(&A);
+	cr_assert_neq(h, STK_ARENA_NOSEG);
+	cr_assert_eq(segment(h).domain, 1);
+	uint32_t hgen = segment(h).gen;
+	for (size_t k = 0; k < n; k++)
+		if (v[k].seg == h) {
+			stk__arena_free(&A, &v[k]);
+			v[k] = v[--n];
+			k--;
+		}
+	e = must_alloc_in(1 * KiB, 2);
+	cr_assert(e.seg != h || segment(e.seg).gen != hgen,
+		  "the emptied segment was closed, not handed over");
+	cr_assert_eq(segment(e.seg).domain, 2);
+	struct stk_extent big = must_alloc_in(1 * MiB, 2);
+	cr_assert_eq(big.seg, e.seg);
+	check();
+	stk__arena_free(&A, &big);
+	stk__arena_free(&A, &e);
+	for (size_t k = 0; k < n; k++)
+		stk__arena_free(&A, &v[k]);
+	free(v);
+	cr_assert_eq(stats().charged, 0);
+	check();
 }
 
 Test(arena, random_churn_with_256_mib_segments)
@@ -863,7 +933,7 @@ static struct waste replay(struct trace *t)
 			continue;
 		bool first = true;
 		int r;
-		while ((r = stk__arena_alloc(&A, ob->size, &ob->e)) != 0) {
+		while ((r = stk__arena_alloc(&A, ob->size, 0, &ob->e)) != 0) {
 			cr_assert(r == -ENOSPC || r == -EAGAIN, "%s", strerror(-r));
 			cr_assert_gt(t->nres, 0);
 			if (first) {
