@@ -65,6 +65,7 @@
  * own fd.  The budget still bounds it: segments never add up to more.
  */
 #include "cache/arena.h"
+#include "cache/arena_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,122 +82,9 @@
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-#define PAGE	  ((uint64_t)STK_ARENA_PAGE)
-#define FL_N	  32
-#define SL_BITS	  4
-#define SL_N	  (1u << SL_BITS)
-#define SLAB_BIT  0x80000000u /* in a page tag: the page belongs to slab (tag & ~SLAB_BIT) */
-#define BIN_SCAN  8	      /* free extents of the size's own bin looked at before moving up */
-#define MIN_SLAB  (64u << 10)
-#define MIN_SLOTS 8
-#define NONE	  UINT32_MAX
-#define DEF_SMALL (32u << 10)
-#define MAX_DEDIC 1024
-
-/* A segment. Shared ones file their free extents in bins[][]. */
-struct stk_arena_segi {
-	int fd;
-	uint32_t gen;
-	uint8_t *map;
-	uint64_t size;
-	uint64_t charged, slab_free, ext_free;
-	bool dedicated;
-	uint32_t dom; /* its trust domain's slot in doms[] */
-	uint32_t npg;
-	uint32_t *tag; /* per page: free extent (node index) at its ends, or SLAB_BIT | slab */
-	uint32_t flmap;
-	uint32_t slmap[FL_N];
-	uint32_t bins[FL_N][SL_N]; /* heads of lists of nodes */
-};
-
-/* A free extent of a shared segment. */
-struct stk_arena_node {
-	uint32_t seg;
-	uint32_t pg, npg;
-	uint32_t prev, next; /* in its bin; next also links unused nodes */
-	bool used;
-};
-
-struct stk_arena_slab {
-	uint32_t seg, cls, dom;
-	uint64_t off;
-	uint32_t nslots, nfree;
-	uint32_t prev, next; /* in its class's partial list */
-	bool listed;
-	uint64_t bits[]; /* 1: the slot is free */
-};
-
 static char empty_object[1];
 
-static uint64_t round_up(uint64_t n, uint64_t a)
-{
-	return (n + a - 1) / a * a;
-}
-
-static uint64_t gcd(uint64_t x, uint64_t y)
-{
-	while (y) {
-		uint64_t t = x % y;
-		x = y;
-		y = t;
-	}
-	return x;
-}
-
-static unsigned log2_floor(uint64_t n)
-{
-	return 63u - (unsigned)__builtin_clzll(n);
-}
-
-/* --- size classes --- */
-
-static uint64_t class_bytes(unsigned c)
-{
-	if (c == 0)
-		return 64;
-	unsigned k = 6 + (c - 1) / 8, j = 1 + (c - 1) % 8;
-	return (1ull << k) + ((uint64_t)j << (k - 3));
-}
-
-static unsigned class_of(uint64_t size)
-{
-	if (size <= 64)
-		return 0;
-	unsigned k = log2_floor(size - 1); /* 2^k < size <= 2^(k+1) */
-	uint64_t j = (size - (1ull << k) + (1ull << (k - 3)) - 1) >> (k - 3);
-	return 1 + (k - 6) * 8 + (unsigned)(j - 1);
-}
-
-static uint64_t slab_bytes(uint64_t cls)
-{
-	uint64_t l = cls / gcd(cls, PAGE) * PAGE;
-	uint64_t want = cls * MIN_SLOTS > MIN_SLAB ? cls * MIN_SLOTS : MIN_SLAB;
-	return round_up(want, l);
-}
-
-/* The largest slab of the classes up to small. */
-static uint64_t max_slab(uint64_t small)
-{
-	uint64_t m = 0;
-	for (unsigned c = 0; c <= class_of(small); c++)
-		if (slab_bytes(class_bytes(c)) > m)
-			m = slab_bytes(class_bytes(c));
-	return m;
-}
-
 /* --- free extents: nodes and bins --- */
-
-static void bin_of(uint32_t n, unsigned *fl, unsigned *sl)
-{
-	if (n < SL_N) {
-		*fl = 0;
-		*sl = n;
-		return;
-	}
-	unsigned f = log2_floor(n);
-	*fl = f - SL_BITS + 1;
-	*sl = (n >> (f - SL_BITS)) & (SL_N - 1);
-}
 
 /*
  * Free extents are separated by allocated runs (slabs and extents), so a
@@ -276,20 +164,6 @@ static void bin_unlink(struct stk_arena *a, struct stk_arena_segi *s, uint32_t i
 	n->used = false;
 }
 
-/* Returns the free extent of segment seg whose end (or start) is page pg, or 0. */
-static uint32_t free_at(const struct stk_arena *a, uint32_t seg, uint32_t pg, bool end)
-{
-	uint32_t t = a->segs[seg]->tag[pg];
-	if (!t || (t & SLAB_BIT) || t >= a->nodecap)
-		return 0;
-	const struct stk_arena_node *n = &a->nodes[t];
-	if (!n->used || n->seg != seg)
-		return 0;
-	if (end ? n->pg + n->npg - 1 != pg : n->pg != pg)
-		return 0;
-	return t;
-}
-
 /* Takes npg pages from segment seg's free extents. Returns the first page, or NONE. */
 static uint32_t ext_take(struct stk_arena *a, uint32_t seg, uint32_t npg)
 {
@@ -335,7 +209,7 @@ static uint32_t ext_take(struct stk_arena *a, uint32_t seg, uint32_t npg)
 }
 
 /* Returns pages [pg, pg + npg) of segment seg to its free extents, merged with free neighbours. */
-static void ext_give(struct stk_arena *a, uint32_t seg, uint32_t pg, uint32_t npg)
+void stk__arena_ext_give(struct stk_arena *a, uint32_t seg, uint32_t pg, uint32_t npg)
 {
 	struct stk_arena_segi *s = a->segs[seg];
 	uint32_t l = pg ? free_at(a, seg, pg - 1, true) : 0;
@@ -472,7 +346,7 @@ static int seg_create(struct stk_arena *a, uint64_t size, bool dedicated, uint32
 		}
 		a->normal[k] = idx;
 		a->nnormal++;
-		ext_give(a, idx, 0, s->npg);
+		stk__arena_ext_give(a, idx, 0, s->npg);
 	}
 	*idxp = idx;
 	return 0;
@@ -533,7 +407,8 @@ static bool make_room(struct stk_arena *a, uint64_t need, uint64_t below, uint32
  * Finds npg contiguous pages in a shared segment of domain slot dom, making
  * one if the budget allows.
  */
-static int ext_alloc(struct stk_arena *a, uint32_t dom, uint32_t npg, uint32_t *segp, uint32_t *pgp)
+int stk__arena_ext_alloc(struct stk_arena *a, uint32_t dom, uint32_t npg, uint32_t *segp,
+			 uint32_t *pgp)
 {
 	for (uint32_t k = 0; k < a->nnormal; k++) {
 		if (a->segs[a->normal[k]]->dom != dom)
@@ -558,121 +433,6 @@ static int ext_alloc(struct stk_arena *a, uint32_t dom, uint32_t npg, uint32_t *
 	*segp = idx;
 	*pgp = ext_take(a, idx, npg);
 	return 0;
-}
-
-/* --- slabs --- */
-
-/* Head and tail of the list of slabs of class c in domain slot dom that have free slots. */
-static uint32_t *partial_of(const struct stk_arena *a, uint32_t dom, unsigned c)
-{
-	return &a->partial[2 * ((size_t)dom * a->nclasses + c)];
-}
-
-static void partial_unlink(struct stk_arena *a, struct stk_arena_slab *sl)
-{
-	uint32_t *head = partial_of(a, sl->dom, sl->cls), *tail = head + 1;
-	if (sl->prev)
-		a->slabs[sl->prev]->next = sl->next;
-	else
-		*head = sl->next;
-	if (sl->next)
-		a->slabs[sl->next]->prev = sl->prev;
-	else
-		*tail = sl->prev;
-	sl->listed = false;
-}
-
-static void partial_link(struct stk_arena *a, uint32_t i, bool at_head)
-{
-	struct stk_arena_slab *sl = a->slabs[i];
-	uint32_t *head = partial_of(a, sl->dom, sl->cls), *tail = head + 1;
-	if (at_head) {
-		sl->prev = 0;
-		sl->next = *head;
-		if (*head)
-			a->slabs[*head]->prev = i;
-		else
-			*tail = i;
-		*head = i;
-	} else {
-		sl->next = 0;
-		sl->prev = *tail;
-		if (*tail)
-			a->slabs[*tail]->next = i;
-		else
-			*head = i;
-		*tail = i;
-	}
-	sl->listed = true;
-}
-
-static int slab_new(struct stk_arena *a, uint32_t dom, unsigned c, uint32_t *out)
-{
-	if (!a->slabfree) {
-		uint32_t cap = a->slabcap ? a->slabcap * 2 : 64;
-		struct stk_arena_slab **v = realloc(a->slabs, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		a->slabs = v;
-		v[0] = NULL;
-		uint32_t *st = realloc(a->slabstack, cap * sizeof(*st));
-		if (!st)
-			return -ENOMEM;
-		a->slabstack = st;
-		for (uint32_t i = cap - 1; i >= (a->slabcap ? a->slabcap : 1); i--) {
-			v[i] = NULL;
-			st[a->slabfree++] = i;
-		}
-		a->slabcap = cap;
-	}
-	uint64_t bytes = a->cls_slab[c], cls = a->cls_size[c];
-	uint32_t nslots = (uint32_t)(bytes / cls), words = (nslots + 63) / 64;
-	struct stk_arena_slab *sl = malloc(sizeof(*sl) + words * sizeof(uint64_t));
-	if (!sl)
-		return -ENOMEM;
-	uint32_t seg, pg;
-	int r = ext_alloc(a, dom, (uint32_t)(bytes / PAGE), &seg, &pg);
-	if (r) {
-		free(sl);
-		return r;
-	}
-	uint32_t i = a->slabstack[--a->slabfree];
-	a->slabs[i] = sl;
-	sl->seg = seg;
-	sl->cls = c;
-	sl->dom = dom;
-	sl->off = (uint64_t)pg * PAGE;
-	sl->nslots = sl->nfree = nslots;
-	memset(sl->bits, 0xff, words * sizeof(uint64_t));
-	if (nslots % 64)
-		sl->bits[words - 1] = (1ull << (nslots % 64)) - 1;
-	struct stk_arena_segi *s = a->segs[seg];
-	for (uint32_t p = 0; p < bytes / PAGE; p++)
-		s->tag[pg + p] = SLAB_BIT | i;
-	s->slab_free += bytes;
-	a->slab_free += bytes;
-	a->runs++;
-	partial_link(a, i, true);
-	*out = i;
-	return 0;
-}
-
-static void slab_release(struct stk_arena *a, uint32_t i)
-{
-	struct stk_arena_slab *sl = a->slabs[i];
-	uint64_t bytes = a->cls_slab[sl->cls];
-	struct stk_arena_segi *s = a->segs[sl->seg];
-	if (sl->listed)
-		partial_unlink(a, sl);
-	/* Stale slab tags would let a bad free pass for a good one. */
-	memset(s->tag + sl->off / PAGE, 0, bytes / PAGE * sizeof(*s->tag));
-	ext_give(a, sl->seg, (uint32_t)(sl->off / PAGE), (uint32_t)(bytes / PAGE));
-	a->runs--;
-	s->slab_free -= bytes;
-	a->slab_free -= bytes;
-	free(sl);
-	a->slabs[i] = NULL;
-	a->slabstack[a->slabfree++] = i;
 }
 
 /* --- trust domains --- */
@@ -801,7 +561,7 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 		small = DEF_SMALL;
 	if (small < 64 || small > (1u << 20) || (small & (small - 1)))
 		return -EINVAL;
-	while (small >= 64 && (max_slab(small) > seg || small >= huge))
+	while (small >= 64 && (stk__arena_max_slab(small) > seg || small >= huge))
 		small /= 2;
 	a->small_max = small >= 64 ? small : 0;
 	a->nclasses = a->small_max ? class_of(a->small_max) + 1 : 0;
@@ -814,7 +574,7 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 		}
 		for (unsigned c = 0; c < a->nclasses; c++) {
 			a->cls_size[c] = (uint32_t)class_bytes(c);
-			a->cls_slab[c] = (uint32_t)slab_bytes(class_bytes(c));
+			a->cls_slab[c] = (uint32_t)stk__arena_slab_bytes(class_bytes(c));
 		}
 	}
 	/* The first segment is domain 0's: any other closes it when it needs the room. */
@@ -907,7 +667,7 @@ int stk__arena_alloc(struct stk_arena *a, uint64_t size, uint32_t domain, struct
 	if (small) {
 		unsigned c = class_of(size);
 		uint32_t i = *partial_of(a, dom, c);
-		if (!i && (r = slab_new(a, dom, c, &i)))
+		if (!i && (r = stk__arena_slab_new(a, dom, c, &i)))
 			goto fail;
 		struct stk_arena_slab *sl = a->slabs[i];
 		uint32_t w = 0;
@@ -916,14 +676,14 @@ int stk__arena_alloc(struct stk_arena *a, uint64_t size, uint32_t domain, struct
 		unsigned b = (unsigned)__builtin_ctzll(sl->bits[w]);
 		sl->bits[w] &= ~(1ull << b);
 		if (--sl->nfree == 0)
-			partial_unlink(a, sl);
+			stk__arena_partial_unlink(a, sl);
 		seg = sl->seg;
 		out->off = sl->off + (uint64_t)(w * 64 + b) * charge;
 		a->segs[seg]->slab_free -= charge;
 		a->slab_free -= charge;
 	} else if (!huge) {
 		uint32_t pg;
-		r = ext_alloc(a, dom, (uint32_t)(charge / PAGE), &seg, &pg);
+		r = stk__arena_ext_alloc(a, dom, (uint32_t)(charge / PAGE), &seg, &pg);
 		if (r)
 			goto fail;
 		a->runs++;
@@ -990,15 +750,15 @@ void stk__arena_free(struct stk_arena *a, const struct stk_extent *e)
 		a->slab_free += e->charge;
 		sl->nfree++;
 		if (sl->nfree == sl->nslots)
-			slab_release(a, t & ~SLAB_BIT);
+			stk__arena_slab_release(a, t & ~SLAB_BIT);
 		else if (!sl->listed)
-			partial_link(a, t & ~SLAB_BIT, false);
+			stk__arena_partial_link(a, t & ~SLAB_BIT, false);
 	} else {
 		uint32_t pg = (uint32_t)(e->off / PAGE);
 		if (e->charge != round_up(e->len, PAGE) || e->off % PAGE ||
 		    (s->tag[pg] & SLAB_BIT) || free_at(a, e->seg, pg, false))
 			goto bad; /* not an extent, or freed already */
-		ext_give(a, e->seg, pg, (uint32_t)(e->charge / PAGE));
+		stk__arena_ext_give(a, e->seg, pg, (uint32_t)(e->charge / PAGE));
 		a->runs--;
 	}
 	s->charged -= e->charge;
@@ -1066,163 +826,4 @@ void stk__arena_stats(const struct stk_arena *a, struct stk_arena_stats *st)
 	st->seg_size = a->seg_size;
 	st->small_max = a->small_max;
 	st->huge_min = a->huge_min;
-}
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		r = -EUCLEAN;                                                                      \
-		goto out;                                                                          \
-	} while (0)
-
-int stk__arena_check(const struct stk_arena *a, char *err, size_t errlen)
-{
-	int r = 0;
-	uint8_t *seen = NULL; /* per page of the segment being checked: 1 free, 2 slab */
-	uint64_t mapped = 0, charged = 0, sfree = 0, efree = 0;
-	uint32_t nsegs = 0, ndedic = 0, nnormal = 0, nslabs = 0, live = 0;
-	if (a->charged > a->budget || a->mapped > a->budget)
-		FAIL("charged %llu or mapped %llu exceeds the budget %llu",
-		     (unsigned long long)a->charged, (unsigned long long)a->mapped,
-		     (unsigned long long)a->budget);
-	for (uint32_t i = 0; i < a->segcap; i++) {
-		const struct stk_arena_segi *s = a->segs[i];
-		if (!s)
-			continue;
-		nsegs++;
-		mapped += s->size;
-		charged += s->charged;
-		if (s->dedicated) {
-			ndedic++;
-			if (s->charged != s->size || s->slab_free || s->ext_free)
-				FAIL("dedicated segment %u: charged %llu of %llu", i,
-				     (unsigned long long)s->charged, (unsigned long long)s->size);
-			continue;
-		}
-		if (nnormal >= a->nnormal || a->normal[nnormal] != i)
-			FAIL("shared segment %u is missing from the ordered list", i);
-		nnormal++;
-		if (s->charged + s->slab_free + s->ext_free != s->size)
-			FAIL(
-			    "segment %u: charged %llu + slab free %llu + extents free %llu != size "
-			    "%llu",
-			    i, (unsigned long long)s->charged, (unsigned long long)s->slab_free,
-			    (unsigned long long)s->ext_free, (unsigned long long)s->size);
-		free(seen);
-		seen = calloc(s->npg, 1);
-		if (!seen)
-			FAIL("no memory to check");
-		uint64_t ef = 0;
-		for (unsigned fl = 0; fl < FL_N; fl++) {
-			for (unsigned sl = 0; sl < SL_N; sl++) {
-				uint32_t prev = 0;
-				bool any = s->bins[fl][sl] != 0;
-				if (any != !!(s->slmap[fl] & (1u << sl)))
-					FAIL("segment %u: bitmap of bin %u/%u is wrong", i, fl, sl);
-				for (uint32_t n = s->bins[fl][sl]; n;
-				     prev = n, n = a->nodes[n].next) {
-					const struct stk_arena_node *nd = &a->nodes[n];
-					unsigned f2, s2;
-					if (n >= a->nodecap || !nd->used || nd->seg != i ||
-					    nd->prev != prev)
-						FAIL("segment %u: bin %u/%u is mislinked", i, fl,
-						     sl);
-					bin_of(nd->npg, &f2, &s2);
-					if (!nd->npg || f2 != fl || s2 != sl ||
-					    (uint64_t)nd->pg + nd->npg > s->npg)
-						FAIL("segment %u: extent of %u pages at %u in bin "
-						     "%u/%u",
-						     i, nd->npg, nd->pg, fl, sl);
-					if (s->tag[nd->pg] != n ||
-					    s->tag[nd->pg + nd->npg - 1] != n)
-						FAIL("segment %u: extent at page %u lacks its tags",
-						     i, nd->pg);
-					if (nd->pg && free_at(a, i, nd->pg - 1, true))
-						FAIL("segment %u: free extents meet at page %u "
-						     "unmerged",
-						     i, nd->pg);
-					for (uint32_t p = nd->pg; p < nd->pg + nd->npg; p++) {
-						if (seen[p])
-							FAIL("segment %u: page %u is in two free "
-							     "extents",
-							     i, p);
-						seen[p] = 1;
-					}
-					ef += (uint64_t)nd->npg * PAGE;
-				}
-			}
-			if (!!s->slmap[fl] != !!(s->flmap & (1u << fl)))
-				FAIL("segment %u: first-level bitmap bit %u is wrong", i, fl);
-		}
-		if (ef != s->ext_free)
-			FAIL("segment %u: free extents hold %llu bytes, counted %llu", i,
-			     (unsigned long long)ef, (unsigned long long)s->ext_free);
-		efree += ef;
-		uint64_t sf = 0;
-		for (uint32_t k = 1; k < a->slabcap; k++) {
-			const struct stk_arena_slab *sl = a->slabs[k];
-			if (!sl || sl->seg != i)
-				continue;
-			if (sl->dom != s->dom)
-				FAIL("slab %u is domain slot %u's, in segment %u of slot %u", k,
-				     sl->dom, i, s->dom);
-			uint64_t cls = a->cls_size[sl->cls], bytes = a->cls_slab[sl->cls];
-			uint32_t nf = 0;
-			for (uint32_t w = 0; w < (sl->nslots + 63) / 64; w++)
-				nf += (uint32_t)__builtin_popcountll(sl->bits[w]);
-			if (nf != sl->nfree || !nf == sl->listed || nf == sl->nslots ||
-			    sl->nslots != bytes / cls)
-				FAIL("slab %u of class %llu: %u free slots of %u, counted %u, "
-				     "listed %d",
-				     k, (unsigned long long)cls, nf, sl->nslots, sl->nfree,
-				     sl->listed);
-			for (uint32_t p = (uint32_t)(sl->off / PAGE); p < (sl->off + bytes) / PAGE;
-			     p++) {
-				if (seen[p] || s->tag[p] != (SLAB_BIT | k))
-					FAIL("segment %u: slab %u overlaps page %u", i, k, p);
-				seen[p] = 2;
-			}
-			sf += nf * cls;
-			nslabs++;
-		}
-		if (sf != s->slab_free)
-			FAIL("segment %u: slabs have %llu bytes free, counted %llu", i,
-			     (unsigned long long)sf, (unsigned long long)s->slab_free);
-		sfree += sf;
-	}
-	for (uint32_t k = 1; k < a->slabcap; k++)
-		live += a->slabs[k] != NULL;
-	if (live != nslabs)
-		FAIL("%u slabs, of which %u in live segments", live, nslabs);
-	if (nsegs != a->nsegs || ndedic != a->ndedicated || nnormal != a->nnormal)
-		FAIL("%u segments (%u dedicated, %u shared), counted %u (%u, %u)", nsegs, ndedic,
-		     nnormal, a->nsegs, a->ndedicated, a->nnormal);
-	if (mapped != a->mapped || charged != a->charged || sfree != a->slab_free ||
-	    efree != a->ext_free)
-		FAIL("totals: mapped %llu/%llu charged %llu/%llu slab free %llu/%llu extents "
-		     "free %llu/%llu",
-		     (unsigned long long)mapped, (unsigned long long)a->mapped,
-		     (unsigned long long)charged, (unsigned long long)a->charged,
-		     (unsigned long long)sfree, (unsigned long long)a->slab_free,
-		     (unsigned long long)efree, (unsigned long long)a->ext_free);
-	for (uint32_t dm = 0; dm < a->ndoms; dm++) {
-		for (unsigned c = 0; c < a->nclasses; c++) {
-			const uint32_t *ht = partial_of(a, dm, c);
-			uint32_t prev = 0;
-			for (uint32_t k = ht[0]; k; prev = k, k = a->slabs[k]->next) {
-				const struct stk_arena_slab *sl = a->slabs[k];
-				if (!sl || !sl->listed || sl->cls != c || sl->dom != dm ||
-				    sl->prev != prev)
-					FAIL("class %u of domain %u: partial list is mislinked "
-					     "at slab %u",
-					     c, a->doms[dm], k);
-			}
-			if (ht[1] != prev)
-				FAIL("class %u of domain %u: partial list's tail is %u, not %u", c,
-				     a->doms[dm], ht[1], prev);
-		}
-	}
-out:
-	free(seen);
-	return r;
 }
