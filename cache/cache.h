@@ -26,8 +26,9 @@ enum stk_obj_state {
 	STK_OBJ_FAILED, /* the last fetch failed; a get retries */
 };
 
-struct stk_waiter; /* owned by prefetch/: a client request waiting for the object */
-struct stk_plan;   /* owned by prefetch/ */
+struct stk_waiter;   /* owned by prefetch/: a client request waiting for the object */
+struct stk_rt_entry; /* proto/proto.h: a resident table's entry */
+struct stk_plan;     /* owned by prefetch/ */
 struct stk_transport_ops;
 
 /* A place where a dataset lists an object: its plans and counters are reached through it. */
@@ -91,7 +92,10 @@ struct stk_ds {
 	uint32_t count;
 	uint64_t bytes;
 	struct stk_ds_entry *ents;
-	int catalog_fd; /* sealed memfd sent with every OPEN reply */
+	int catalog_fd; /* sealed memfd sent with every OPEN reply: catalog, then resident table */
+	uint32_t cat_len;	 /* the catalog's bytes in it */
+	struct stk_rt_entry *rt; /* the resident table: the daemon's writable mapping */
+	size_t rt_len;		 /* bytes mapped at rt */
 	uint32_t resident, inflight, failed;
 	uint64_t resident_bytes;
 	uint32_t warm;	   /* STK_WARM_* */

@@ -531,6 +531,14 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 			     rp.u.hello.version, STK_PROTO_VERSION);
 		r = -EPROTO;
 	}
+	if (w->fd >= 0) {
+		/* Without a pin area every get is a round trip: slower, still right. */
+		if (!r && rp.u.hello.pin_buckets)
+			stk__fast_map_pins(c, w->fd, rp.u.hello.pin_buckets); /* takes the fd */
+		else
+			close(w->fd);
+		w->fd = -1;
+	}
 	free(w);
 	if (r)
 		goto err;
@@ -556,6 +564,7 @@ void stk__client_unref(struct stk_client *c)
 		pthread_cond_destroy(&c->cv);
 	}
 	stk__segs_fini(&c->segs);
+	stk__fast_unmap_pins(c);
 	free(c);
 }
 

@@ -39,9 +39,12 @@ void stk__segs_fini(struct stk_segs *s);
  * here).  What they share is declared here.
  */
 
-#define GETB_CHUNK  1024  /* objects per GETB: well inside the daemon's waiting limit */
-#define REPLY_SMALL 1024  /* room for every reply but ENDPOINTS (and STATUS with a long message) */
-#define REPLY_MAX   16384 /* the largest reply the daemon sends (ENDPOINTS) */
+#define GETB_CHUNK  1024 /* objects per GETB: well inside the daemon's waiting limit */
+#define STK_GOT_MAX 64	 /* objects a GOT reports at most */
+/* stk_view.flags, private: got through the resident table (fast.c); its release clears a pin. */
+#define STK_VIEW_FAST_ 0x80000000u
+#define REPLY_SMALL    1024 /* room for every reply but ENDPOINTS (and STATUS with a long message) */
+#define REPLY_MAX      16384 /* the largest reply the daemon sends (ENDPOINTS) */
 
 struct waiter {
 	uint32_t seq;
@@ -83,7 +86,9 @@ struct stk_client {
 	uint64_t rx_ns;		       /* the liveness clock's start; see read_next() */
 	uint64_t probe_ns;	       /* when the outstanding probe went out; 0: none */
 	struct waiter *waiters;
-	struct stk_segs segs;			     /* under mu */
+	struct stk_segs segs; /* under mu */
+	uint64_t *pins;	      /* the pin area (fast.c), or NULL */
+	uint32_t pin_buckets;
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
 };
 
@@ -99,6 +104,11 @@ struct stk_dataset {
 	char *keymem;
 	uint32_t *hash; /* open addressing over key indices + 1; 0 = empty */
 	uint32_t hash_mask;
+	uint32_t daemon_id;	       /* the daemon's id of the dataset: pin keys use it */
+	const struct stk_rt_entry *rt; /* the resident table, or NULL */
+	size_t rt_len;
+	uint32_t got[STK_GOT_MAX], ngot; /* got through the table, not told yet; under c->mu */
+	uint64_t got_t0;		 /* when got[0] was */
 };
 
 uint64_t stk__now_ns(void);
@@ -119,6 +129,20 @@ void stk__post(struct stk_client *c, const uint8_t *msg, size_t len);
 int stk__reply(struct waiter *w, uint16_t type, struct stk_reply *r);
 void stk__client_unref(struct stk_client *c);
 void stk__ds_unref(struct stk_dataset *ds);
+
+/* fast.c: gets through the resident table. */
+/* Maps the pin area a HELLO brought (fd consumed). 0 or -errno. */
+int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets);
+void stk__fast_unmap_pins(struct stk_client *c);
+/* Maps the resident table after the catalog in an OPEN's memfd. 0 or -errno. */
+int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len);
+void stk__fast_unmap_table(struct stk_dataset *ds);
+/* Gets index through the table: 0 with v filled, or -EAGAIN (do a GET). */
+int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v);
+/* Ends a view stk__fast_get() gave (its pin; the caller puts its segment view). */
+void stk__fast_release(struct stk_view *v);
+/* Tells the daemon what was got through the table and not told yet. */
+void stk__got_flush(struct stk_dataset *ds);
 
 /* get.c, called by the reading thread with c->mu held for a GET or GETB reply. */
 void stk__map_reply(struct stk_client *c, struct waiter *x);

@@ -38,13 +38,17 @@ static int cat_entry(void *arg, uint32_t i, const char *key, uint32_t kl, uint64
 	return 0;
 }
 
-/* Reads the catalog memfd into ds. */
-static int load_catalog(struct stk_dataset *ds, int fd)
+/* Reads the catalog (its first len bytes) from an OPEN's memfd into ds. */
+static int load_catalog(struct stk_dataset *ds, int fd, size_t len)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	size_t len = (size_t)st.st_size;
+	if (len > (size_t)st.st_size) {
+		stk__set_err("bad catalog from stokerd: %zu bytes of %llu", len,
+			     (unsigned long long)st.st_size);
+		return -EPROTO;
+	}
 	void *map = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : NULL;
 	if (len && map == MAP_FAILED)
 		return -errno;
@@ -118,12 +122,16 @@ int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 	ds->id = rp.u.open.ds;
 	ds->count = rp.u.open.count;
 	ds->bytes = rp.u.open.bytes;
+	ds->daemon_id = rp.u.open.ds_id;
 	if (w->fd < 0) {
 		stk__set_err("stokerd sent no catalog for %s", uri);
 		r = -EPROTO;
 		goto out;
 	}
-	r = load_catalog(ds, w->fd);
+	r = load_catalog(ds, w->fd, rp.u.open.cat_len);
+	/* Without its resident table every get is a round trip: slower, still right. */
+	if (!r && c->pins)
+		stk__fast_map_table(ds, w->fd, rp.u.open.cat_len);
 	close(w->fd);
 	if (r)
 		goto out;
@@ -152,6 +160,7 @@ void stk__ds_unref(struct stk_dataset *ds)
 	if (__atomic_sub_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	struct stk_client *c = ds->c;
+	stk__fast_unmap_table(ds);
 	free(ds->sizes);
 	free(ds->keys);
 	free(ds->keymem);
@@ -165,6 +174,7 @@ void stk_dataset_close(struct stk_dataset *ds)
 	if (!ds)
 		return;
 	/* CLOSE also ends, in the daemon, every hold still taken through this handle. */
+	stk__got_flush(ds);
 	uint8_t msg[32];
 	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
 	stk__post(ds->c, msg, (size_t)len);

@@ -101,17 +101,36 @@ void stk__batch_reply(struct stk_client *c, struct waiter *x, const uint8_t *buf
 		x->done = true;
 }
 
+/* Counts a get in the client's totals. */
+static void count_get(struct stk_client *c, const struct stk_view *v)
+{
+	__atomic_fetch_add(&c->gets, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(v->flags & STK_VIEW_HIT ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->bytes, v->size, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->wait_ns, v->wait_ns, __ATOMIC_RELAXED);
+}
+
 /*
- * A GET: on success, fills v (a view counted on its segment's mapping, and a
- * hold in the daemon, which stk_release() ends).
+ * A get: on success, fills v (a view counted on its segment's mapping, and a
+ * hold, which stk_release() ends): through the resident table when fast and
+ * the object is there, else by a GET, whose hold is in the daemon.
  */
-static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v)
+static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v, bool fast)
 {
 	memset(v, 0, sizeof(*v));
 	if (index >= ds->count) {
 		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
 		return -ERANGE;
 	}
+	if (fast) {
+		uint64_t t = stk__now_ns();
+		if (stk__fast_get(ds, (uint32_t)index, v) == 0) {
+			v->wait_ns = stk__now_ns() - t;
+			count_get(ds->c, v);
+			return 0;
+		}
+	}
+	stk__got_flush(ds); /* the daemon's plan moves past them before this GET */
 	uint8_t msg[32];
 	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_GET, 0, ds->id, (uint32_t)index);
 	struct waiter *w = stk__waiter_new(REPLY_SMALL);
@@ -145,10 +164,7 @@ static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v)
 		v->seg = rp.u.get.seg;
 		v->gen = rp.u.get.gen;
 		v->ds = ds;
-		__atomic_fetch_add(&c->gets, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(v->flags ? &c->hits : &c->misses, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->bytes, v->size, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&c->wait_ns, v->wait_ns, __ATOMIC_RELAXED);
+		count_get(c, v);
 		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
 	}
 	free(w);
@@ -169,7 +185,7 @@ static void put_view(struct stk_view *v)
 
 int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
 {
-	return get_view(ds, index, v);
+	return get_view(ds, index, v, true);
 }
 
 /*
@@ -181,7 +197,8 @@ int stk_get(struct stk_dataset *ds, size_t index, struct stk_view *v)
 int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
 {
 	struct stk_view v;
-	int r = get_view(ds, index, &v);
+	int r =
+	    get_view(ds, index, &v, false); /* the hold is the daemon's: see stk_release_index */
 	if (r)
 		return r;
 	int mfd = memfd_create("stoker:object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -226,29 +243,27 @@ void stk_release(struct stk_view *v)
 	if (!v || !v->ds)
 		return;
 	put_view(v);
-	stk_release_index(v->ds, v->index);
+	if (v->flags & STK_VIEW_FAST_) {
+		stk__fast_release(v);
+		stk__ds_unref(v->ds);
+	} else {
+		stk_release_index(v->ds, v->index);
+	}
 	memset(v, 0, sizeof(*v));
 }
 
-int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct stk_view *views)
+/*
+ * GETBs for the n objects idx names, in chunks, into views (state: 1 for a
+ * view got, as struct batch says).  Returns 0 or the first failure.
+ */
+static int get_batch_slow(struct stk_dataset *ds, const uint32_t *idx, size_t n,
+			  struct stk_view *views, uint8_t *state)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (idx[i] >= ds->count) {
-			stk__set_err("batch entry %zu: object index %u is out of range (dataset "
-				     "has %u)",
-				     i, idx[i], ds->count);
-			return -ERANGE;
-		}
-	}
-	memset(views, 0, n * sizeof(*views));
 	uint8_t *msg = malloc(STK_MSG_MAX);
-	uint8_t *state = calloc(n ? n : 1, 1);
 	struct waiter *w = stk__waiter_new(REPLY_SMALL);
-	int r = msg && state && w ? 0 : -ENOMEM;
-	struct stk_client *c = ds->c;
-	uint64_t t0 = stk__now_ns();
-	size_t off = 0;
-	while (!r && off < n) {
+	int r = msg && w ? 0 : -ENOMEM;
+	stk__got_flush(ds);
+	for (size_t off = 0; !r && off < n;) {
 		/* Chunks the daemon's per-client limit on waiting requests leaves room for. */
 		uint32_t k = (uint32_t)(n - off < GETB_CHUNK ? n - off : GETB_CHUNK);
 		struct batch b = {
@@ -256,7 +271,7 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 		};
 		long len = stk__enc_batch(msg, STK_MSG_MAX, STK_MSG_GETB, 0, ds->id, idx + off, k);
 		w->batch = &b;
-		r = stk__call(c, msg, (size_t)len, w);
+		r = stk__call(ds->c, msg, (size_t)len, w);
 		w->batch = NULL;
 		if (!r && b.err_pos < k) {
 			r = b.err;
@@ -272,13 +287,51 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 		}
 		off += k;
 	}
+	free(msg);
+	free(w);
+	return r;
+}
+
+int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct stk_view *views)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (idx[i] >= ds->count) {
+			stk__set_err("batch entry %zu: object index %u is out of range (dataset "
+				     "has %u)",
+				     i, idx[i], ds->count);
+			return -ERANGE;
+		}
+	}
+	memset(views, 0, n * sizeof(*views));
+	struct stk_client *c = ds->c;
+	uint64_t t0 = stk__now_ns();
+	/* Resident objects through the table; the rest by GETB, scattered back after. */
+	uint32_t *pos = malloc((n ? n : 1) * sizeof(*pos));
+	uint32_t *sidx = malloc((n ? n : 1) * sizeof(*sidx));
+	int r = pos && sidx ? 0 : -ENOMEM;
+	size_t ns = 0;
+	for (size_t i = 0; !r && i < n; i++) {
+		if (stk__fast_get(ds, idx[i], &views[i]) == 0)
+			continue;
+		pos[ns] = (uint32_t)i;
+		sidx[ns++] = idx[i];
+	}
+	struct stk_view *sv = NULL;
+	uint8_t *state = NULL;
+	if (!r && ns) {
+		sv = calloc(ns, sizeof(*sv));
+		state = calloc(ns, 1);
+		r = sv && state ? get_batch_slow(ds, sidx, ns, sv, state) : -ENOMEM;
+		for (size_t j = 0; sv && j < ns; j++)
+			views[pos[j]] = sv[j];
+	}
 	uint64_t wait = stk__now_ns() - t0;
 	if (r) {
 		/* All or nothing: give back what did arrive. */
 		char keep[STK_ERRMSG_MAX];
 		snprintf(keep, sizeof(keep), "%s", stk_errmsg());
 		for (size_t i = 0; i < n; i++)
-			if (state[i] == 1)
+			if (views[i].ds)
 				stk_release(&views[i]);
 		memset(views, 0, n * sizeof(*views));
 		stk__set_err("%s", keep);
@@ -295,9 +348,10 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 		__atomic_fetch_add(&c->bytes, bytes, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&c->wait_ns, wait, __ATOMIC_RELAXED);
 	}
-	free(msg);
+	free(pos);
+	free(sidx);
+	free(sv);
 	free(state);
-	free(w);
 	return r;
 }
 
@@ -316,9 +370,12 @@ void stk_release_batch(struct stk_view *views, size_t n)
 		size_t j = i;
 		for (; j < n && k < GETB_CHUNK && views[j].ds == ds; j++) {
 			put_view(&views[j]);
-			idx[k++] = views[j].index;
+			if (views[j].flags & STK_VIEW_FAST_)
+				stk__fast_release(&views[j]);
+			else
+				idx[k++] = views[j].index;
 		}
-		if (!__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
+		if (k && !__atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE)) {
 			if (!msg)
 				msg = malloc(8 + STK_HDR_SIZE + 4 * GETB_CHUNK);
 			long len = msg ? stk__enc_batch(msg, 8 + STK_HDR_SIZE + 4 * GETB_CHUNK,

@@ -48,6 +48,7 @@ struct stk_config {
 	uint64_t pin_wait_ns;	      /* a get that no unpinned byte can make room for fails
 				       * after this long */
 	uint64_t dataset_grace_ns;    /* an unused dataset with nothing cached is freed after */
+	bool no_fast_gets;	      /* no resident tables: every get is a round trip */
 };
 
 /* A request waiting for an object (GET) or a dataset (OPEN). */
@@ -113,7 +114,9 @@ struct stk_session {
 	uint32_t nhandles;
 	uint32_t *segs_sent; /* per RAM segment: the generation + 1 whose fd it was sent */
 	uint32_t nsegs_sent;
-	struct stk_pin *pins; /* one per GET not yet released */
+	struct stk_pin *pins;	  /* one per GET not yet released */
+	const uint64_t *pin_area; /* the client's pins on resident-table reads (fast.c) */
+	uint32_t pin_buckets;
 	uint32_t npins, cappins;
 	/* What it holds, against the --client-max-* limits. */
 	uint64_t pinned_bytes;
@@ -135,6 +138,8 @@ struct stk_daemon {
 	bool demand_blocked;	    /* a queued get found no unpinned room */
 	bool in_sched, sched_again; /* stk__sched_run() is running; it must run again */
 	unsigned inflight, prefetch_inflight, pinned;
+	struct stk_object **held; /* kept for clients' resident-table reads (fast.c) */
+	uint32_t nheld, capheld;
 	unsigned live_sessions; /* allocated, dead or alive */
 	int listen_fd, sig_fd, lock_fd;
 	struct stk_op listen_op, sig_op, stop_op, tick_op, accept_op;
@@ -182,6 +187,34 @@ void stk__ds_unuse(struct stk_daemon *d, struct stk_ds *ds);
 /* Forgets datasets unused and with nothing cached for longer than the grace period. */
 void stk__ds_sweep(struct stk_daemon *d, uint64_t now);
 void stk__ds_free_all(struct stk_daemon *d);
+
+/* fast.c: gets without a round trip (resident tables, pin areas). */
+/* Largest object published in resident tables; 0 when they are off. */
+uint64_t stk__fast_max(const struct stk_daemon *d);
+/*
+ * A memfd holding the catalog (cat_len bytes) and a resident table of count
+ * entries, all unpublished; replaces ds's table.  Returns the fd or -errno.
+ */
+int stk__rt_memfd(struct stk_ds *ds, const void *cat, size_t cat_len, uint32_t count);
+void stk__rt_free(struct stk_ds *ds);
+/* o became resident: publishes it in every table that lists it. */
+void stk__rt_publish(struct stk_daemon *d, struct stk_object *o);
+/* Publishes every resident object of ds (a new table). */
+void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds);
+/*
+ * o is about to be evicted: unpublishes it and returns true, or, when a
+ * client is reading it through a table, keeps it (held) and returns false.
+ */
+bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o);
+/* Lets go of held objects no client reads any more. Returns true if any. */
+bool stk__rt_recheck(struct stk_daemon *d);
+/* o is being freed: no longer held. */
+void stk__rt_forget(struct stk_daemon *d, struct stk_object *o);
+/* Gives s a pin area: returns the fd to send it (the caller closes it), or -errno. */
+int stk__pins_create(struct stk_daemon *d, struct stk_session *s);
+void stk__pins_free(struct stk_daemon *d, struct stk_session *s);
+/* Frees what fast.c keeps in d, after every dataset is gone. */
+void stk__fast_fini(struct stk_daemon *d);
 
 /* server.c: client sessions. */
 void stk__server_init(struct stk_daemon *d);

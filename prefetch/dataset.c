@@ -41,7 +41,7 @@ struct open_job {
 };
 
 /* Writes the catalog clients receive into a sealed memfd. Returns the fd or -errno. */
-static int catalog_memfd(const struct stk_ds_entry *ents, uint32_t count)
+static int catalog_memfd(struct stk_ds *ds, const struct stk_ds_entry *ents, uint32_t count)
 {
 	size_t len = 8;
 	for (uint32_t i = 0; i < count; i++)
@@ -59,23 +59,9 @@ static int catalog_memfd(const struct stk_ds_entry *ents, uint32_t count)
 		stk__put_u32(&b, (uint32_t)kl);
 		stk__put_bytes(&b, ents[i].key, kl);
 	}
-	int fd = memfd_create("stoker:catalog", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int r = fd < 0 ? -errno : 0;
-	size_t off = 0;
-	while (!r && off < len) {
-		ssize_t k = write(fd, mem + off, len - off);
-		if (k < 0 && errno != EINTR)
-			r = -errno;
-		else if (k > 0)
-			off += (size_t)k;
-	}
-	if (!r &&
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
-		r = -errno;
+	int fd = stk__rt_memfd(ds, mem, len, count);
 	free(mem);
-	if (r && fd >= 0)
-		close(fd);
-	return r ? r : fd;
+	return fd;
 }
 
 static void open_work(struct stk_work *w)
@@ -118,6 +104,7 @@ static void obj_put(struct stk_daemon *d, struct stk_object *o, struct stk_ds *d
 		stk__cache_rekey(&d->cache, o); /* ds's plans no longer count */
 		return;
 	}
+	stk__rt_forget(d, o);
 	stk__cache_drop(&d->cache, o);
 	stk__objtab_del(&d->objects, o);
 	obj_free(o);
@@ -140,7 +127,8 @@ static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 	struct stk_object *o = stk__objtab_find(&d->objects, domain, e->uri, e->size);
 	if (o) {
 		if (e->version && !same_str(o->version, e->version)) {
-			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins) {
+			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins &&
+			    stk__rt_retract(d, o)) {
 				stk_dbg("%s changed since it was fetched; dropped", o->uri);
 				stk__evict(d, o);
 			}
@@ -214,7 +202,7 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 		ents[i].line = cat->e[i].line;
 		cat->e[i].key = NULL;
 	}
-	int fd = r ? r : catalog_memfd(ents, cat->n);
+	int fd = r ? r : catalog_memfd(ds, ents, cat->n);
 	if (fd < 0) {
 		snprintf(msg, len, "%s: %s", ds->uri,
 			 fd == -ENOMEM ? "out of memory" : "cannot build the catalog");
@@ -230,12 +218,14 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 	ds->count = cat->n;
 	ents_free(d, ds, old, n);
 	ds_recount(ds);
+	stk__rt_publish_ds(d, ds);
 	return 0;
 }
 
 static void ds_free(struct stk_daemon *d, struct stk_ds *ds)
 {
 	ents_free(d, ds, ds->ents, ds->count);
+	stk__rt_free(ds);
 	if (ds->catalog_fd >= 0)
 		close(ds->catalog_fd);
 	free(ds->uri);

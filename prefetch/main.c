@@ -40,6 +40,8 @@ static void usage(FILE *f)
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
 	    "                            (STOKER_NO_URING=1)\n"
 	    "      --no-direct           never read files with O_DIRECT (STOKER_NO_DIRECT=1)\n"
+	    "      --no-fast-gets        no resident tables: every get of a resident object\n"
+	    "                            is a round trip to the daemon (STOKER_NO_FAST_GETS=1)\n"
 	    "      --emulate-latency MS  EMULATION for demos: add MS before each file:// object\n"
 	    "                            (STOKER_EMULATE_LATENCY_MS)\n"
 	    "      --emulate-bandwidth MBPS  EMULATION: cap file:// reads at MBPS MB/s in all\n"
@@ -110,6 +112,7 @@ enum {
 	OPT_PIN_WAIT,
 	OPT_DS_GRACE,
 	OPT_ISOLATE,
+	OPT_NO_FAST,
 	OPT_HUGETLB,
 };
 
@@ -334,6 +337,8 @@ static void tick_cb(struct stk_op *op, int res)
 	uint64_t now = stk__now_ns();
 	d->tick_armed = false;
 	stk__accept_resume(d);
+	if (d->nheld && stk__rt_recheck(d))
+		stk__sched_run(d);
 	stk__sched_expire(d, now);
 	stk__ds_sweep(d, now);
 	if (!d->stopping)
@@ -432,6 +437,7 @@ int main(int argc, char **argv)
 	c->no_uring = env_true("STOKER_NO_URING");
 	c->no_direct = env_true("STOKER_NO_DIRECT");
 	c->hugetlb = env_true("STOKER_HUGETLB");
+	c->no_fast_gets = env_true("STOKER_NO_FAST_GETS");
 
 	static const struct option opts[] = {
 		{ "socket", required_argument, 0, 's' },
@@ -462,6 +468,7 @@ int main(int argc, char **argv)
 		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
 		{ "isolate", required_argument, 0, OPT_ISOLATE },
 		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
+		{ "no-fast-gets", no_argument, 0, OPT_NO_FAST },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -483,6 +490,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_HUGETLB:
 			c->hugetlb = true;
+			break;
+		case OPT_NO_FAST:
+			c->no_fast_gets = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -641,6 +651,7 @@ out:
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	stk__ds_free_all(d);
+	stk__fast_fini(d);
 	stk__cache_fini(&d->cache);
 	stk__transports_fini();
 	stk_loop_destroy(d->loop);

@@ -241,6 +241,7 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 		free(o->etag);
 		o->etag = fc_etag[0] ? strdup(fc_etag) : NULL;
 		count(o, +1, 0, 0);
+		stk__rt_publish(d, o);
 		notify(d, o, 0, NULL);
 	}
 	stk__sched_run(d);
@@ -337,6 +338,7 @@ enum evict_mode {
 static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode, uint64_t dist,
 		char *e, size_t elen)
 {
+	bool rechecked = false;
 	for (;;) {
 		int r = stk__cache_alloc(&d->cache, o, e, elen);
 		if (r != -ENOSPC && r != -EAGAIN)
@@ -352,9 +354,16 @@ static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode
 		struct stk_object *v = r == -EAGAIN ? victim_in_hinted_segment(d, &vd) : NULL;
 		if (!v && (r == -ENOSPC || mode == EVICT_ANY))
 			v = stk__cache_victim(&d->cache, stk__next_use, d, &vd);
+		if (!v && !rechecked && d->nheld) {
+			/* Objects kept for clients' table reads may be free by now. */
+			rechecked = true;
+			if (stk__rt_recheck(d))
+				continue;
+		}
 		if (!v || (mode == EVICT_FARTHER && vd <= dist))
 			return -ENOSPC;
-		stk__evict(d, v);
+		if (stk__rt_retract(d, v)) /* else a client reads it: now held */
+			stk__evict(d, v);
 	}
 }
 

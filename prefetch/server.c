@@ -91,6 +91,7 @@ static void session_kill(struct stk_daemon *d, struct stk_session *s, const char
 		d->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	stk__pins_free(d, s); /* after the unlink: its pins count no more */
 	d->st[STK_ST_CLIENTS]--;
 	/* Wakes the armed polls so they drop their refs. */
 	shutdown(s->fd, SHUT_RDWR);
@@ -280,7 +281,8 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	ds->users++;
 	uint8_t buf[REPLY_MAX];
 	send_msg(d, s, buf,
-		 stk__enc_reply_open(buf, sizeof(buf), &h, slot + 1, ds->count, ds->bytes),
+		 stk__enc_reply_open(buf, sizeof(buf), &h, slot + 1, ds->count, ds->bytes, ds->id,
+				     ds->cat_len),
 		 ds->catalog_fd);
 out:
 	session_unref(d, s);
@@ -449,8 +451,18 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 		reply_err(d, s, &m->h, -EPROTO, err);
 		return;
 	}
+	/* The first HELLO gets a pin area; later ones are liveness probes. */
+	int fd = s->hello || s->pin_area ? -1 : stk__pins_create(d, s);
+	if (fd < 0 && fd != -1 && fd != -ENOTSUP)
+		stk_warn("client pid %d: no pin area, every get is a round trip: %s", (int)s->pid,
+			 strerror(-fd));
 	uint8_t out[REPLY_MAX];
-	send_msg(d, s, out, stk__enc_reply_hello(out, sizeof(out), &m->h, STK_PROTO_VERSION), -1);
+	send_msg(d, s, out,
+		 stk__enc_reply_hello(out, sizeof(out), &m->h, STK_PROTO_VERSION,
+				      fd >= 0 ? s->pin_buckets : 0),
+		 fd);
+	if (fd >= 0)
+		close(fd);
 	s->hello = true;
 }
 
@@ -580,6 +592,25 @@ static void on_releaseb(struct stk_daemon *d, struct stk_session *s, const struc
 		release(d, s, m->handle, stk__get_u32(m->u.plan.idx + 4 * (size_t)i));
 }
 
+/*
+ * Objects the client got through the resident table: counted as hits, and
+ * its plan's cursor moves past them, as a GET would have moved it.
+ */
+static void on_got(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+		   struct stk_handle *hd)
+{
+	for (uint32_t i = 0; i < m->u.plan.n; i++) {
+		uint32_t idx = stk__get_u32(m->u.plan.idx + 4 * (size_t)i);
+		if (idx >= hd->ds->count)
+			continue;
+		d->st[STK_ST_GETS]++;
+		d->st[STK_ST_HITS_RAM]++;
+		if (hd->plan)
+			stk__plan_advance(d, hd->plan, idx);
+	}
+	stk__sched_run(d); /* the cursor moved: the window moves with it */
+}
+
 static void on_release(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
 		       struct stk_handle *hd)
 {
@@ -688,6 +719,7 @@ static const struct msg_handler {
 	[STK_MSG_ENDPOINTS] = { .fn = on_endpoints },
 	[STK_MSG_GETB] = { .fn = on_getb, .needs_handle = true },
 	[STK_MSG_RELEASEB] = { .fn = on_releaseb, .needs_handle = true, .no_reply = true },
+	[STK_MSG_GOT] = { .fn = on_got, .needs_handle = true, .no_reply = true },
 };
 
 /* Decodes one datagram from s and hands it to its type's handler. */

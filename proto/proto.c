@@ -200,17 +200,19 @@ long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req)
 	return stk__msg_end(&b);
 }
 
-long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version)
+long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version,
+			  uint32_t pin_buckets)
 {
 	struct stk_buf b;
 	stk__buf_init(&b, mem, cap);
 	stk__reply_begin(&b, req, 0, NULL);
 	stk__put_u32(&b, version);
+	stk__put_u32(&b, pin_buckets);
 	return stk__msg_end(&b);
 }
 
 long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t handle,
-			 uint32_t count, uint64_t bytes)
+			 uint32_t count, uint64_t bytes, uint32_t ds_id, uint32_t cat_len)
 {
 	struct stk_buf b;
 	stk__buf_init(&b, mem, cap);
@@ -218,6 +220,8 @@ long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, u
 	stk__put_u32(&b, handle);
 	stk__put_u32(&b, count);
 	stk__put_u64(&b, bytes);
+	stk__put_u32(&b, ds_id);
+	stk__put_u32(&b, cat_len);
 	return stk__msg_end(&b);
 }
 
@@ -377,6 +381,7 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 	case STK_MSG_PLAN:
 	case STK_MSG_GETB:
 	case STK_MSG_RELEASEB:
+	case STK_MSG_GOT:
 		if (m->h.len < 8) {
 			fail(err, errlen, "%s body of %u bytes lacks ds and n",
 			     stk__msg_name(m->h.type), m->h.len);
@@ -447,16 +452,27 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 	n -= 4;
 	switch (r->h.type & ~STK_MSG_REPLY) {
 	case STK_MSG_HELLO:
-		if (n != 4)
+		if (n == 4) { /* an older daemon: the client reports its version */
+			r->u.hello.version = stk__get_u32(b);
+			r->u.hello.pin_buckets = 0;
+			return 0;
+		}
+		if (n != 8)
 			return fail(err, errlen, "HELLO reply is %zu bytes", n);
 		r->u.hello.version = stk__get_u32(b);
+		r->u.hello.pin_buckets = stk__get_u32(b + 4);
+		if (r->u.hello.pin_buckets & (r->u.hello.pin_buckets - 1))
+			return fail(err, errlen, "HELLO pin_buckets=%u is not a power of two",
+				    r->u.hello.pin_buckets);
 		return 0;
 	case STK_MSG_OPEN:
-		if (n != 16)
+		if (n != 24)
 			return fail(err, errlen, "OPEN reply is %zu bytes", n);
 		r->u.open.ds = stk__get_u32(b);
 		r->u.open.count = stk__get_u32(b + 4);
 		r->u.open.bytes = stk__get_u64(b + 8);
+		r->u.open.ds_id = stk__get_u32(b + 16);
+		r->u.open.cat_len = stk__get_u32(b + 20);
 		return 0;
 	case STK_MSG_GET:
 	case STK_MSG_GETB: {
@@ -600,6 +616,7 @@ const char *stk__msg_name(uint16_t type)
 		[STK_MSG_CLOSE] = "CLOSE",     [STK_MSG_WARM] = "WARM",
 		[STK_MSG_STATUS] = "STATUS",   [STK_MSG_ENDPOINTS] = "ENDPOINTS",
 		[STK_MSG_GETB] = "GETB",       [STK_MSG_RELEASEB] = "RELEASEB",
+		[STK_MSG_GOT] = "GOT",
 	};
 	type &= (uint16_t)~STK_MSG_REPLY;
 	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";

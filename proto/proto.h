@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     3		  /* 3: GET answers where in a segment; GETB */
-#define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
+#define STK_PROTO_VERSION     4 /* 4: resident tables and pin areas (gets without a round trip) */
+#define STK_MSG_MAX	      65536u /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
@@ -43,7 +43,8 @@ enum stk_msg_type {
 	STK_MSG_ENDPOINTS = 10, /* per-endpoint HTTP counters */
 	STK_MSG_GETB = 11,	/* many GETs: one reply per object, its position in header flags */
 	STK_MSG_RELEASEB = 12,	/* many RELEASEs; no reply */
-	STK_MSG_TYPE_MAX = 12,
+	STK_MSG_GOT = 13,	/* objects got through the resident table; no reply */
+	STK_MSG_TYPE_MAX = 13,
 	STK_MSG_REPLY = 0x8000, /* or'ed into the type of a reply */
 };
 
@@ -136,6 +137,39 @@ struct stk_get_where {
 	uint64_t off, seg_size;
 };
 
+/*
+ * Gets without a round trip (docs/PROTOCOL.md, "Resident tables").  An OPEN
+ * reply's memfd holds the catalog (cat_len bytes) and, from the next page
+ * boundary, the dataset's resident table: one entry per object, written by
+ * the daemon alone, in this host's byte order.  seq is odd while the object
+ * is absent, being replaced or not published (too large, dedicated); when it
+ * is even, the object's bytes are at off in segment (seg, gen).
+ */
+struct stk_rt_entry {
+	uint32_t seq, seg, gen, off;
+};
+
+/*
+ * A HELLO reply's memfd is the client's pin area: pin_buckets buckets of
+ * STK_PIN_WAYS u64 slots, written by the client alone, read by the daemon.
+ * A slot holds stk__pin_key() of an object the client reads through its
+ * resident table, or 0.  A slot is taken before the entry's seq is checked
+ * again, and the daemon marks an entry odd before it looks for pins: so
+ * either the client sees the change or the daemon sees the pin.
+ */
+#define STK_PIN_WAYS 4u
+
+static inline uint64_t stk__pin_key(uint32_t ds_id, uint32_t index)
+{
+	return (uint64_t)ds_id << 32 | index;
+}
+
+static inline uint32_t stk__pin_bucket(uint64_t key, uint32_t buckets)
+{
+	uint64_t h = key * 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(h >> 40) & (buckets - 1);
+}
+
 /* A decoded reply.  status < 0 carries an error message. */
 struct stk_reply {
 	struct stk_msg_hdr h;
@@ -144,10 +178,13 @@ struct stk_reply {
 	union {
 		struct {
 			uint32_t version;
+			uint32_t pin_buckets; /* 0: no pin area (no fast gets) */
 		} hello;
 		struct {
 			uint32_t ds, count;
 			uint64_t bytes;
+			uint32_t ds_id;	  /* the daemon's dataset id, for pin keys */
+			uint32_t cat_len; /* catalog bytes; the resident table follows */
 		} open;
 		struct stk_get_where get;
 		struct {
@@ -220,10 +257,12 @@ long stk__enc_reply_err(void *mem, size_t cap, const struct stk_msg_hdr *req, in
 			const char *errmsg);
 /* PLAN, WARM: status 0 and no body. */
 long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req);
-long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version);
-/* The catalog memfd travels beside it, as SCM_RIGHTS. */
+/* The pin area's memfd travels beside it when pin_buckets is not 0. */
+long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version,
+			  uint32_t pin_buckets);
+/* The catalog and resident table memfd travels beside it, as SCM_RIGHTS. */
 long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t handle,
-			 uint32_t count, uint64_t bytes);
+			 uint32_t count, uint64_t bytes, uint32_t ds_id, uint32_t cat_len);
 /*
  * Where a GET's object is: bytes off..off+size of segment seg (generation
  * gen, seg_size bytes).  The segment's memfd travels beside it, as

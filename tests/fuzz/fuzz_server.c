@@ -242,14 +242,52 @@ static bool pattern_size(uint64_t size)
 	return false;
 }
 
+/* The client's pin area, from the first HELLO reply: FZ_PINS writes into it. */
+static uint8_t *pin_map;
+static size_t pin_len;
+
+/* The resident tables of the datasets opened on this connection, as a client maps them. */
+#define MAX_TABLES 8
+static struct {
+	const struct stk_rt_entry *rt;
+	size_t len;
+	uint32_t count;
+	uint64_t *sizes;
+} tables[MAX_TABLES];
+static unsigned ntables;
+
+static void check_pins(int fd, const struct stk_reply *r)
+{
+	struct stat st;
+	pin_len = (size_t)r->u.hello.pin_buckets * STK_PIN_WAYS * sizeof(uint64_t);
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size != pin_len)
+		finding("HELLO reply's pin area is not %zu bytes", pin_len);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK) || !(seals & F_SEAL_GROW))
+		finding("HELLO reply's pin area may be resized (seals 0x%x)", seals);
+	if (pin_map)
+		finding("a second HELLO reply brought a pin area");
+	pin_map = mmap(NULL, pin_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (pin_map == MAP_FAILED)
+		finding("HELLO reply's pin area cannot be mapped: %s", strerror(errno));
+}
+
+static int cat_size(void *arg, uint32_t i, const char *key, uint32_t kl, uint64_t size)
+{
+	((uint64_t *)arg)[i] = size;
+	return 0;
+}
+
 static void check_catalog(int fd, const struct stk_reply *r)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size > (1 << 20))
-		finding("OPEN reply's catalog cannot be read");
-	if (!(fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE))
-		finding("OPEN reply's catalog is not sealed against writes");
-	size_t len = (size_t)st.st_size;
+	size_t len = r->u.open.cat_len, off = (len + 4095) / 4096 * 4096;
+	size_t tlen = ((size_t)r->u.open.count * sizeof(struct stk_rt_entry) + 4095) / 4096 * 4096;
+	if (fstat(fd, &st) < 0 || st.st_size > (1 << 20) || (size_t)st.st_size != off + tlen)
+		finding("OPEN reply's catalog and table are not %zu + %zu bytes", off, tlen);
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & 0x10 /* F_SEAL_FUTURE_WRITE */) || !(seals & F_SEAL_SHRINK))
+		finding("OPEN reply's catalog is not sealed against writes (seals 0x%x)", seals);
 	uint8_t *b = malloc(len ? len : 1);
 	if (!b || pread(fd, b, len, 0) != (ssize_t)len)
 		finding("OPEN reply's catalog cannot be read");
@@ -259,7 +297,30 @@ static void check_catalog(int fd, const struct stk_reply *r)
 		finding("OPEN reply's catalog does not decode: %s", err);
 	if (count != r->u.open.count)
 		finding("OPEN reply says %u objects, its catalog %u", r->u.open.count, count);
+	if (ntables < MAX_TABLES && tlen) {
+		uint64_t *sizes = calloc(count ? count : 1, sizeof(*sizes));
+		void *m = mmap(NULL, tlen, PROT_READ, MAP_SHARED, fd, (off_t)off);
+		if (!sizes || m == MAP_FAILED)
+			finding("OPEN reply's table cannot be mapped");
+		stk__catalog_walk(b, len, cat_size, sizes, NULL, NULL, 0);
+		tables[ntables].rt = m;
+		tables[ntables].len = tlen;
+		tables[ntables].count = count;
+		tables[ntables++].sizes = sizes;
+	}
 	free(b);
+}
+
+static void tables_forget(void)
+{
+	for (unsigned i = 0; i < ntables; i++) {
+		munmap((void *)tables[i].rt, tables[i].len);
+		free(tables[i].sizes);
+	}
+	ntables = 0;
+	if (pin_map)
+		munmap(pin_map, pin_len);
+	pin_map = NULL;
 }
 
 /* The segments this session was sent, mapped as a client maps them. */
@@ -334,7 +395,10 @@ static void check_reply(const uint8_t *buf, size_t n, const int *fds, int nfd)
 			r.status, r.errmsg);
 	bool with_fd = r.status == 0 && type == STK_MSG_OPEN;
 	bool get = type == STK_MSG_GET || type == STK_MSG_GETB;
-	if (get && r.status == 0 ? nfd > 1 : nfd != (with_fd ? 1 : 0))
+	bool hello = type == STK_MSG_HELLO && r.status == 0;
+	if (hello		   ? nfd != (r.u.hello.pin_buckets ? 1 : 0)
+	    : get && r.status == 0 ? nfd > 1
+				   : nfd != (with_fd ? 1 : 0))
 		finding("%s reply with status %d carries %d descriptors", stk__msg_name(type),
 			r.status, nfd);
 	if (r.status > 0)
@@ -347,6 +411,8 @@ static void check_reply(const uint8_t *buf, size_t n, const int *fds, int nfd)
 		finding("OPEN reply gives handle 0");
 	if (type == STK_MSG_OPEN)
 		check_catalog(fds[0], &r);
+	if (hello && nfd)
+		check_pins(fds[0], &r);
 	if (get)
 		check_object(nfd ? fds[0] : -1, &r);
 }
@@ -453,12 +519,45 @@ static void settle(void)
 	}
 }
 
+/*
+ * Every entry a table publishes names the object's bytes, as a client would
+ * read them: checked where this connection maps the segment (a client never
+ * reads through the table a segment it was not sent).
+ */
+static void check_tables(void)
+{
+	for (unsigned t = 0; t < ntables; t++) {
+		for (uint32_t i = 0; i < tables[t].count; i++) {
+			const struct stk_rt_entry *e = &tables[t].rt[i];
+			uint64_t size = tables[t].sizes[i];
+			if (e->seq & 1)
+				continue;
+			if (!size || e->seg >= MAX_SEGS)
+				finding("table %u publishes object %u (%llu bytes) in segment %u",
+					t, i, (unsigned long long)size, e->seg);
+			if (!segs[e->seg].m || segs[e->seg].gen != e->gen)
+				continue;
+			if (e->off + size > segs[e->seg].size)
+				finding("table %u: object %u overruns its segment", t, i);
+			if (!pattern_size(size) || paused)
+				continue;
+			const uint8_t *m = segs[e->seg].m + e->off;
+			for (size_t k = 0; k < size; k++)
+				if (m[k] != pattern(k))
+					finding(
+					    "table %u: object %u differs from its file at byte %zu",
+					    t, i, k);
+		}
+	}
+}
+
 static void hang_up(void)
 {
 	if (peer >= 0)
 		close(peer);
 	peer = -1;
 	segs_forget();
+	tables_forget();
 	settle();
 	if (D.live_sessions)
 		finding("%u sessions outlive their client", D.live_sessions);
@@ -535,6 +634,14 @@ static void play(uint8_t op, const uint8_t *p, size_t len)
 			send_dgram(big, (size_t)m, false);
 		break;
 	}
+	case FZ_PINS:
+		/* What a client (honest or not) writes into its pin area. */
+		if (pin_map) {
+			size_t at = ((size_t)param * 256) % pin_len;
+			size_t n = len < pin_len - at ? len : pin_len - at;
+			memcpy(pin_map + at, p, n);
+		}
+		break;
 	case FZ_OVERSIZE:
 		memset(big, 0, sizeof(big));
 		memcpy(big, p, len < sizeof(big) ? len : sizeof(big));
@@ -586,6 +693,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		play(op, data + off, len);
 		off += len;
 		settle();
+		check_tables();
 	}
 
 	/* The client goes; so must everything it caused. */
@@ -593,7 +701,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stk__server_close_all(d);
 	stk__ds_free_all(d);
 	if (d->cache.tier->used || d->cache.resident || d->pinned || d->inflight || d->plans ||
-	    d->demand_head || d->objects.n || d->st[STK_ST_CLIENTS])
+	    d->demand_head || d->objects.n || d->st[STK_ST_CLIENTS] || d->nheld)
 		finding(
 		    "left over after the session: %llu bytes cached, %llu objects resident, "
 		    "%u pinned, %u in flight, plans %s, gets queued %s, %llu objects, %llu "
@@ -601,6 +709,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (unsigned long long)d->cache.tier->used, (unsigned long long)d->cache.resident,
 		    d->pinned, d->inflight, d->plans ? "yes" : "no", d->demand_head ? "yes" : "no",
 		    (unsigned long long)d->objects.n, (unsigned long long)d->st[STK_ST_CLIENTS]);
+	stk__fast_fini(d);
 	stk__cache_fini(&d->cache);
 	check_fds(fds);
 	return 0;

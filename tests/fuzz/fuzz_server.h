@@ -17,7 +17,7 @@ enum fuzz_op {
 	FZ_RECONNECT = 4, /* hang up (the daemon releases what the session held), connect anew */
 	FZ_READING = 5,	  /* param 0: stop reading replies, so they queue; else read again */
 	FZ_OVERSIZE = 6,  /* send STK_MSG_MAX + 1 bytes that begin with the bytes */
-	FZ_DGRAM2 = 7,	  /* as FZ_DGRAM */
+	FZ_PINS = 7,	  /* write the bytes into the pin area at param * 256 (as a client may) */
 };
 
 #define FZ_OP(kind, param) ((unsigned char)((kind) | (param) << 3))

@@ -69,6 +69,22 @@ static void obj(struct input *in, uint16_t type, uint32_t ds, uint32_t index)
 	dgram(in, stk__enc_obj(msg, sizeof(msg), type, ++in->seq, ds, index));
 }
 
+/*
+ * Writes the pin of (ds_id, index) into way 0 of its bucket (value 0: clears
+ * it), as a client reading through the resident table does.  The daemon's
+ * pin areas have 256 buckets.
+ */
+static void pin(struct input *in, uint32_t ds_id, uint32_t index, bool set)
+{
+	uint64_t key = stk__pin_key(ds_id, index), v = set ? key : 0;
+	size_t at = (size_t)stk__pin_bucket(key, 256) * STK_PIN_WAYS * 8;
+	uint8_t b[256 + 8] = { 0 };
+	size_t lead = at % 256;
+	for (unsigned i = 0; i < 8; i++)
+		b[lead + i] = (uint8_t)(v >> (8 * i));
+	rec(in, FZ_OP(FZ_PINS, (unsigned)(at / 256)), b, lead + 8);
+}
+
 static void ds_msg(struct input *in, uint16_t type, uint32_t ds)
 {
 	dgram(in, stk__enc_ds(msg, sizeof(msg), type, ++in->seq, ds));
@@ -476,6 +492,51 @@ int main(int argc, char **argv)
 		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, heavy, 2));
 		ds_msg(in, STK_MSG_CLOSE, 1);
 		save("seed-batch-held-at-hang-up", in);
+	}
+	{
+		/*
+		 * Pins in the pin area on a (1 byte, the only object of ds small
+		 * enough for the table with a 56 KiB client share) and on b: the
+		 * daemon must keep a while filling the budget, let it go once the
+		 * pin is cleared, and everything held when the client hangs up.
+		 */
+		struct input *in = begin();
+		hello(in);
+		open_ds(in, "ds", 0);
+		obj(in, STK_MSG_GET, 1, 0);
+		obj(in, STK_MSG_RELEASE, 1, 0);
+		pin(in, 1, 0, true);
+		pin(in, 1, 1, true);
+		static const uint32_t fill[] = { 7, 6, 3 };
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, fill, 3));
+		dgram(in,
+		      stk__enc_batch(msg, sizeof(msg), STK_MSG_RELEASEB, ++in->seq, 1, fill, 3));
+		static const uint32_t got[] = { 0, 0, 9, 5 };
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GOT, ++in->seq, 1, got, 4));
+		rec(in, FZ_TICK, NULL, 0);
+		pin(in, 1, 0, false);
+		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, fill, 3));
+		pin(in, 1, 0, true);
+		rec(in, FZ_RECONNECT, NULL, 0);
+		hello(in);
+		open_ds(in, "ds", 0);
+		obj(in, STK_MSG_GET, 2, 0);
+		save("seed-pin-area", in);
+	}
+	{
+		/* Garbage in the pin area: every byte a client could write. */
+		struct input *in = begin();
+		hello(in);
+		open_ds(in, "ds", 0);
+		uint8_t junk[256];
+		for (unsigned i = 0; i < sizeof(junk); i++)
+			junk[i] = (uint8_t)(i * 37 + 1);
+		for (unsigned p = 0; p < 32; p += 7)
+			rec(in, FZ_OP(FZ_PINS, p), junk, sizeof(junk));
+		obj(in, STK_MSG_GET, 1, 0);
+		obj(in, STK_MSG_GET, 1, 7);
+		stats(in);
+		save("seed-pin-area-garbage", in);
 	}
 	return 0;
 }

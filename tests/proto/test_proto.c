@@ -240,16 +240,24 @@ Test(proto, reply_encoders_round_trip)
 {
 	struct stk_reply r;
 	struct stk_msg_hdr hello = { .type = STK_MSG_HELLO, .seq = 1 };
-	decode_reply(stk__enc_reply_hello(buf, sizeof(buf), &hello, 77), &hello, &r);
+	decode_reply(stk__enc_reply_hello(buf, sizeof(buf), &hello, 77, 256), &hello, &r);
 	cr_assert_eq(r.status, 0);
 	cr_assert_eq(r.u.hello.version, 77);
+	cr_assert_eq(r.u.hello.pin_buckets, 256);
+	long n = stk__enc_reply_hello(buf, sizeof(buf), &hello, 4, 100);
+	char why[128];
+	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, why, sizeof(why)), -EPROTO,
+		     "pin buckets must be a power of two");
 
 	struct stk_msg_hdr open = { .type = STK_MSG_OPEN, .seq = 0xfffffffe };
-	decode_reply(stk__enc_reply_open(buf, sizeof(buf), &open, 3, 1000001, 1ull << 40), &open,
-		     &r);
+	decode_reply(
+	    stk__enc_reply_open(buf, sizeof(buf), &open, 3, 1000001, 1ull << 40, 99, 123456), &open,
+	    &r);
 	cr_assert_eq(r.u.open.ds, 3);
 	cr_assert_eq(r.u.open.count, 1000001);
 	cr_assert_eq(r.u.open.bytes, 1ull << 40);
+	cr_assert_eq(r.u.open.ds_id, 99);
+	cr_assert_eq(r.u.open.cat_len, 123456);
 
 	struct stk_msg_hdr get = { .type = STK_MSG_GET, .seq = 42 };
 	struct stk_get_where gw = { .flags = STK_GET_HIT,
@@ -407,7 +415,7 @@ Test(proto, error_reply_round_trip)
 	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &odd, -EPROTO, "unknown"), &odd, &r);
 	/* Status 0 is not an error, and too small a buffer is refused. */
 	cr_assert_eq(stk__enc_reply_err(buf, sizeof(buf), &req, 0, "x"), -EINVAL);
-	cr_assert_eq(stk__enc_reply_open(buf, 20, &req, 1, 1, 1), -EMSGSIZE);
+	cr_assert_eq(stk__enc_reply_open(buf, 20, &req, 1, 1, 1, 1, 1), -EMSGSIZE);
 }
 
 Test(proto, decoded_requests_name_their_handle)

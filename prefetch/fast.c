@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Gets without a round trip: resident tables and pin areas (docs/PROTOCOL.md,
+ * "Resident tables").
+ *
+ * Each dataset's catalog memfd carries, after the catalog, a table with one
+ * entry per object: where its bytes are (segment, generation, offset) and a
+ * sequence number, odd while the entry may not be used.  The daemon alone
+ * writes it (its mapping is the only writable one: the memfd is sealed
+ * F_SEAL_FUTURE_WRITE).  Each session has a pin area: a small memfd the
+ * client writes and the daemon only reads, in which the client records the
+ * objects it reads through the table.
+ *
+ * A client's get of a resident object: read the entry (seq even), record a
+ * pin, read seq again; unchanged, the view is good until the pin is cleared.
+ * Before the daemon gives an object's room away, it makes every entry of the
+ * object odd, then looks for pins on it in the pin areas of the sessions of
+ * its trust domain.  Both sides store, then load (sequentially consistent),
+ * so at least one sees the other: either the client sees the odd seq and
+ * falls back to a GET, or the daemon sees the pin, publishes the entry again
+ * and keeps the object (held, as a GET's hold would), until a later look
+ * finds the pin gone.
+ *
+ * What a hostile client can do with its pin area: hold objects of its own
+ * trust domain that the table published, at most STK_PIN_WAYS * buckets of
+ * them, each at most fast_max bytes, which is its --client-max-pinned spread
+ * over those slots.  Larger objects, and those in dedicated segments, are
+ * never published: they go through GET.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "prefetch/daemon.h"
+
+#define PAGE	    4096u
+#define PIN_BUCKETS 256u /* per session: 1024 slots in 8 KiB */
+
+static size_t page_up(size_t n)
+{
+	return (n + PAGE - 1) / PAGE * PAGE;
+}
+
+uint64_t stk__fast_max(const struct stk_daemon *d)
+{
+	if (d->cfg.no_fast_gets)
+		return 0;
+	return d->cfg.client_max_pinned / (PIN_BUCKETS * STK_PIN_WAYS);
+}
+
+int stk__rt_memfd(struct stk_ds *ds, const void *cat, size_t cat_len, uint32_t count)
+{
+	size_t off = page_up(cat_len), tlen = page_up((size_t)count * sizeof(struct stk_rt_entry));
+	int fd = memfd_create("stoker:catalog", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	int r = ftruncate(fd, (off_t)(off + tlen)) < 0 ? -errno : 0;
+	for (size_t done = 0; !r && done < cat_len;) {
+		ssize_t k = pwrite(fd, (const char *)cat + done, cat_len - done, (off_t)done);
+		if (k < 0 && errno != EINTR)
+			r = -errno;
+		else if (k > 0)
+			done += (size_t)k;
+	}
+	void *map = MAP_FAILED;
+	if (!r && tlen) {
+		map = mmap(NULL, tlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+		if (map == MAP_FAILED)
+			r = -errno;
+		else
+			madvise(map, tlen, MADV_DONTFORK);
+	}
+	/* Every entry starts odd: nothing is published until stk__rt_publish(). */
+	for (uint32_t i = 0; !r && i < count; i++)
+		((struct stk_rt_entry *)map)[i].seq = 1;
+	if (!r && fcntl(fd, F_ADD_SEALS,
+			F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+		r = -errno;
+	if (r) {
+		if (map != MAP_FAILED)
+			munmap(map, tlen);
+		close(fd);
+		return r;
+	}
+	stk__rt_free(ds);
+	ds->rt = tlen ? map : NULL;
+	ds->rt_len = tlen;
+	ds->cat_len = (uint32_t)cat_len;
+	return fd;
+}
+
+void stk__rt_free(struct stk_ds *ds)
+{
+	if (!ds->rt)
+		return;
+	/* Clients may map it still, and must find nothing to use. */
+	for (uint32_t i = 0; i < ds->rt_len / sizeof(struct stk_rt_entry); i++)
+		__atomic_store_n(&ds->rt[i].seq, ds->rt[i].seq | 1, __ATOMIC_SEQ_CST);
+	munmap(ds->rt, ds->rt_len);
+	ds->rt = NULL;
+	ds->rt_len = 0;
+}
+
+/* Whether o may be read through the tables: resident, shared segment, small enough. */
+static bool publishable(const struct stk_daemon *d, const struct stk_object *o)
+{
+	struct stk_arena_seg sg;
+	return o->state == STK_OBJ_RESIDENT && o->size && o->size <= stk__fast_max(d) &&
+	       o->t.ext.seg != STK_ARENA_NOSEG && o->t.ext.off <= UINT32_MAX &&
+	       d->cache.tier->ops->segment(d->cache.tier, o->t.ext.seg, &sg) == 0 && !sg.dedicated;
+}
+
+static struct stk_rt_entry *entry(const struct stk_obj_ref *r)
+{
+	return r->ds->rt && r->index < r->ds->rt_len / sizeof(struct stk_rt_entry)
+		   ? &r->ds->rt[r->index]
+		   : NULL;
+}
+
+void stk__rt_publish(struct stk_daemon *d, struct stk_object *o)
+{
+	if (!publishable(d, o))
+		return;
+	for (uint32_t i = 0; i < o->nrefs; i++) {
+		struct stk_rt_entry *e = entry(&o->refs[i]);
+		if (!e)
+			continue;
+		uint32_t seq = e->seq | 1;
+		__atomic_store_n(&e->seq, seq, __ATOMIC_SEQ_CST); /* odd while it changes */
+		__atomic_store_n(&e->seg, o->t.ext.seg, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->gen, o->t.ext.gen, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->off, (uint32_t)o->t.ext.off, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELEASE);
+	}
+}
+
+void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds)
+{
+	for (uint32_t i = 0; i < ds->count; i++) {
+		struct stk_object *o = ds->ents[i].o;
+		struct stk_obj_ref r = { .ds = ds, .index = i };
+		struct stk_rt_entry *e = entry(&r);
+		if (!e || !publishable(d, o))
+			continue;
+		e->seg = o->t.ext.seg;
+		e->gen = o->t.ext.gen;
+		e->off = (uint32_t)o->t.ext.off;
+		__atomic_store_n(&e->seq, (e->seq | 1) + 1, __ATOMIC_RELEASE);
+	}
+}
+
+/* Whether some session of o's domain has a pin on one of o's entries. */
+static bool pinned_fast(const struct stk_daemon *d, const struct stk_object *o)
+{
+	for (const struct stk_session *s = d->sessions; s; s = s->next) {
+		if (!s->pin_area || s->domain != o->domain)
+			continue;
+		for (uint32_t i = 0; i < o->nrefs; i++) {
+			uint64_t key = stk__pin_key(o->refs[i].ds->id, o->refs[i].index);
+			const uint64_t *b =
+			    s->pin_area +
+			    (size_t)stk__pin_bucket(key, s->pin_buckets) * STK_PIN_WAYS;
+			for (unsigned w = 0; w < STK_PIN_WAYS; w++)
+				if (__atomic_load_n(&b[w], __ATOMIC_SEQ_CST) == key)
+					return true;
+		}
+	}
+	return false;
+}
+
+bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o)
+{
+	bool published = false;
+	for (uint32_t i = 0; i < o->nrefs; i++) {
+		struct stk_rt_entry *e = entry(&o->refs[i]);
+		if (e && !(e->seq & 1)) {
+			__atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_SEQ_CST);
+			published = true;
+		}
+	}
+	if (!published || !pinned_fast(d, o))
+		return true;
+	/* A client reads it: it stays where it is, and the entries say so again. */
+	for (uint32_t i = 0; i < o->nrefs; i++) {
+		struct stk_rt_entry *e = entry(&o->refs[i]);
+		if (e)
+			__atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE);
+	}
+	if (d->nheld == d->capheld) {
+		uint32_t cap = d->capheld ? d->capheld * 2 : 64;
+		struct stk_object **v = realloc(d->held, cap * sizeof(*v));
+		if (!v)
+			return false; /* not held: it is found pinned again next time */
+		d->held = v;
+		d->capheld = cap;
+	}
+	d->held[d->nheld++] = o;
+	stk__pin(d, o);
+	return false;
+}
+
+bool stk__rt_recheck(struct stk_daemon *d)
+{
+	bool freed = false;
+	for (uint32_t i = 0; i < d->nheld;) {
+		struct stk_object *o = d->held[i];
+		if (pinned_fast(d, o)) {
+			i++;
+			continue;
+		}
+		d->held[i] = d->held[--d->nheld];
+		stk__unpin(d, o);
+		freed = true;
+	}
+	return freed;
+}
+
+void stk__rt_forget(struct stk_daemon *d, struct stk_object *o)
+{
+	for (uint32_t i = 0; i < d->nheld; i++) {
+		if (d->held[i] == o) {
+			d->held[i] = d->held[--d->nheld];
+			stk__unpin(d, o);
+			return;
+		}
+	}
+}
+
+int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
+{
+	if (!stk__fast_max(d))
+		return -ENOTSUP;
+	size_t len = (size_t)PIN_BUCKETS * STK_PIN_WAYS * sizeof(uint64_t);
+	int fd = memfd_create("stoker:pins", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	/* The client may write it, never resize it: a shrunk area would fault the daemon. */
+	int r = ftruncate(fd, (off_t)len) < 0 ||
+			fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0
+		    ? -errno
+		    : 0;
+	void *map = r ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (!r && map == MAP_FAILED)
+		r = -errno;
+	if (r) {
+		close(fd);
+		return r;
+	}
+	madvise(map, len, MADV_DONTFORK);
+	s->pin_area = map;
+	s->pin_buckets = PIN_BUCKETS;
+	return fd;
+}
+
+void stk__pins_free(struct stk_daemon *d, struct stk_session *s)
+{
+	if (!s->pin_area)
+		return;
+	munmap((void *)s->pin_area, (size_t)s->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t));
+	s->pin_area = NULL;
+	/* Its pins are gone with it. */
+	if (d->nheld)
+		stk__rt_recheck(d);
+}
+
+void stk__fast_fini(struct stk_daemon *d)
+{
+	free(d->held);
+	d->held = NULL;
+	d->nheld = d->capheld = 0;
+}
