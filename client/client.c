@@ -534,7 +534,8 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	if (w->fd >= 0) {
 		/* Without a pin area every get is a round trip: slower, still right. */
 		if (!r && rp.u.hello.pin_buckets)
-			stk__fast_map_pins(c, w->fd, rp.u.hello.pin_buckets); /* takes the fd */
+			stk__fast_map_pins(c, w->fd, rp.u.hello.pin_buckets,
+					   rp.u.hello.pin_limit); /* takes the fd */
 		else
 			close(w->fd);
 		w->fd = -1;
@@ -691,6 +692,7 @@ int stk_stats(struct stk_client *c, struct stk_stats *st)
 	uint8_t msg[32];
 	struct waiter *w;
 	struct stk_reply rp;
+	stk__got_flush_all(c); /* the daemon's counters then count every get */
 	long len = stk__enc_stats(msg, sizeof(msg), 0);
 	int r = rpc(c, msg, len, STK_MSG_STATS, &rp, &w);
 	free(w);

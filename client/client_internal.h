@@ -89,6 +89,9 @@ struct stk_client {
 	struct stk_segs segs; /* under mu */
 	uint64_t *pins;	      /* the pin area (fast.c), or NULL */
 	uint32_t pin_buckets;
+	uint64_t pin_limit; /* bytes it may hold through pins: the daemon's client share */
+	uint64_t pin_bytes; /* what it holds through pins now; atomic */
+	struct stk_dataset *datasets; /* every live dataset, for stk__got_flush_all; under mu */
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
 };
 
@@ -109,6 +112,7 @@ struct stk_dataset {
 	size_t rt_len;
 	uint32_t got[STK_GOT_MAX], ngot; /* got through the table, not told yet; under c->mu */
 	uint64_t got_t0;		 /* when got[0] was */
+	struct stk_dataset *prev, *next; /* in c->datasets */
 };
 
 uint64_t stk__now_ns(void);
@@ -132,7 +136,7 @@ void stk__ds_unref(struct stk_dataset *ds);
 
 /* fast.c: gets through the resident table. */
 /* Maps the pin area a HELLO brought (fd consumed). 0 or -errno. */
-int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets);
+int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t limit);
 void stk__fast_unmap_pins(struct stk_client *c);
 /* Maps the resident table after the catalog in an OPEN's memfd. 0 or -errno. */
 int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len);
@@ -143,6 +147,8 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v);
 void stk__fast_release(struct stk_view *v);
 /* Tells the daemon what was got through the table and not told yet. */
 void stk__got_flush(struct stk_dataset *ds);
+/* The same for every dataset of c: its counters then count every get. */
+void stk__got_flush_all(struct stk_client *c);
 
 /* get.c, called by the reading thread with c->mu held for a GET or GETB reply. */
 void stk__map_reply(struct stk_client *c, struct waiter *x);

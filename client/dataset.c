@@ -136,6 +136,12 @@ int stk_dataset_open(struct stk_client *c, const char *uri, unsigned flags,
 	if (r)
 		goto out;
 	__atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&c->mu);
+	ds->next = c->datasets;
+	if (c->datasets)
+		c->datasets->prev = ds;
+	c->datasets = ds;
+	pthread_mutex_unlock(&c->mu);
 	*out = ds;
 	ds = NULL;
 out:
@@ -160,6 +166,18 @@ void stk__ds_unref(struct stk_dataset *ds)
 	if (__atomic_sub_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	struct stk_client *c = ds->c;
+	/* A forked child must not take a lock a parent thread may have held at the fork. */
+	bool lock = !stk__forked(c);
+	if (lock)
+		pthread_mutex_lock(&c->mu);
+	if (ds->prev)
+		ds->prev->next = ds->next;
+	else if (c->datasets == ds)
+		c->datasets = ds->next;
+	if (ds->next)
+		ds->next->prev = ds->prev;
+	if (lock)
+		pthread_mutex_unlock(&c->mu);
 	stk__fast_unmap_table(ds);
 	free(ds->sizes);
 	free(ds->keys);

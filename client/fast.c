@@ -27,7 +27,7 @@ static size_t page_up(size_t n)
 	return (n + PAGE - 1) / PAGE * PAGE;
 }
 
-int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets)
+int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t limit)
 {
 	size_t len = (size_t)buckets * STK_PIN_WAYS * sizeof(uint64_t);
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -38,6 +38,7 @@ int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets)
 	madvise(p, len, MADV_DONTFORK);
 	c->pins = p;
 	c->pin_buckets = buckets;
+	c->pin_limit = limit;
 	return 0;
 }
 
@@ -99,6 +100,27 @@ void stk__got_flush(struct stk_dataset *ds)
 	got_post(ds, idx, n);
 }
 
+void stk__got_flush_all(struct stk_client *c)
+{
+	uint32_t idx[STK_GOT_MAX];
+	if (stk__forked(c))
+		return;
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		struct stk_dataset *ds = c->datasets;
+		while (ds && !ds->ngot)
+			ds = ds->next;
+		uint32_t n = ds ? got_take(ds, idx) : 0;
+		if (ds)
+			__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL);
+		pthread_mutex_unlock(&c->mu);
+		if (!ds)
+			return;
+		got_post(ds, idx, n);
+		stk__ds_unref(ds);
+	}
+}
+
 /* Clears the pin slot holding key (any one of them: equal pins are interchangeable). */
 static void unpin(struct stk_client *c, uint64_t key)
 {
@@ -115,7 +137,8 @@ static void unpin(struct stk_client *c, uint64_t key)
 int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 {
 	struct stk_client *c = ds->c;
-	if (!ds->rt || !c->pins || stk__forked(c))
+	/* A connection known dead answers every get with its error, as a GET would. */
+	if (!ds->rt || !c->pins || stk__forked(c) || __atomic_load_n(&c->dead, __ATOMIC_ACQUIRE))
 		return -EAGAIN;
 	const struct stk_rt_entry *e = &ds->rt[index];
 	uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
@@ -126,6 +149,12 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 				   .off = __atomic_load_n(&e->off, __ATOMIC_RELAXED),
 				   .size = ds->sizes[index] };
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* The daemon drops a client that holds more than its share through pins. */
+	uint64_t size = ds->sizes[index];
+	if (__atomic_add_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED) > c->pin_limit) {
+		__atomic_sub_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED);
+		return -EAGAIN;
+	}
 	uint64_t key = stk__pin_key(ds->daemon_id, index);
 	uint64_t *b = c->pins + (size_t)stk__pin_bucket(key, c->pin_buckets) * STK_PIN_WAYS;
 	unsigned w = 0;
@@ -136,12 +165,10 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 			break;
 	}
 	if (w == STK_PIN_WAYS)
-		return -EAGAIN;
+		goto unpinned;
 	/* The daemon marks the entry before it looks for pins: one of us sees the other. */
-	if (__atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) != seq) {
-		__atomic_store_n(&b[w], 0, __ATOMIC_RELEASE);
-		return -EAGAIN;
-	}
+	if (__atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) != seq)
+		goto unpin;
 	const uint8_t *base = NULL;
 	uint32_t idx[STK_GOT_MAX], n = 0;
 	uint64_t now = stk__now_ns();
@@ -155,10 +182,8 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 			n = got_take(ds, idx);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (r) { /* a segment this connection has not mapped: a GET brings it */
-		__atomic_store_n(&b[w], 0, __ATOMIC_RELEASE);
-		return -EAGAIN;
-	}
+	if (r) /* a segment this connection has not mapped: a GET brings it */
+		goto unpin;
 	got_post(ds, idx, n);
 	memset(v, 0, sizeof(*v));
 	v->data = base + g.off;
@@ -170,6 +195,11 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 	v->ds = ds;
 	__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the view's */
 	return 0;
+unpin:
+	__atomic_store_n(&b[w], 0, __ATOMIC_RELEASE);
+unpinned:
+	__atomic_sub_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED);
+	return -EAGAIN;
 }
 
 void stk__fast_release(struct stk_view *v)
@@ -179,4 +209,5 @@ void stk__fast_release(struct stk_view *v)
 	if (stk__forked(c))
 		return;
 	unpin(c, stk__pin_key(v->ds->daemon_id, v->index));
+	__atomic_sub_fetch(&c->pin_bytes, v->size, __ATOMIC_RELAXED);
 }

@@ -205,7 +205,7 @@ struct stk_view {
 	const void *data; /* NULL when size == 0 */
 	uint64_t size;
 	uint32_t index;
-	uint32_t flags;		/* STK_VIEW_* */
+	uint32_t flags;		/* STK_VIEW_*; bits 16-31 are libstoker's own */
 	uint64_t wait_ns;	/* how long stk_get() blocked */
 	struct stk_dataset *ds; /* private */
 	uint32_t seg, gen;	/* private: where the client mapped it */

@@ -95,6 +95,12 @@ struct stk_pin {
 	uint32_t index; /* in the handle's dataset */
 };
 
+/* An object kept because session s reads it through a resident table. */
+struct stk_held {
+	struct stk_object *o;
+	struct stk_session *s;
+};
+
 struct stk_session {
 	struct stk_daemon *d;
 	int fd;
@@ -117,6 +123,7 @@ struct stk_session {
 	struct stk_pin *pins;	  /* one per GET not yet released */
 	const uint64_t *pin_area; /* the client's pins on resident-table reads (fast.c) */
 	uint32_t pin_buckets;
+	uint64_t held_bytes; /* objects kept for its pins, against --client-max-pinned */
 	uint32_t npins, cappins;
 	/* What it holds, against the --client-max-* limits. */
 	uint64_t pinned_bytes;
@@ -138,7 +145,7 @@ struct stk_daemon {
 	bool demand_blocked;	    /* a queued get found no unpinned room */
 	bool in_sched, sched_again; /* stk__sched_run() is running; it must run again */
 	unsigned inflight, prefetch_inflight, pinned;
-	struct stk_object **held; /* kept for clients' resident-table reads (fast.c) */
+	struct stk_held *held; /* kept for clients' resident-table reads (fast.c) */
 	uint32_t nheld, capheld;
 	unsigned live_sessions; /* allocated, dead or alive */
 	int listen_fd, sig_fd, lock_fd;
@@ -221,6 +228,8 @@ void stk__server_init(struct stk_daemon *d);
 /* Serves an accepted connection. 0, or -errno (the caller closes fd). */
 int stk__session_add(struct stk_daemon *d, int fd);
 void stk__server_close_all(struct stk_daemon *d);
+/* Ends session s (its holds and pins go), logging why. */
+void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why);
 unsigned stk__server_sessions(const struct stk_daemon *d);
 
 /* listen.c: the listening socket. */

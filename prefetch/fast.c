@@ -21,11 +21,12 @@
  * and keeps the object (held, as a GET's hold would), until a later look
  * finds the pin gone.
  *
- * What a hostile client can do with its pin area: hold objects of its own
- * trust domain that the table published, at most STK_PIN_WAYS * buckets of
- * them, each at most fast_max bytes, which is its --client-max-pinned spread
- * over those slots.  Larger objects, and those in dedicated segments, are
- * never published: they go through GET.
+ * A client's share: what it holds through its pin area counts against
+ * --client-max-pinned, as GETs' holds do (each up to the limit).  libstoker
+ * never pins more than that (the HELLO reply tells it the limit); a client
+ * found holding more when the daemon wants the room has written its pin
+ * area itself, and is dropped, which frees all it held.  Objects in
+ * dedicated segments are never published: they go through GET.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,9 +48,7 @@ static size_t page_up(size_t n)
 
 uint64_t stk__fast_max(const struct stk_daemon *d)
 {
-	if (d->cfg.no_fast_gets)
-		return 0;
-	return d->cfg.client_max_pinned / (PIN_BUCKETS * STK_PIN_WAYS);
+	return d->cfg.no_fast_gets ? 0 : d->cfg.client_max_pinned;
 }
 
 int stk__rt_memfd(struct stk_ds *ds, const void *cat, size_t cat_len, uint32_t count)
@@ -153,23 +152,47 @@ void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds)
 	}
 }
 
-/* Whether some session of o's domain has a pin on one of o's entries. */
-static bool pinned_fast(const struct stk_daemon *d, const struct stk_object *o)
+/* Whether s has a pin on one of o's entries. */
+static bool pinned_by(const struct stk_session *s, const struct stk_object *o)
 {
-	for (const struct stk_session *s = d->sessions; s; s = s->next) {
-		if (!s->pin_area || s->domain != o->domain)
-			continue;
-		for (uint32_t i = 0; i < o->nrefs; i++) {
-			uint64_t key = stk__pin_key(o->refs[i].ds->id, o->refs[i].index);
-			const uint64_t *b =
-			    s->pin_area +
-			    (size_t)stk__pin_bucket(key, s->pin_buckets) * STK_PIN_WAYS;
-			for (unsigned w = 0; w < STK_PIN_WAYS; w++)
-				if (__atomic_load_n(&b[w], __ATOMIC_SEQ_CST) == key)
-					return true;
-		}
+	if (!s->pin_area || s->domain != o->domain)
+		return false;
+	for (uint32_t i = 0; i < o->nrefs; i++) {
+		uint64_t key = stk__pin_key(o->refs[i].ds->id, o->refs[i].index);
+		const uint64_t *b =
+		    s->pin_area + (size_t)stk__pin_bucket(key, s->pin_buckets) * STK_PIN_WAYS;
+		for (unsigned w = 0; w < STK_PIN_WAYS; w++)
+			if (__atomic_load_n(&b[w], __ATOMIC_SEQ_CST) == key)
+				return true;
 	}
 	return false;
+}
+
+/* The first live session with a pin on o, or NULL. */
+static struct stk_session *pinner(const struct stk_daemon *d, const struct stk_object *o)
+{
+	for (struct stk_session *s = d->sessions; s; s = s->next)
+		if (pinned_by(s, o))
+			return s;
+	return NULL;
+}
+
+static void held_drop(struct stk_daemon *d, uint32_t i)
+{
+	struct stk_held h = d->held[i];
+	d->held[i] = d->held[--d->nheld];
+	h.s->held_bytes -= h.o->size;
+	stk__unpin(d, h.o);
+}
+
+/* Lets go of what s holds through its pin area that it no longer pins. */
+static void recheck_session(struct stk_daemon *d, struct stk_session *s)
+{
+	for (uint32_t i = 0; i < d->nheld;)
+		if (d->held[i].s == s && !pinned_by(s, d->held[i].o))
+			held_drop(d, i);
+		else
+			i++;
 }
 
 bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o)
@@ -182,24 +205,38 @@ bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o)
 			published = true;
 		}
 	}
-	if (!published || !pinned_fast(d, o))
-		return true;
+	struct stk_session *s;
+	while (published && (s = pinner(d, o))) {
+		if (s->held_bytes + o->size <= d->cfg.client_max_pinned) {
+			if (d->nheld == d->capheld) {
+				uint32_t cap = d->capheld ? d->capheld * 2 : 64;
+				struct stk_held *v = realloc(d->held, cap * sizeof(*v));
+				if (!v)
+					goto keep; /* not held: it is found pinned again next time
+						    */
+				d->held = v;
+				d->capheld = cap;
+			}
+			d->held[d->nheld++] = (struct stk_held){ .o = o, .s = s };
+			s->held_bytes += o->size;
+			stk__pin(d, o);
+			goto keep;
+		}
+		recheck_session(d, s);
+		if (s->held_bytes + o->size <= d->cfg.client_max_pinned)
+			continue;
+		/* libstoker never pins more than its share: this client wrote its area itself. */
+		stk__session_drop(
+		    d, s, "holds more than --client-max-pinned through its pin area; dropped");
+	}
+	return true;
+keep:
 	/* A client reads it: it stays where it is, and the entries say so again. */
 	for (uint32_t i = 0; i < o->nrefs; i++) {
 		struct stk_rt_entry *e = entry(&o->refs[i]);
 		if (e)
 			__atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE);
 	}
-	if (d->nheld == d->capheld) {
-		uint32_t cap = d->capheld ? d->capheld * 2 : 64;
-		struct stk_object **v = realloc(d->held, cap * sizeof(*v));
-		if (!v)
-			return false; /* not held: it is found pinned again next time */
-		d->held = v;
-		d->capheld = cap;
-	}
-	d->held[d->nheld++] = o;
-	stk__pin(d, o);
 	return false;
 }
 
@@ -207,13 +244,11 @@ bool stk__rt_recheck(struct stk_daemon *d)
 {
 	bool freed = false;
 	for (uint32_t i = 0; i < d->nheld;) {
-		struct stk_object *o = d->held[i];
-		if (pinned_fast(d, o)) {
+		if (pinned_by(d->held[i].s, d->held[i].o)) {
 			i++;
 			continue;
 		}
-		d->held[i] = d->held[--d->nheld];
-		stk__unpin(d, o);
+		held_drop(d, i);
 		freed = true;
 	}
 	return freed;
@@ -221,13 +256,11 @@ bool stk__rt_recheck(struct stk_daemon *d)
 
 void stk__rt_forget(struct stk_daemon *d, struct stk_object *o)
 {
-	for (uint32_t i = 0; i < d->nheld; i++) {
-		if (d->held[i] == o) {
-			d->held[i] = d->held[--d->nheld];
-			stk__unpin(d, o);
-			return;
-		}
-	}
+	for (uint32_t i = 0; i < d->nheld;)
+		if (d->held[i].o == o)
+			held_drop(d, i);
+		else
+			i++;
 }
 
 int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
@@ -263,8 +296,7 @@ void stk__pins_free(struct stk_daemon *d, struct stk_session *s)
 	munmap((void *)s->pin_area, (size_t)s->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t));
 	s->pin_area = NULL;
 	/* Its pins are gone with it. */
-	if (d->nheld)
-		stk__rt_recheck(d);
+	recheck_session(d, s);
 }
 
 void stk__fast_fini(struct stk_daemon *d)

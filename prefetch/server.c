@@ -459,7 +459,7 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 	uint8_t out[REPLY_MAX];
 	send_msg(d, s, out,
 		 stk__enc_reply_hello(out, sizeof(out), &m->h, STK_PROTO_VERSION,
-				      fd >= 0 ? s->pin_buckets : 0),
+				      fd >= 0 ? s->pin_buckets : 0, d->cfg.client_max_pinned),
 		 fd);
 	if (fd >= 0)
 		close(fd);
@@ -872,6 +872,12 @@ int stk__session_add(struct stk_daemon *d, int fd)
 void stk__server_init(struct stk_daemon *d)
 {
 	d->on_ready = get_ready;
+}
+
+void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why)
+{
+	stk_warn("client pid %d uid %u: %s", (int)s->pid, (unsigned)s->uid, why);
+	session_kill(d, s, why);
 }
 
 void stk__server_close_all(struct stk_daemon *d)

@@ -201,13 +201,14 @@ long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req)
 }
 
 long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version,
-			  uint32_t pin_buckets)
+			  uint32_t pin_buckets, uint64_t pin_limit)
 {
 	struct stk_buf b;
 	stk__buf_init(&b, mem, cap);
 	stk__reply_begin(&b, req, 0, NULL);
 	stk__put_u32(&b, version);
 	stk__put_u32(&b, pin_buckets);
+	stk__put_u64(&b, pin_limit);
 	return stk__msg_end(&b);
 }
 
@@ -455,12 +456,14 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		if (n == 4) { /* an older daemon: the client reports its version */
 			r->u.hello.version = stk__get_u32(b);
 			r->u.hello.pin_buckets = 0;
+			r->u.hello.pin_limit = 0;
 			return 0;
 		}
-		if (n != 8)
+		if (n != 16)
 			return fail(err, errlen, "HELLO reply is %zu bytes", n);
 		r->u.hello.version = stk__get_u32(b);
 		r->u.hello.pin_buckets = stk__get_u32(b + 4);
+		r->u.hello.pin_limit = stk__get_u64(b + 8);
 		if (r->u.hello.pin_buckets & (r->u.hello.pin_buckets - 1))
 			return fail(err, errlen, "HELLO pin_buckets=%u is not a power of two",
 				    r->u.hello.pin_buckets);

@@ -179,6 +179,7 @@ struct stk_reply {
 		struct {
 			uint32_t version;
 			uint32_t pin_buckets; /* 0: no pin area (no fast gets) */
+			uint64_t pin_limit;   /* bytes the client may hold through its pins */
 		} hello;
 		struct {
 			uint32_t ds, count;
@@ -259,7 +260,7 @@ long stk__enc_reply_err(void *mem, size_t cap, const struct stk_msg_hdr *req, in
 long stk__enc_reply_ok(void *mem, size_t cap, const struct stk_msg_hdr *req);
 /* The pin area's memfd travels beside it when pin_buckets is not 0. */
 long stk__enc_reply_hello(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t version,
-			  uint32_t pin_buckets);
+			  uint32_t pin_buckets, uint64_t pin_limit);
 /* The catalog and resident table memfd travels beside it, as SCM_RIGHTS. */
 long stk__enc_reply_open(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t handle,
 			 uint32_t count, uint64_t bytes, uint32_t ds_id, uint32_t cat_len);

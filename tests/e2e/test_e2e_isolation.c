@@ -55,8 +55,12 @@ static void make_secret(struct e2e_dataset *ds, size_t n)
 	}
 }
 
-/* Gets every object of uri and checks it is the size listed; returns how many. */
-static int get_all(struct stk_client *c, const char *uri)
+/*
+ * Gets every object of uri and checks it is the size listed; returns how
+ * many.  The dataset stays open (its segments stay mapped): in *keep if not
+ * NULL, for the caller to close.
+ */
+static int get_all(struct stk_client *c, const char *uri, struct stk_dataset **keep)
 {
 	struct stk_dataset *sds = NULL;
 	int r = stk_dataset_open(c, uri, 0, &sds);
@@ -77,7 +81,9 @@ static int get_all(struct stk_client *c, const char *uri)
 		stk_release(&v);
 		n++;
 	}
-	return n; /* the dataset stays open: its segments stay mapped */
+	if (keep)
+		*keep = sds;
+	return n;
 }
 
 struct scan {
@@ -146,8 +152,8 @@ static struct scan as_nobody(const char *b_uri, const char *a_uri)
 		unmap_inherited();
 		if (setgroups(0, NULL) || setuid(NOBODY)) {
 			perror("setuid");
-		} else if (e2x_connect(e2e_d.sock, &c) == 0 && get_all(c, b_uri) > 0 &&
-			   (!a_uri || get_all(c, a_uri) > 0) && scan_segments(&sc) == 0) {
+		} else if (e2x_connect(e2e_d.sock, &c) == 0 && get_all(c, b_uri, NULL) > 0 &&
+			   (!a_uri || get_all(c, a_uri, NULL) > 0) && scan_segments(&sc) == 0) {
 			/* sc filled */
 		} else {
 			sc.segments = -1;
@@ -169,6 +175,7 @@ static struct scan as_nobody(const char *b_uri, const char *a_uri)
 struct setup {
 	struct e2e_dataset a, b;
 	struct stk_client *root;
+	struct stk_dataset *root_a;
 	struct scan mine;
 };
 
@@ -186,13 +193,14 @@ static void setup(struct setup *s, const char *const *extra)
 	e2e_dataset_make(&s->b, dir, sizes, 24, 0, 0xb0b);
 	e2e_daemon_start(&e2e_d, extra);
 	s->root = e2e_connect(&e2e_d);
-	cr_assert_eq(get_all(s->root, s->a.uri), 24);
+	cr_assert_eq(get_all(s->root, s->a.uri, &s->root_a), 24);
 	cr_assert_eq(scan_segments(&s->mine), 0);
 	cr_assert_gt(s->mine.hits, 0, "root's own segments hold A");
 }
 
 static void teardown(struct setup *s)
 {
+	stk_dataset_close(s->root_a);
 	stk_close(s->root);
 	e2e_daemon_stop(&e2e_d);
 	e2e_dataset_free(&s->b);

@@ -495,10 +495,9 @@ int main(int argc, char **argv)
 	}
 	{
 		/*
-		 * Pins in the pin area on a (1 byte, the only object of ds small
-		 * enough for the table with a 56 KiB client share) and on b: the
-		 * daemon must keep a while filling the budget, let it go once the
-		 * pin is cleared, and everything held when the client hangs up.
+		 * Pins in the pin area on a and on b: the daemon must keep a
+		 * while filling the budget, let it go once the pin is cleared, and
+		 * everything held when the client hangs up.
 		 */
 		struct input *in = begin();
 		hello(in);

@@ -240,11 +240,13 @@ Test(proto, reply_encoders_round_trip)
 {
 	struct stk_reply r;
 	struct stk_msg_hdr hello = { .type = STK_MSG_HELLO, .seq = 1 };
-	decode_reply(stk__enc_reply_hello(buf, sizeof(buf), &hello, 77, 256), &hello, &r);
+	decode_reply(stk__enc_reply_hello(buf, sizeof(buf), &hello, 77, 256, 1ull << 33), &hello,
+		     &r);
 	cr_assert_eq(r.status, 0);
 	cr_assert_eq(r.u.hello.version, 77);
 	cr_assert_eq(r.u.hello.pin_buckets, 256);
-	long n = stk__enc_reply_hello(buf, sizeof(buf), &hello, 4, 100);
+	cr_assert_eq(r.u.hello.pin_limit, 1ull << 33);
+	long n = stk__enc_reply_hello(buf, sizeof(buf), &hello, 4, 100, 1);
 	char why[128];
 	cr_assert_eq(stk__reply_decode(buf, (size_t)n, &r, why, sizeof(why)), -EPROTO,
 		     "pin buckets must be a power of two");
