@@ -76,8 +76,9 @@ struct stk_object {
 /* One object of a dataset, as the dataset names it. */
 struct stk_ds_entry {
 	struct stk_object *o;
-	char *key;     /* relative key, shown to clients */
-	uint32_t line; /* the manifest line that named it, or 0 */
+	char *key;	 /* relative key, shown to clients */
+	uint32_t line;	 /* the manifest line that named it, or 0 */
+	bool key_in_uri; /* key is the tail of o->uri (a suffix, or all of it), not its own */
 };
 
 /*

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@
 #include "common/log.h"
 #include "prefetch/daemon.h"
 #include "transports/transport.h"
+
+#define TRIM_AT 65536 /* objects in a listing that make it worth a malloc_trim() */
 
 struct open_job {
 	struct stk_work w;
@@ -159,9 +162,10 @@ static void ents_free(struct stk_daemon *d, struct stk_ds *ds, struct stk_ds_ent
 		      uint32_t n)
 {
 	for (uint32_t i = 0; ents && i < n; i++) {
+		if (!ents[i].key_in_uri)
+			free(ents[i].key);
 		if (ents[i].o)
 			obj_put(d, ents[i].o, ds, i);
-		free(ents[i].key);
 	}
 	free(ents);
 }
@@ -198,9 +202,21 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 			break;
 		}
 		ents[i].o = o;
-		ents[i].key = cat->e[i].key;
 		ents[i].line = cat->e[i].line;
-		cat->e[i].key = NULL;
+		/*
+		 * A key is the tail of its URI (a manifest's keys are the URIs, a
+		 * directory's the paths below it): point into the object's copy
+		 * rather than keep a second one.  Its object outlives the entry.
+		 */
+		size_t ul = strlen(o->uri), kl = strlen(cat->e[i].key);
+		if (kl <= ul && !memcmp(o->uri + ul - kl, cat->e[i].key, kl)) {
+			ents[i].key = (char *)o->uri + ul - kl;
+			ents[i].key_in_uri = true;
+		} else {
+			ents[i].key = cat->e[i].key;
+			cat->e[i].key = NULL;
+			cat->e[i].key_in_uri = false;
+		}
 	}
 	int fd = r ? r : catalog_memfd(ds, ents, cat->n);
 	if (fd < 0) {
@@ -255,7 +271,15 @@ static void open_done(struct stk_work *w)
 	ds->revalidating = false;
 	if (!j->err)
 		j->err = ents_from_catalog(d, ds, &j->cat, j->msg, sizeof(j->msg));
+	bool big = j->cat.n >= TRIM_AT;
 	stk__catalog_free(&j->cat);
+	/*
+	 * A listing's strings were built on a worker (another malloc arena) and
+	 * are freed now: give the pages back rather than keep them in RSS
+	 * (about 100 B an object for a million-object manifest).
+	 */
+	if (big)
+		malloc_trim(0);
 	if (j->err) {
 		stk_warn("open %s: %s", ds->uri, j->msg);
 		ds_unlink(d, ds);

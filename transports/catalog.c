@@ -26,13 +26,17 @@ int stk__catalog_add(struct stk_catalog *c, const char *key, size_t key_len, con
 		c->cap = cap;
 	}
 	struct stk_catalog_entry *e = &c->e[c->n];
-	e->key = strndup(key, key_len);
+	size_t ul = strlen(uri);
 	e->uri = strdup(uri);
+	e->key_in_uri =
+	    key_len <= ul && !memcmp(uri + ul - key_len, key, key_len) && !memchr(key, 0, key_len);
+	e->key = !e->uri ? NULL : e->key_in_uri ? e->uri + ul - key_len : strndup(key, key_len);
 	e->size = size;
 	e->line = 0;
 	e->version = NULL;
 	if (!e->key || !e->uri) {
-		free(e->key);
+		if (!e->key_in_uri)
+			free(e->key);
 		free(e->uri);
 		return -ENOMEM;
 	}
@@ -43,7 +47,8 @@ int stk__catalog_add(struct stk_catalog *c, const char *key, size_t key_len, con
 void stk__catalog_free(struct stk_catalog *c)
 {
 	for (uint32_t i = 0; i < c->n; i++) {
-		free(c->e[i].key);
+		if (!c->e[i].key_in_uri)
+			free(c->e[i].key);
 		free(c->e[i].uri);
 		free(c->e[i].version);
 	}

@@ -33,12 +33,13 @@ struct stk_fetch {
 
 /* A listed object. */
 struct stk_catalog_entry {
-	char *key;
+	char *key; /* its own string, or the tail of uri when key_in_uri */
 	char *uri;
 	uint64_t size;
-	uint32_t line; /* a manifest's line that named it; 0 for a listing */
-	char *version; /* the backend's version of the bytes (file: inode, size, mtime;
-			* s3: ETag), malloc'd, or NULL when the listing does not say */
+	uint32_t line;	 /* a manifest's line that named it; 0 for a listing */
+	bool key_in_uri; /* a key that ends the URI is not copied: a million keys cost 80 MB */
+	char *version;	 /* the backend's version of the bytes (file: inode, size, mtime;
+			  * s3: ETag), malloc'd, or NULL when the listing does not say */
 };
 
 struct stk_catalog {
