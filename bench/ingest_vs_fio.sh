@@ -105,6 +105,7 @@ run_fio() { # round -> MB/s on stdout
 	drop_caches
 	# One job over every file below DIR (opendir recurses), each read once
 	# from start to end; the byte count is checked below.
+	/usr/bin/time -f "%U %S" -o "$tmp/cpu-fio-$1" \
 	fio --name=ingest --opendir="$DIR" --ioengine=io_uring --direct=1 --bs=1M \
 		--iodepth=32 --rw=read --numjobs=1 --thread --output-format=json \
 		--output="$tmp/fio-$1.json" >/dev/null
@@ -123,6 +124,8 @@ EOF
 
 run_stoker() { # round -> MB/s on stdout
 	drop_caches
+	# The CPU counted is stoker-bench's and, once it has waited for it, its stokerd's.
+	/usr/bin/time -f "%U %S" -o "$tmp/cpu-stoker-$1" \
 	"$BENCH" --warm-only --dataset "$DIR" --stokerd "$STOKERD" --ram "${RAM_MIB}M" \
 		--json > "$tmp/stoker-$1.json" 2> "$tmp/stoker-$1.err" || {
 		log "stoker-bench --warm-only failed:"; cat "$tmp/stoker-$1.err" >&2; exit 1; }
@@ -137,35 +140,52 @@ print(f"{w['mb_per_s']:.1f}")
 EOF
 }
 
+# CPU seconds (user + system) per GB read, from the round's /usr/bin/time output.
+cpu_per_gb() { awk -v b="$TOTAL" '{ printf "%.3f", ($1 + $2) / (b / 1e9) }' "$1"; }
+
 FIO=()
 STK=()
+FIOC=()
+STKC=()
 for r in $(seq 1 "$ROUNDS"); do
 	f=$(run_fio "$r")
-	log "round $r: fio $f MB/s"
+	FIOC+=("$(cpu_per_gb "$tmp/cpu-fio-$r")")
+	log "round $r: fio $f MB/s, ${FIOC[-1]} CPU-s/GB"
 	s=$(run_stoker "$r")
-	log "round $r: stoker $s MB/s"
+	STKC+=("$(cpu_per_gb "$tmp/cpu-stoker-$r")")
+	log "round $r: stoker $s MB/s, ${STKC[-1]} CPU-s/GB"
 	FIO+=("$f")
 	STK+=("$s")
 done
 
-$PY - "$JSON" "$CAN_DROP" "$DIR" "$TOTAL" "$NFILES" "${FIO[*]}" "${STK[*]}" <<'EOF'
+$PY - "$JSON" "$CAN_DROP" "$DIR" "$TOTAL" "$NFILES" "${FIO[*]}" "${STK[*]}" "${FIOC[*]}" \
+	"${STKC[*]}" <<'EOF'
 import json, statistics, sys
 as_json, cold, d, total, nfiles = sys.argv[1] == "1", sys.argv[2] == "1", sys.argv[3], \
     int(sys.argv[4]), int(sys.argv[5])
 fio = [float(x) for x in sys.argv[6].split()]
 stk = [float(x) for x in sys.argv[7].split()]
+fioc = [float(x) for x in sys.argv[8].split()]
+stkc = [float(x) for x in sys.argv[9].split()]
 mf, ms = statistics.median(fio), statistics.median(stk)
+cf, cs = statistics.median(fioc), statistics.median(stkc)
 if as_json:
     print(json.dumps({"dataset": d, "bytes": total, "files": nfiles, "cold": cold,
                       "fio_mb_per_s": fio, "stoker_mb_per_s": stk,
+                      "fio_cpu_s_per_gb": fioc, "stoker_cpu_s_per_gb": stkc,
                       "fio_median_mb_per_s": mf, "stoker_median_mb_per_s": ms,
-                      "ratio_stoker_fio": ms / mf if mf else None}, indent=2))
+                      "ratio_stoker_fio": ms / mf if mf else None,
+                      "cpu_ratio_stoker_fio": cs / cf if cf else None}, indent=2))
     sys.exit(0)
 print(f"cold file:// ingest of {d}: {nfiles} files, {total / 1e6:.1f} MB"
       + ("" if cold else "  (NOT cold: not root)"))
 print("fio: io_uring, O_DIRECT, bs=1M, iodepth=32; stoker: stk_warm() in a fresh stokerd")
-print(f"{'round':>6} {'fio MB/s':>10} {'stoker MB/s':>12} {'stoker/fio':>11}")
-for i, (f, s) in enumerate(zip(fio, stk), 1):
-    print(f"{i:>6} {f:>10.1f} {s:>12.1f} {s / f if f else 0:>11.2f}")
-print(f"{'median':>6} {mf:>10.1f} {ms:>12.1f} {ms / mf if mf else 0:>11.2f}")
+print("CPU: user + system seconds per GB read (stoker: stokerd and stoker-bench)")
+print(f"{'round':>6} {'fio MB/s':>10} {'stoker MB/s':>12} {'stoker/fio':>11}"
+      f" {'fio CPU/GB':>11} {'stoker CPU/GB':>14} {'CPU ratio':>10}")
+for i, (f, s, a, b) in enumerate(zip(fio, stk, fioc, stkc), 1):
+    print(f"{i:>6} {f:>10.1f} {s:>12.1f} {s / f if f else 0:>11.2f}"
+          f" {a:>11.3f} {b:>14.3f} {b / a if a else 0:>10.2f}")
+print(f"{'median':>6} {mf:>10.1f} {ms:>12.1f} {ms / mf if mf else 0:>11.2f}"
+      f" {cf:>11.3f} {cs:>14.3f} {cs / cf if cf else 0:>10.2f}")
 EOF

@@ -262,6 +262,8 @@ static void seg_destroy(struct stk_arena *a, uint32_t idx)
 	} else {
 		a->ndedicated--;
 	}
+	if (a->gone)
+		a->gone(a->gone_arg, idx, s->gen);
 	munmap(s->map, s->size);
 	close(s->fd);
 	a->mapped -= s->size;
@@ -506,6 +508,8 @@ int stk__arena_init(struct stk_arena *a, const struct stk_arena_opts *o)
 	a->flags = OPT(o, flags);
 	if (a->flags & ~(unsigned)STK_ARENA_HUGETLB)
 		return -EINVAL;
+	a->gone = OPT(o, gone);
+	a->gone_arg = OPT(o, gone_arg);
 	const char *name = OPT(o, name);
 	snprintf(a->name, sizeof(a->name), "%s", name ? name : "stoker-arena");
 	a->align = PAGE;

@@ -94,6 +94,9 @@ struct stk_arena_opts {
 	 * budget/seg_size of them).
 	 */
 	uint64_t huge_min;
+	/* Called when a segment is closed (not at stk__arena_fini()), or NULL. */
+	void (*gone)(void *arg, uint32_t seg, uint32_t gen);
+	void *gone_arg;
 };
 
 /* Where an object's bytes are. Filled by stk__arena_alloc(); the caller keeps it. */
@@ -154,7 +157,9 @@ struct stk_arena {
 	uint32_t slabcap, slabfree;
 	unsigned nclasses;
 	uint32_t *cls_size, *cls_slab; /* bytes per slot, per slab */
-	uint32_t *doms;		       /* trust domains' ids, by slot */
+	void (*gone)(void *arg, uint32_t seg, uint32_t gen);
+	void *gone_arg;
+	uint32_t *doms; /* trust domains' ids, by slot */
 	uint32_t ndoms;
 	uint32_t *partial;   /* per domain slot and class: head, tail of slabs
 			      * with free slots */

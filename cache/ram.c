@@ -14,6 +14,13 @@
 #include "cache/tier.h"
 #include "common/log.h"
 
+static void ram_gone(void *arg, uint32_t seg, uint32_t gen)
+{
+	struct stk_tier *t = arg;
+	if (t->gone)
+		t->gone(t->gone_arg, seg, gen);
+}
+
 static int ram_init(struct stk_tier *t, char *err, size_t errlen)
 {
 	struct stk_arena *a = calloc(1, sizeof(*a));
@@ -26,6 +33,8 @@ static int ram_init(struct stk_tier *t, char *err, size_t errlen)
 		.budget = t->budget,
 		.flags = t->flags,
 		.name = "stoker",
+		.gone = ram_gone,
+		.gone_arg = t,
 	};
 	int r = stk__arena_init(a, &o);
 	if (r) {

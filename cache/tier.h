@@ -57,6 +57,9 @@ struct stk_tier {
 	uint64_t budget; /* bytes it may charge, waste included */
 	uint64_t used;	 /* bytes charged to the objects it holds */
 	unsigned flags;	 /* tier-specific (ram: STK_ARENA_*) */
+	/* Set by the tier's user after init: told when segment seg (generation gen) ends. */
+	void (*gone)(void *arg, uint32_t seg, uint32_t gen);
+	void *gone_arg;
 };
 
 /* Tier 0: objects packed into shared memfd segments (cache/arena.h). */

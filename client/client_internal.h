@@ -20,6 +20,7 @@ struct stk_seg_map;
 struct stk_segs {
 	struct stk_seg_map **v; /* by segment index: newest generation first */
 	uint32_t n;
+	const uint32_t *gens; /* the daemon's word on which are open (STK_SEG_GENS), or NULL */
 };
 /*
  * Counts a view into g's segment, mapping it from fd first if this client
@@ -30,6 +31,8 @@ struct stk_segs {
 int stk__segs_take(struct stk_segs *s, const struct stk_get_where *g, int fd, const uint8_t **base);
 /* Ends a view; unmaps a dedicated or replaced mapping no view uses any more. */
 void stk__segs_put(struct stk_segs *s, uint32_t seg, uint32_t gen);
+/* Unmaps every mapping no view uses of a segment the daemon has closed. */
+void stk__segs_trim(struct stk_segs *s);
 void stk__segs_fini(struct stk_segs *s);
 
 /*
@@ -90,6 +93,7 @@ struct stk_client {
 	uint64_t *pins;	      /* the pin area (fast.c), or NULL */
 	uint32_t pin_buckets;
 	uint64_t pin_limit; /* bytes it may hold through pins: the daemon's client share */
+	size_t pin_len;	    /* bytes mapped at pins: the pins, then segment generations */
 	uint64_t pin_bytes; /* what it holds through pins now; atomic */
 	struct stk_dataset *datasets; /* every live dataset, for stk__got_flush_all; under mu */
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define PAGE	 4096u
@@ -30,23 +31,32 @@ static size_t page_up(size_t n)
 int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t limit)
 {
 	size_t len = (size_t)buckets * STK_PIN_WAYS * sizeof(uint64_t);
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < len) {
+		close(fd);
+		return -EPROTO;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* A forked child must not write its parent's pins (it gets -ECHILD instead). */
-	madvise(p, len, MADV_DONTFORK);
+	madvise(p, (size_t)st.st_size, MADV_DONTFORK);
+	c->pin_len = (size_t)st.st_size;
 	c->pins = p;
 	c->pin_buckets = buckets;
 	c->pin_limit = limit;
+	if (len + STK_SEG_GENS * sizeof(uint32_t) <= (size_t)st.st_size)
+		c->segs.gens = (const uint32_t *)((uint8_t *)p + len);
 	return 0;
 }
 
 void stk__fast_unmap_pins(struct stk_client *c)
 {
 	if (c->pins && !stk__forked(c))
-		munmap(c->pins, (size_t)c->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t));
+		munmap(c->pins, c->pin_len);
 	c->pins = NULL;
+	c->segs.gens = NULL;
 }
 
 int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len)

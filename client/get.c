@@ -34,6 +34,8 @@ void stk__map_reply(struct stk_client *c, struct waiter *x)
 		return;
 	x->map_err = stk__segs_take(&c->segs, &r.u.get, x->fd, &x->base);
 	x->fd = -1;
+	/* A GET is a round trip anyway: a look at which segments closed is cheap beside it. */
+	stk__segs_trim(&c->segs);
 }
 
 /* A GETB in flight: its views fill in as replies arrive, in any order. */

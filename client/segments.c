@@ -8,7 +8,10 @@
  * A dedicated segment (one huge object) comes with its fd every time and is
  * unmapped when its last view goes, so memory the daemon freed is not kept
  * alive here.  A segment index the daemon reuses gets a new generation; the
- * old mapping stays while views into it do.
+ * old mapping stays while views into it do.  A segment the daemon closed
+ * (its pin area's generations say so) is unmapped once no view uses it,
+ * looked at with every GET reply, so a closed segment's pages do not
+ * outlive the daemon's budget here for longer than the client is idle.
  *
  * Called with the client's lock held.
  */
@@ -38,12 +41,19 @@ static struct stk_seg_map *find(struct stk_segs *s, uint32_t seg, uint32_t gen)
 	return NULL;
 }
 
+/* Whether the daemon says it closed the segment m maps (index seg). */
+static bool closed(const struct stk_segs *s, uint32_t seg, const struct stk_seg_map *m)
+{
+	return s->gens && seg < STK_SEG_GENS &&
+	       __atomic_load_n(&s->gens[seg], __ATOMIC_ACQUIRE) != m->gen + 1;
+}
+
 /* Unmaps the mappings of index seg that no view uses and that are not current. */
 static void sweep(struct stk_segs *s, uint32_t seg)
 {
 	for (struct stk_seg_map **pp = &s->v[seg]; *pp;) {
 		struct stk_seg_map *m = *pp;
-		bool current = pp == &s->v[seg] && !m->dedicated;
+		bool current = pp == &s->v[seg] && !m->dedicated && !closed(s, seg, m);
 		if (m->views || current) {
 			pp = &m->next;
 			continue;
@@ -105,6 +115,13 @@ void stk__segs_put(struct stk_segs *s, uint32_t seg, uint32_t gen)
 		return;
 	if (--m->views == 0)
 		sweep(s, seg);
+}
+
+void stk__segs_trim(struct stk_segs *s)
+{
+	for (uint32_t i = 0; s->gens && i < s->n; i++)
+		if (s->v[i])
+			sweep(s, i);
 }
 
 void stk__segs_fini(struct stk_segs *s)

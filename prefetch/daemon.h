@@ -123,6 +123,7 @@ struct stk_session {
 	struct stk_pin *pins;	  /* one per GET not yet released */
 	const uint64_t *pin_area; /* the client's pins on resident-table reads (fast.c) */
 	uint32_t pin_buckets;
+	uint32_t *seg_gens;  /* in the pin area, after the pins: see STK_SEG_GENS */
 	uint64_t held_bytes; /* objects kept for its pins, against --client-max-pinned */
 	uint32_t npins, cappins;
 	/* What it holds, against the --client-max-* limits. */
@@ -217,9 +218,13 @@ bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o);
 bool stk__rt_recheck(struct stk_daemon *d);
 /* o is being freed: no longer held. */
 void stk__rt_forget(struct stk_daemon *d, struct stk_object *o);
+/* Tells s's client, through its pin area, that segment seg generation gen is current. */
+void stk__seg_sent(struct stk_session *s, uint32_t seg, uint32_t gen);
 /* Gives s a pin area: returns the fd to send it (the caller closes it), or -errno. */
 int stk__pins_create(struct stk_daemon *d, struct stk_session *s);
 void stk__pins_free(struct stk_daemon *d, struct stk_session *s);
+/* Hooks fast.c to d's cache (segments closing), after stk__cache_init(). */
+void stk__fast_init(struct stk_daemon *d);
 /* Frees what fast.c keeps in d, after every dataset is gone. */
 void stk__fast_fini(struct stk_daemon *d);
 

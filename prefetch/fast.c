@@ -267,7 +267,8 @@ int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
 {
 	if (!stk__fast_max(d))
 		return -ENOTSUP;
-	size_t len = (size_t)PIN_BUCKETS * STK_PIN_WAYS * sizeof(uint64_t);
+	size_t plen = (size_t)PIN_BUCKETS * STK_PIN_WAYS * sizeof(uint64_t);
+	size_t len = plen + STK_SEG_GENS * sizeof(uint32_t);
 	int fd = memfd_create("stoker:pins", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
@@ -276,7 +277,8 @@ int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
 			fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0
 		    ? -errno
 		    : 0;
-	void *map = r ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	/* Writable for the segment generations: nothing read back from it is trusted. */
+	void *map = r ? MAP_FAILED : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (!r && map == MAP_FAILED)
 		r = -errno;
 	if (r) {
@@ -286,6 +288,7 @@ int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
 	madvise(map, len, MADV_DONTFORK);
 	s->pin_area = map;
 	s->pin_buckets = PIN_BUCKETS;
+	s->seg_gens = (uint32_t *)((uint8_t *)map + plen);
 	return fd;
 }
 
@@ -293,10 +296,33 @@ void stk__pins_free(struct stk_daemon *d, struct stk_session *s)
 {
 	if (!s->pin_area)
 		return;
-	munmap((void *)s->pin_area, (size_t)s->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t));
+	munmap((void *)s->pin_area, (size_t)s->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t) +
+					STK_SEG_GENS * sizeof(uint32_t));
 	s->pin_area = NULL;
+	s->seg_gens = NULL;
 	/* Its pins are gone with it. */
 	recheck_session(d, s);
+}
+
+void stk__seg_sent(struct stk_session *s, uint32_t seg, uint32_t gen)
+{
+	if (s->seg_gens && seg < STK_SEG_GENS)
+		__atomic_store_n(&s->seg_gens[seg], gen + 1, __ATOMIC_RELEASE);
+}
+
+/* The tier closed segment seg: clients that were sent it may unmap it. */
+static void seg_gone(void *arg, uint32_t seg, uint32_t gen)
+{
+	struct stk_daemon *d = arg;
+	for (struct stk_session *s = d->sessions; s; s = s->next)
+		if (s->seg_gens && seg < STK_SEG_GENS && s->seg_gens[seg] == gen + 1)
+			__atomic_store_n(&s->seg_gens[seg], 0, __ATOMIC_RELEASE);
+}
+
+void stk__fast_init(struct stk_daemon *d)
+{
+	d->cache.tier->gone = seg_gone;
+	d->cache.tier->gone_arg = d;
 }
 
 void stk__fast_fini(struct stk_daemon *d)

@@ -340,6 +340,7 @@ static int where(struct stk_daemon *d, struct stk_session *s, const struct stk_o
 	if (s->segs_sent[g->seg] == seg.gen + 1)
 		return -1;
 	s->segs_sent[g->seg] = seg.gen + 1;
+	stk__seg_sent(s, g->seg, seg.gen);
 	return seg.fd;
 }
 
@@ -872,6 +873,7 @@ int stk__session_add(struct stk_daemon *d, int fd)
 void stk__server_init(struct stk_daemon *d)
 {
 	d->on_ready = get_ready;
+	stk__fast_init(d);
 }
 
 void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why)

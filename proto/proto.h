@@ -158,6 +158,13 @@ struct stk_rt_entry {
  * either the client sees the change or the daemon sees the pin.
  */
 #define STK_PIN_WAYS 4u
+/*
+ * After the buckets, the pin area holds STK_SEG_GENS u32s the daemon writes:
+ * for segment index i, the generation + 1 of the segment it last sent this
+ * connection, or 0 once that segment is closed, so the client can unmap a
+ * closed segment's pages instead of keeping them alive.
+ */
+#define STK_SEG_GENS 2048u
 
 static inline uint64_t stk__pin_key(uint32_t ds_id, uint32_t index)
 {

@@ -68,8 +68,22 @@ static int get_all(struct stk_client *c, const char *uri, struct stk_dataset **k
 		fprintf(stderr, "open %s: %s (%s)\n", uri, stk_strerror(r), stk_errmsg());
 		return -1;
 	}
+	/*
+	 * Planned for two epochs, so that what it read stays needed: the
+	 * objects of datasets nobody plans are the ones evicted for it.
+	 */
+	size_t cnt = stk_dataset_count(sds);
+	uint32_t *order = malloc((2 * cnt + 1) * sizeof(*order));
+	for (size_t i = 0; order && i < 2 * cnt; i++)
+		order[i] = (uint32_t)(i % cnt);
+	if (!order || stk_plan(sds, order, 2 * cnt)) {
+		free(order);
+		fprintf(stderr, "plan %s: %s\n", uri, stk_errmsg());
+		return -1;
+	}
+	free(order);
 	int n = 0;
-	for (size_t i = 0; i < stk_dataset_count(sds); i++) {
+	for (size_t i = 0; i < cnt; i++) {
 		struct stk_view v;
 		uint64_t size = 0;
 		stk_dataset_object(sds, i, NULL, &size);
@@ -104,7 +118,7 @@ static int scan_segments(struct scan *sc)
 		unsigned long lo, hi, ino;
 		char path[256] = "";
 		if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %255s", &lo, &hi, &ino, path) < 3 ||
-		    !strstr(path, "memfd:stoker"))
+		    !strstr(path, "memfd:stoker."))
 			continue;
 		if (sc->segments < MAX_INODES)
 			sc->inodes[sc->segments] = ino;
@@ -126,7 +140,7 @@ static void unmap_inherited(void)
 	while (f && fgets(line, sizeof(line), f) && n < MAX_INODES) {
 		char path[256] = "";
 		if (sscanf(line, "%lx-%lx %*s %*s %*s %*u %255s", &lo[n], &hi[n], path) == 3 &&
-		    strstr(path, "memfd:stoker"))
+		    strstr(path, "memfd:stoker."))
 			n++;
 	}
 	if (f)
@@ -249,4 +263,53 @@ Test(e2e_isolation, isolate_none_shares_segments_and_the_scan_sees_it, .init = e
 	sc = as_nobody(s.b.uri, s.a.uri);
 	cr_assert_eq(e2e_stats(s.root).fetches, fetched + 24, "A came from the cache");
 	teardown(&s);
+}
+
+/* How many stoker segments this process maps. */
+static int mapped_segments(void)
+{
+	struct scan sc;
+	cr_assert_eq(scan_segments(&sc), 0);
+	return sc.segments;
+}
+
+Test(e2e_isolation, segments_another_domain_takes_are_unmapped_here, .init = e2e_init,
+     .fini = e2e_fini, .timeout = TIMEOUT_S)
+{
+	/* 32 MiB in 4 MiB segments: root fills it, then nobody needs all of it. */
+	cr_assert_eq(chmod(e2e_d.dir, 0755), 0);
+	struct e2e_dataset a, b, c;
+	uint64_t sizes[28];
+	for (size_t i = 0; i < 28; i++)
+		sizes[i] = 1 * E2E_MIB - 4096 * (i % 3);
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/a", e2e_d.root);
+	e2e_dataset_make(&a, dir, sizes, 28, 0, 0xa);
+	snprintf(dir, sizeof(dir), "%s/b", e2e_d.root);
+	e2e_dataset_make(&b, dir, sizes, 28, 0, 0xb);
+	snprintf(dir, sizeof(dir), "%s/c", e2e_d.root);
+	e2e_dataset_make(&c, dir, sizes, 1, 0, 0xc);
+	e2e_daemon_start(&e2e_d, (const char *[]){ "--ram", "32M", NULL });
+	struct stk_client *root = e2e_connect(&e2e_d);
+	struct stk_dataset *ra = NULL;
+	cr_assert_eq(get_all(root, a.uri, &ra), 28);
+	stk_dataset_close(ra); /* its plan goes: a is needed no more; root keeps its mappings */
+	int before = mapped_segments();
+	cr_assert_geq(before, 6, "root maps %d segments", before);
+
+	/* nobody's dataset takes the budget: root's segments are emptied and closed. */
+	struct scan sc = as_nobody(b.uri, NULL);
+	cr_assert_gt(sc.segments, 0);
+	/* The next segment root is sent makes it look: the closed ones go. */
+	struct stk_dataset *rc = NULL;
+	cr_assert_eq(get_all(root, c.uri, &rc), 1);
+	int after = mapped_segments();
+	cr_assert_lt(after, before / 2, "root still maps %d of %d segments after they closed",
+		     after, before);
+	stk_dataset_close(rc);
+	stk_close(root);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&a);
+	e2e_dataset_free(&b);
+	e2e_dataset_free(&c);
 }

@@ -259,7 +259,8 @@ static unsigned ntables;
 static void check_pins(int fd, const struct stk_reply *r)
 {
 	struct stat st;
-	pin_len = (size_t)r->u.hello.pin_buckets * STK_PIN_WAYS * sizeof(uint64_t);
+	pin_len = (size_t)r->u.hello.pin_buckets * STK_PIN_WAYS * sizeof(uint64_t) +
+		  STK_SEG_GENS * sizeof(uint32_t);
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (fstat(fd, &st) < 0 || (size_t)st.st_size != pin_len)
 		finding("HELLO reply's pin area is not %zu bytes", pin_len);
