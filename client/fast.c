@@ -84,7 +84,8 @@ static uint32_t got_take(struct stk_dataset *ds, uint32_t *out)
 {
 	uint32_t n = ds->ngot;
 	memcpy(out, ds->got, n * sizeof(*out));
-	ds->ngot = 0;
+	/* Atomic: stk__got_flush() peeks at it without the lock. */
+	__atomic_store_n(&ds->ngot, 0, __ATOMIC_RELAXED);
 	return n;
 }
 
@@ -158,7 +159,6 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 				   .gen = __atomic_load_n(&e->gen, __ATOMIC_RELAXED),
 				   .off = __atomic_load_n(&e->off, __ATOMIC_RELAXED),
 				   .size = ds->sizes[index] };
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	/* The daemon drops a client that holds more than its share through pins. */
 	uint64_t size = ds->sizes[index];
 	if (__atomic_add_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED) > c->pin_limit) {
@@ -167,6 +167,11 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 	}
 	uint64_t key = stk__pin_key(ds->daemon_id, index);
 	uint64_t *b = c->pins + (size_t)stk__pin_bucket(key, c->pin_buckets) * STK_PIN_WAYS;
+	/*
+	 * The CAS below is sequentially consistent, so a release: the loads of
+	 * seg, gen and off above cannot move past it, nor past the second read
+	 * of seq; an unchanged seq then says they were read whole.
+	 */
 	unsigned w = 0;
 	for (; w < STK_PIN_WAYS; w++) {
 		uint64_t zero = 0;
@@ -187,7 +192,8 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v)
 	if (!r) {
 		if (!ds->ngot)
 			ds->got_t0 = now;
-		ds->got[ds->ngot++] = index;
+		ds->got[ds->ngot] = index;
+		__atomic_store_n(&ds->ngot, ds->ngot + 1, __ATOMIC_RELAXED);
 		if (ds->ngot == STK_GOT_MAX || now - ds->got_t0 > GOT_WAIT)
 			n = got_take(ds, idx);
 	}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ThreadSanitizer harness for libstoker's threads: many threads of one
+ * client share one connection and one dataset, getting objects singly and
+ * in batches while the daemon evicts and refills them (a RAM budget under
+ * the dataset's size), so the resident-table path (pins, GOT batching,
+ * segment mappings), the GET path and their fallbacks all race.  Every view
+ * is checked byte for byte.  A plain main(): Criterion aborts under TSan.
+ *
+ *   tsan_client_threads [SECONDS]      (STOKERD_PATH is compiled in)
+ *
+ * Exits 0 when every get returned the right bytes; TSan's own exit code (66)
+ * when it saw a race.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "stoker.h"
+
+#define NOBJ	 400
+#define NTHREADS 8
+#define BATCH	 8
+
+static char dir[64];
+static uint64_t hashes[NOBJ], sizes[NOBJ];
+static struct stk_dataset *ds;
+static atomic_ulong gets, hits, bad;
+static atomic_bool stop;
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t hash(const uint8_t *p, uint64_t n)
+{
+	uint64_t h = n;
+	for (uint64_t i = 0; i < n; i++)
+		h = h * 1099511628211ull ^ p[i];
+	return h;
+}
+
+static void make_dataset(void)
+{
+	char p[128];
+	snprintf(dir, sizeof(dir), "/tmp/stoker-tsan-XXXXXX");
+	if (!mkdtemp(dir) || snprintf(p, sizeof(p), "%s/ds", dir) < 0 || mkdir(p, 0755)) {
+		perror("mkdtemp");
+		exit(2);
+	}
+	uint8_t *b = malloc(64 << 10);
+	for (unsigned i = 0; i < NOBJ; i++) {
+		sizes[i] = 1 + mix(i + 1) % (64 << 10);
+		for (uint64_t k = 0; k < sizes[i]; k++)
+			b[k] = (uint8_t)mix(i * 65536 + k);
+		hashes[i] = hash(b, sizes[i]);
+		snprintf(p, sizeof(p), "%s/ds/o%04u", dir, i);
+		FILE *f = fopen(p, "wb");
+		if (!f || fwrite(b, 1, sizes[i], f) != sizes[i] || fclose(f)) {
+			perror(p);
+			exit(2);
+		}
+	}
+	free(b);
+}
+
+static void check(const struct stk_view *v)
+{
+	if (v->size != sizes[v->index] || hash(v->data, v->size) != hashes[v->index]) {
+		fprintf(stderr, "tsan_client_threads: object %u: wrong bytes\n", v->index);
+		atomic_fetch_add(&bad, 1);
+	}
+	atomic_fetch_add(&gets, 1);
+	atomic_fetch_add(&hits, (v->flags & STK_VIEW_HIT) != 0);
+}
+
+static void *reader(void *arg)
+{
+	uint64_t r = (uintptr_t)arg;
+	struct stk_view v[BATCH];
+	while (!atomic_load(&stop)) {
+		r = mix(r);
+		if (r % 3) {
+			int e = stk_get(ds, r % NOBJ, &v[0]);
+			if (e) {
+				fprintf(stderr, "get: %s (%s)\n", stk_strerror(e), stk_errmsg());
+				atomic_fetch_add(&bad, 1);
+				continue;
+			}
+			check(&v[0]);
+			stk_release(&v[0]);
+		} else {
+			uint32_t idx[BATCH];
+			for (unsigned i = 0; i < BATCH; i++)
+				idx[i] = (uint32_t)(mix(r + i) % NOBJ);
+			int e = stk_get_batch(ds, idx, BATCH, v);
+			if (e) {
+				fprintf(stderr, "batch: %s (%s)\n", stk_strerror(e), stk_errmsg());
+				atomic_fetch_add(&bad, 1);
+				continue;
+			}
+			for (unsigned i = 0; i < BATCH; i++)
+				check(&v[i]);
+			stk_release_batch(v, BATCH);
+		}
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	double secs = argc > 1 ? atof(argv[1]) : 3;
+	make_dataset();
+	char sock[128], log[128], root[128], uri[160];
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(log, sizeof(log), "%s/stokerd.log", dir);
+	snprintf(root, sizeof(root), "%s", dir);
+	snprintf(uri, sizeof(uri), "file://%s/ds/", dir);
+	/*
+	 * 8 MiB for ~13 MB of objects: the daemon evicts all the time; the
+	 * client may hold it all (8 threads, batches of 8 objects of up to 64 KiB).
+	 */
+	const char *args[] = { STOKERD_PATH, "--foreground", "--socket",
+			       sock,	     "--allow-root", root,
+			       "--ram",	     "8M",	     "--client-max-pinned",
+			       "8M",	     "--log-level",  "warn",
+			       NULL };
+	pid_t d = stk_test_spawn(STOKERD_PATH, args, NULL, log);
+	if (d < 0) {
+		fprintf(stderr, "cannot start %s: %s\n", STOKERD_PATH, strerror((int)-d));
+		return 2;
+	}
+	struct stk_client *c = NULL;
+	int r = -1;
+	for (int i = 0; i < 200 && r; i++) {
+		struct stk_connect_opts o = { .opts_size = sizeof(o), .socket_path = sock };
+		if ((r = stk_connect(&o, &c)))
+			usleep(20000);
+	}
+	if (r || (r = stk_dataset_open(c, uri, 0, &ds))) {
+		fprintf(stderr, "connect/open: %s (%s)\n", stk_strerror(r), stk_errmsg());
+		kill(d, SIGKILL);
+		return 2;
+	}
+	pthread_t t[NTHREADS];
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, reader, (void *)(i + 1));
+	struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+	nanosleep(&ts, NULL);
+	atomic_store(&stop, true);
+	for (unsigned i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	struct stk_stats st = { .size = sizeof(st) };
+	r = stk_stats(c, &st);
+	stk_dataset_close(ds);
+	stk_close(c);
+	kill(d, SIGTERM);
+	int ws = 0;
+	waitpid(d, &ws, 0);
+	printf("tsan_client_threads: %lu gets by %d threads (%lu hits), %lu failed; daemon: %llu "
+	       "gets, %llu evictions, exit %d\n",
+	       atomic_load(&gets), NTHREADS, atomic_load(&hits), atomic_load(&bad),
+	       (unsigned long long)st.gets, (unsigned long long)st.evictions,
+	       WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd)) {
+	}
+	bool ok = !r && !atomic_load(&bad) && atomic_load(&gets) > 1000 && st.evictions > 0 &&
+		  WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+	return ok ? 0 : 1;
+}
