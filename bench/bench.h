@@ -130,7 +130,8 @@ struct bench_hot_size {
 /* Results of --warm-only. */
 struct bench_warm {
 	double seconds;
-	uint64_t bytes; /* resident bytes at the end */
+	double daemon_cpu_s; /* user + system seconds stokerd spent in it; < 0: unknown */
+	uint64_t bytes;	     /* resident bytes at the end */
 	uint32_t objects, resident, failed;
 	uint32_t state;
 };

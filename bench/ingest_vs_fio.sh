@@ -11,8 +11,14 @@
 # dataset in a freshly started daemon (stoker-bench --warm-only).  Medians of
 # the rounds are reported; figures on 2 shared cores vary by +-30%.
 #
+# CPU is user + system seconds per GB: fio's whole run, and stokerd's during
+# the warm (the daemon's start, and with --prefault the population of its RAM
+# budget, come before).  --prefault starts stokerd with --prefault: its pages
+# exist before the ingest, which then writes without first-touch faults.
+#
 # Usage: bench/ingest_vs_fio.sh [--dir DIR] [--files N] [--size-mib M]
-#                               [--rounds R] [--build DIR] [--keep] [--json]
+#                               [--rounds R] [--build DIR] [--prefault]
+#                               [--keep] [--json]
 set -euo pipefail
 
 DIR=""
@@ -24,7 +30,7 @@ KEEP=0
 JSON=0
 
 usage() {
-	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-0}"
 }
 
@@ -35,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--size-mib) SIZE_MIB=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--build) BUILD=$2; shift 2 ;;
+	--prefault) export STOKER_PREFAULT=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	--json) JSON=1; shift ;;
 	-h|--help) usage 0 ;;
@@ -124,8 +131,6 @@ EOF
 
 run_stoker() { # round -> MB/s on stdout
 	drop_caches
-	# The CPU counted is stoker-bench's and, once it has waited for it, its stokerd's.
-	/usr/bin/time -f "%U %S" -o "$tmp/cpu-stoker-$1" \
 	"$BENCH" --warm-only --dataset "$DIR" --stokerd "$STOKERD" --ram "${RAM_MIB}M" \
 		--json > "$tmp/stoker-$1.json" 2> "$tmp/stoker-$1.err" || {
 		log "stoker-bench --warm-only failed:"; cat "$tmp/stoker-$1.err" >&2; exit 1; }
@@ -137,7 +142,9 @@ if not w["complete"] or w["bytes"] != want:
     print(f"ingest_vs_fio: stoker warmed {w['bytes']} of {want} bytes", file=sys.stderr)
     sys.exit(1)
 print(f"{w['mb_per_s']:.1f}")
+print(f"{w['daemon_cpu_s']:.3f} 0", file=open(sys.argv[1] + ".cpu", "w"))
 EOF
+	mv "$tmp/stoker-$1.json.cpu" "$tmp/cpu-stoker-$1"
 }
 
 # CPU seconds (user + system) per GB read, from the round's /usr/bin/time output.
@@ -160,7 +167,7 @@ done
 
 $PY - "$JSON" "$CAN_DROP" "$DIR" "$TOTAL" "$NFILES" "${FIO[*]}" "${STK[*]}" "${FIOC[*]}" \
 	"${STKC[*]}" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 as_json, cold, d, total, nfiles = sys.argv[1] == "1", sys.argv[2] == "1", sys.argv[3], \
     int(sys.argv[4]), int(sys.argv[5])
 fio = [float(x) for x in sys.argv[6].split()]
@@ -173,6 +180,7 @@ if as_json:
     print(json.dumps({"dataset": d, "bytes": total, "files": nfiles, "cold": cold,
                       "fio_mb_per_s": fio, "stoker_mb_per_s": stk,
                       "fio_cpu_s_per_gb": fioc, "stoker_cpu_s_per_gb": stkc,
+                      "prefault": bool(os.environ.get("STOKER_PREFAULT")),
                       "fio_median_mb_per_s": mf, "stoker_median_mb_per_s": ms,
                       "ratio_stoker_fio": ms / mf if mf else None,
                       "cpu_ratio_stoker_fio": cs / cf if cf else None}, indent=2))
@@ -180,7 +188,8 @@ if as_json:
 print(f"cold file:// ingest of {d}: {nfiles} files, {total / 1e6:.1f} MB"
       + ("" if cold else "  (NOT cold: not root)"))
 print("fio: io_uring, O_DIRECT, bs=1M, iodepth=32; stoker: stk_warm() in a fresh stokerd")
-print("CPU: user + system seconds per GB read (stoker: stokerd and stoker-bench)")
+print("CPU: user + system seconds per GB read (fio: its run; stoker: stokerd during the warm)"
+      + ("; stokerd --prefault" if os.environ.get("STOKER_PREFAULT") else ""))
 print(f"{'round':>6} {'fio MB/s':>10} {'stoker MB/s':>12} {'stoker/fio':>11}"
       f" {'fio CPU/GB':>11} {'stoker CPU/GB':>14} {'CPU ratio':>10}")
 for i, (f, s, a, b) in enumerate(zip(fio, stk, fioc, stkc), 1):

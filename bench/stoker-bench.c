@@ -451,7 +451,9 @@ static int with_daemon(struct ctx *x, int (*fn)(struct ctx *x, const char *sock,
 	ret = bench_daemon_start(&d, x->stokerd, x->ram, x->ds.dir, &x->o.emul, true);
 	if (ret)
 		return ret;
+	x->daemon_pid = d.pid;
 	ret = fn(x, d.sock, arg);
+	x->daemon_pid = 0;
 	if (bench_daemon_stop(&d))
 		x->daemon_unclean = true;
 	return ret;
@@ -469,9 +471,32 @@ static int do_stoker(struct ctx *x, const char *sock, void *arg)
 	return bench_run_stoker(&x->ds, a->rc, sock, a->r);
 }
 
+/* User + system seconds process pid has used, or -1. */
+static double cpu_seconds(pid_t pid)
+{
+	char p[64], b[1024];
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	FILE *f = pid > 0 ? fopen(p, "r") : NULL;
+	size_t n = f ? fread(b, 1, sizeof(b) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	b[n] = 0;
+	char *s = strrchr(b, ')'); /* the name may hold spaces */
+	unsigned long long ut, st;
+	if (!s ||
+	    sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int do_warm(struct ctx *x, const char *sock, void *arg)
 {
-	return bench_run_warm(&x->ds, sock, arg);
+	struct bench_warm *w = arg;
+	double c0 = cpu_seconds(x->daemon_pid);
+	int r = bench_run_warm(&x->ds, sock, w);
+	double c1 = cpu_seconds(x->daemon_pid);
+	w->daemon_cpu_s = c0 >= 0 && c1 >= 0 ? c1 - c0 : -1;
+	return r;
 }
 
 static int run_ab(struct ctx *x)

@@ -41,6 +41,7 @@ struct ctx {
 	bool spawn;	     /* start a fresh daemon per stoker run */
 	bool cache_dropped;  /* every page-cache drop before a run succeeded */
 	bool daemon_unclean; /* a started daemon did not exit 0 on SIGTERM */
+	pid_t daemon_pid;    /* the daemon with_daemon() runs now, or 0 */
 	/* results */
 	bool ran_direct, ran_stoker, ran_hot, ran_warm;
 	struct bench_result runs_direct[MAX_REPEAT], runs_stoker[MAX_REPEAT];

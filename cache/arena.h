@@ -72,6 +72,14 @@ enum {
 	 * Segments and dedicated objects are then rounded up to huge pages.
 	 */
 	STK_ARENA_HUGETLB = 1u << 0,
+	/*
+	 * Commit the budget at init: shared segments that fill it are made and
+	 * their pages populated, in a pool no domain owns yet; a domain that
+	 * needs a segment takes one from it before making one.  Ingest then
+	 * writes into pages that exist (first touch cost 0.57 CPU-s per GB on
+	 * our VM), and the memory is the daemon's from the start.
+	 */
+	STK_ARENA_PREFAULT = 1u << 1,
 };
 
 struct stk_arena_opts {
@@ -89,9 +97,9 @@ struct stk_arena_opts {
 	/* Tuning, 0 for the defaults. */
 	uint64_t small_max; /* largest slab object: a power of two, default 32 KiB */
 	/*
-	 * Smallest object given a segment of its own.  Default: seg_size, so
-	 * only objects larger than a shared segment get one (at most
-	 * budget/seg_size of them).
+	 * Smallest object given a segment of its own.  Default: seg_size + 1,
+	 * so only objects larger than a shared segment get one (at most
+	 * budget/seg_size of them); larger values mean the same.
 	 */
 	uint64_t huge_min;
 	/* Called when a segment is closed (not at stk__arena_fini()), or NULL. */

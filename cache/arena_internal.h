@@ -22,6 +22,8 @@
 #define MIN_SLAB  (64u << 10)
 #define MIN_SLOTS 8
 #define NONE	  UINT32_MAX
+#define POOL                                                                                       \
+	UINT32_MAX /* stk_arena_segi.dom of a segment no domain owns yet (STK_ARENA_PREFAULT) */
 #define DEF_SMALL (32u << 10)
 #define MAX_DEDIC 1024
 

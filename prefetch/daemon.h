@@ -49,6 +49,7 @@ struct stk_config {
 				       * after this long */
 	uint64_t dataset_grace_ns;    /* an unused dataset with nothing cached is freed after */
 	bool no_fast_gets;	      /* no resident tables: every get is a round trip */
+	bool prefault;		      /* RAM segments populated at start (STK_ARENA_PREFAULT) */
 };
 
 /* A request waiting for an object (GET) or a dataset (OPEN). */

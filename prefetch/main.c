@@ -35,6 +35,9 @@ static void usage(FILE *f)
 	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
 	    "      --hugetlb             RAM segments on hugetlb pages, which the operator must\n"
 	    "                            have reserved (vm.nr_hugepages; STOKER_HUGETLB=1)\n"
+	    "      --prefault            commit the RAM budget at start: populate every page\n"
+	    "                            before serving, so ingest never pays for first touch\n"
+	    "                            (STOKER_PREFAULT=1)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
@@ -113,6 +116,7 @@ enum {
 	OPT_DS_GRACE,
 	OPT_ISOLATE,
 	OPT_NO_FAST,
+	OPT_PREFAULT,
 	OPT_HUGETLB,
 };
 
@@ -438,6 +442,7 @@ int main(int argc, char **argv)
 	c->no_direct = env_true("STOKER_NO_DIRECT");
 	c->hugetlb = env_true("STOKER_HUGETLB");
 	c->no_fast_gets = env_true("STOKER_NO_FAST_GETS");
+	c->prefault = env_true("STOKER_PREFAULT");
 
 	static const struct option opts[] = {
 		{ "socket", required_argument, 0, 's' },
@@ -469,6 +474,7 @@ int main(int argc, char **argv)
 		{ "isolate", required_argument, 0, OPT_ISOLATE },
 		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
 		{ "no-fast-gets", no_argument, 0, OPT_NO_FAST },
+		{ "prefault", no_argument, 0, OPT_PREFAULT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -493,6 +499,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_FAST:
 			c->no_fast_gets = true;
+			break;
+		case OPT_PREFAULT:
+			c->prefault = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -595,12 +604,18 @@ int main(int argc, char **argv)
 	if (r)
 		goto out;
 	char e[300];
-	r = stk__cache_init(&d->cache, &stk_tier_ram, c->ram, c->hugetlb ? STK_ARENA_HUGETLB : 0, e,
-			    sizeof(e));
+	uint64_t t0 = stk__now_ns();
+	r = stk__cache_init(&d->cache, &stk_tier_ram, c->ram,
+			    (c->hugetlb ? STK_ARENA_HUGETLB : 0) |
+				(c->prefault ? STK_ARENA_PREFAULT : 0),
+			    e, sizeof(e));
 	if (r) {
 		stk_err("RAM tier: %s", e);
 		goto out;
 	}
+	if (!r && c->prefault)
+		stk_info("RAM tier: %llu MiB committed and populated in %.2f s (--prefault)",
+			 (unsigned long long)(c->ram >> 20), (double)(stk__now_ns() - t0) / 1e9);
 	if (swap_present())
 		stk_warn("this machine has swap: cached bytes may be paged out (the RAM tier does "
 			 "not mlock); --hugetlb segments never are");

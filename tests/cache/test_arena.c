@@ -821,6 +821,52 @@ Test(arena, a_domain_takes_the_budget_another_emptied)
 	check();
 }
 
+/* Resident pages of the range at p, per mincore(2). */
+static size_t resident_pages(const void *p, size_t len)
+{
+	size_t n = (len + STK_ARENA_PAGE - 1) / STK_ARENA_PAGE, in = 0;
+	unsigned char *v = malloc(n);
+	cr_assert_not_null(v);
+	cr_assert_eq(mincore((void *)p, len, v), 0);
+	for (size_t i = 0; i < n; i++)
+		in += v[i] & 1;
+	free(v);
+	return in;
+}
+
+Test(arena, prefault_commits_the_budget_and_domains_take_from_the_pool)
+{
+	cr_assert_eq(arena_open(32 * MiB, 4 * MiB, 0, STK_ARENA_PREFAULT), 0);
+	struct stk_arena_stats st = stats();
+	cr_assert_eq(st.mapped, 32 * MiB, "the budget is committed at init");
+	cr_assert_eq(st.segments, 8);
+	for (uint32_t i = 0; i < 8; i++) {
+		struct stk_arena_seg sg = segment(i);
+		cr_assert_eq(sg.domain, UINT32_MAX, "segment %u belongs to no domain yet", i);
+		struct stk_extent all = { .seg = i, .gen = sg.gen, .len = 1 };
+		cr_assert_eq(resident_pages(stk__arena_ptr(&A, &all), sg.size),
+			     sg.size / STK_ARENA_PAGE, "segment %u is populated", i);
+	}
+	/* Two domains fill the budget from the pool: no segment is made or closed. */
+	struct stk_extent a = must_alloc_in(3 * MiB, 1), b = must_alloc_in(100 * KiB, 2);
+	cr_assert_neq(a.seg, b.seg, "two domains never share a segment");
+	cr_assert_eq(segment(a.seg).domain, 1);
+	cr_assert_eq(segment(b.seg).domain, 2);
+	cr_assert_eq(segment(a.seg).gen, 1 + a.seg, "a pool segment, not a new one");
+	struct stk_extent c = must_alloc_in(1 * KiB, 2);
+	cr_assert_eq(c.seg, b.seg, "a domain fills its own segment before taking another");
+	st = stats();
+	cr_assert_eq(st.segments, 8);
+	cr_assert_eq(st.mapped, 32 * MiB);
+	check();
+	stk__arena_free(&A, &a);
+	stk__arena_free(&A, &b);
+	stk__arena_free(&A, &c);
+	/* A domain's emptied segment stays its own: it never returns to the pool. */
+	cr_assert_eq(segment(a.seg).domain, 1);
+	check();
+}
+
 Test(arena, random_churn_with_256_mib_segments)
 {
 	struct churn c = { .budget = 1 * GiB,
