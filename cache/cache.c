@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int stk__cache_init(struct stk_cache *c, const struct stk_tier_ops *ops, uint64_t budget,
@@ -26,15 +27,22 @@ void stk__cache_fini(struct stk_cache *c)
 
 int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen)
 {
-	int r = c->tier->ops->alloc(c->tier, &o->t, o->size, o->domain);
+	struct stk_tier_obj t;
+	int r = c->tier->ops->alloc(c->tier, &t, o->size, o->domain);
+	if (!r && !(o->room = calloc(1, sizeof(*o->room)))) {
+		c->tier->ops->drop(c->tier, &t);
+		r = -ENOMEM;
+	}
 	if (r == -EFBIG)
 		snprintf(err, errlen, "%s: %llu bytes is larger than the whole RAM budget (%llu)",
 			 o->uri, (unsigned long long)o->size, (unsigned long long)c->tier->budget);
 	else if (r && r != -ENOSPC && r != -EAGAIN)
 		snprintf(err, errlen, "cannot allocate %llu bytes of RAM for %s: %s",
 			 (unsigned long long)o->size, o->uri, strerror(-r));
-	if (!r)
+	if (!r) {
+		o->room->t = t;
 		o->state = STK_OBJ_FETCHING;
+	}
 	return r;
 }
 
@@ -47,10 +55,10 @@ int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t
 		return -ENOMEM; /* still FETCHING: the caller drops it */
 	}
 	o->state = STK_OBJ_RESIDENT;
-	o->rprev = NULL;
-	o->rnext = c->res_head;
+	o->room->rprev = NULL;
+	o->room->rnext = c->res_head;
 	if (c->res_head)
-		c->res_head->rprev = o;
+		c->res_head->room->rprev = o;
 	c->res_head = o;
 	c->resident++;
 	return 0;
@@ -60,17 +68,20 @@ void stk__cache_drop(struct stk_cache *c, struct stk_object *o)
 {
 	if (o->state == STK_OBJ_RESIDENT) {
 		stk__victims_del(&c->victims, o);
-		if (o->rprev)
-			o->rprev->rnext = o->rnext;
+		struct stk_obj_room *r = o->room;
+		if (r->rprev)
+			r->rprev->room->rnext = r->rnext;
 		else
-			c->res_head = o->rnext;
-		if (o->rnext)
-			o->rnext->rprev = o->rprev;
-		o->rprev = o->rnext = NULL;
+			c->res_head = r->rnext;
+		if (r->rnext)
+			r->rnext->room->rprev = r->rprev;
 		c->resident--;
 	}
-	if (o->state == STK_OBJ_RESIDENT || o->state == STK_OBJ_FETCHING)
-		c->tier->ops->drop(c->tier, &o->t);
+	if (o->state == STK_OBJ_RESIDENT || o->state == STK_OBJ_FETCHING) {
+		c->tier->ops->drop(c->tier, &o->room->t);
+		free(o->room);
+		o->room = NULL;
+	}
 	o->state = STK_OBJ_ABSENT;
 }
 

@@ -51,7 +51,8 @@ struct stk_object {
 	uint32_t domain;	  /* the trust domain of the clients that may read it */
 	uint32_t hash;		  /* of uri, size and domain */
 	struct stk_object *hnext; /* the table's chain */
-	struct stk_obj_ref *refs; /* the datasets that list it */
+	struct stk_obj_ref *refs; /* the datasets that list it: &ref0, or an array */
+	struct stk_obj_ref ref0;  /* most objects are listed once: no allocation */
 	uint32_t nrefs, caprefs;
 	uint8_t state;
 	bool queued;	 /* waiting for room on behalf of a get */
@@ -59,18 +60,27 @@ struct stk_object {
 	int err;	 /* last fetch's -errno */
 	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
-	uint64_t stamp; /* when it became resident; ties go to the newest */
-	uint64_t vkey;	/* victims heap: an upper bound of its next use */
-	uint32_t vidx;	/* victims heap: its slot + 1, 0 when not in the heap */
-	uint64_t fetch_start;
-	uint64_t fetch_ns;     /* how long its last fetch took: the stall a synchronous read pays */
-	char *etag;	       /* the backend's version of the bytes fetched, when it has one */
-	char *version;	       /* the version its listing gave, or NULL */
-	uint64_t queued_at;    /* when a get queued it for room */
-	struct stk_tier_obj t; /* the tier's storage */
-	struct stk_object *rprev, *rnext; /* resident list */
-	struct stk_object *qnext;	  /* queue of gets waiting for room */
+	uint64_t stamp;	    /* when it became resident; ties go to the newest */
+	uint64_t vkey;	    /* victims heap: an upper bound of its next use */
+	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
+	uint64_t fetch_ns;  /* how long its last fetch took: the stall a synchronous read pays */
+	char *etag;	    /* the backend's version of the bytes fetched, when it has one */
+	char *version;	    /* the version its listing gave, or NULL */
+	uint64_t queued_at; /* when a get queued it for room */
+	struct stk_obj_room *room; /* while a tier holds room for it (FETCHING, RESIDENT) */
+	struct stk_object *qnext;  /* queue of gets waiting for room */
 	struct stk_waiter *waiters;
+};
+
+/*
+ * What an object has only while a tier holds room for it: most of a
+ * million-object dataset is listed and never resident at once, so this is
+ * not in every object.
+ */
+struct stk_obj_room {
+	struct stk_tier_obj t;		  /* the tier's storage */
+	uint64_t fetch_start;		  /* when its fetch began */
+	struct stk_object *rprev, *rnext; /* resident list */
 };
 
 /* One object of a dataset, as the dataset names it. */
@@ -130,6 +140,8 @@ void stk__objtab_del(struct stk_objtab *t, struct stk_object *o);
 void stk__objtab_fini(struct stk_objtab *t);
 /* Records that ds lists o at index. 0 or -ENOMEM. */
 int stk__obj_ref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
+/* Frees o's list of references (when o is freed). */
+void stk__obj_refs_free(struct stk_object *o);
 /* Forgets ds's listing of o at index; returns the references left. */
 uint32_t stk__obj_unref(struct stk_object *o, struct stk_ds *ds, uint32_t index);
 
@@ -152,7 +164,7 @@ int stk__cache_init(struct stk_cache *c, const struct stk_tier_ops *ops, uint64_
 void stk__cache_fini(struct stk_cache *c);
 
 /*
- * Finds room for o and charges it; o becomes FETCHING, writable at o->t.map.
+ * Finds room for o and charges it; o becomes FETCHING, writable at o->room->t.map.
  * Returns 0; -EFBIG (never fits: err says so, naming o and the budget);
  * -ENOSPC or -EAGAIN (no room now: evict, then retry); or another -errno
  * with err.

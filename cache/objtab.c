@@ -82,16 +82,31 @@ void stk__objtab_fini(struct stk_objtab *t)
 
 int stk__obj_ref(struct stk_object *o, struct stk_ds *ds, uint32_t index)
 {
+	if (!o->caprefs) {
+		o->refs = &o->ref0;
+		o->caprefs = 1;
+	}
 	if (o->nrefs == o->caprefs) {
-		uint32_t cap = o->caprefs ? o->caprefs * 2 : 1;
-		struct stk_obj_ref *r = realloc(o->refs, cap * sizeof(*r));
+		uint32_t cap = o->caprefs * 2;
+		bool inline_ = o->refs == &o->ref0;
+		struct stk_obj_ref *r = realloc(inline_ ? NULL : o->refs, cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
+		if (inline_)
+			r[0] = o->ref0;
 		o->refs = r;
 		o->caprefs = cap;
 	}
 	o->refs[o->nrefs++] = (struct stk_obj_ref){ .ds = ds, .index = index };
 	return 0;
+}
+
+void stk__obj_refs_free(struct stk_object *o)
+{
+	if (o->refs != &o->ref0)
+		free(o->refs);
+	o->refs = NULL;
+	o->nrefs = o->caprefs = 0;
 }
 
 uint32_t stk__obj_unref(struct stk_object *o, struct stk_ds *ds, uint32_t index)

@@ -92,7 +92,7 @@ static void obj_free(struct stk_object *o)
 	free(o->errmsg);
 	free(o->etag);
 	free(o->version);
-	free(o->refs);
+	stk__obj_refs_free(o);
 	free(o);
 }
 

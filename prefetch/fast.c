@@ -109,8 +109,9 @@ static bool publishable(const struct stk_daemon *d, const struct stk_object *o)
 {
 	struct stk_arena_seg sg;
 	return o->state == STK_OBJ_RESIDENT && o->size && o->size <= stk__fast_max(d) &&
-	       o->t.ext.seg != STK_ARENA_NOSEG && o->t.ext.off <= UINT32_MAX &&
-	       d->cache.tier->ops->segment(d->cache.tier, o->t.ext.seg, &sg) == 0 && !sg.dedicated;
+	       o->room->t.ext.seg != STK_ARENA_NOSEG && o->room->t.ext.off <= UINT32_MAX &&
+	       d->cache.tier->ops->segment(d->cache.tier, o->room->t.ext.seg, &sg) == 0 &&
+	       !sg.dedicated;
 }
 
 static struct stk_rt_entry *entry(const struct stk_obj_ref *r)
@@ -130,9 +131,9 @@ void stk__rt_publish(struct stk_daemon *d, struct stk_object *o)
 			continue;
 		uint32_t seq = e->seq | 1;
 		__atomic_store_n(&e->seq, seq, __ATOMIC_SEQ_CST); /* odd while it changes */
-		__atomic_store_n(&e->seg, o->t.ext.seg, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->gen, o->t.ext.gen, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->off, (uint32_t)o->t.ext.off, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->seg, o->room->t.ext.seg, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->gen, o->room->t.ext.gen, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->off, (uint32_t)o->room->t.ext.off, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELEASE);
 	}
 }
@@ -145,9 +146,9 @@ void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds)
 		struct stk_rt_entry *e = entry(&r);
 		if (!e || !publishable(d, o))
 			continue;
-		e->seg = o->t.ext.seg;
-		e->gen = o->t.ext.gen;
-		e->off = (uint32_t)o->t.ext.off;
+		e->seg = o->room->t.ext.seg;
+		e->gen = o->room->t.ext.gen;
+		e->off = (uint32_t)o->room->t.ext.off;
 		__atomic_store_n(&e->seq, (e->seq | 1) + 1, __ATOMIC_RELEASE);
 	}
 }

@@ -236,7 +236,7 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	} else {
 		d->st[STK_ST_FETCHES]++;
 		d->st[STK_ST_FETCH_BYTES] += o->size;
-		o->fetch_ns = stk__now_ns() - o->fetch_start;
+		o->fetch_ns = stk__now_ns() - o->room->fetch_start;
 		d->st[STK_ST_FETCH_NS] += o->fetch_ns;
 		free(o->etag);
 		o->etag = fc_etag[0] ? strdup(fc_etag) : NULL;
@@ -264,13 +264,13 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->d = d;
 	fc->o = o;
 	fc->f.uri = o->uri;
-	fc->f.buf = o->t.map;
-	fc->f.cap = o->t.ext.charge;
+	fc->f.buf = o->room->t.map;
+	fc->f.cap = o->room->t.ext.charge;
 	fc->f.fd = -1;
 	fc->f.size = o->size;
 	fc->f.done = fetch_done;
 	o->prefetched = prefetch;
-	o->fetch_start = stk__now_ns();
+	o->room->fetch_start = stk__now_ns();
 	count(o, 0, +1, 0);
 	d->inflight++;
 	if (prefetch) {
@@ -308,8 +308,8 @@ static struct stk_object *victim_in_hinted_segment(struct stk_daemon *d, uint64_
 	struct stk_object *best = NULL;
 	uint64_t best_d = 0;
 	for (struct stk_object *o = seg == STK_ARENA_NOSEG ? NULL : d->cache.res_head; o;
-	     o = o->rnext) {
-		if (o->pins || o->t.ext.seg != seg)
+	     o = o->room->rnext) {
+		if (o->pins || o->room->t.ext.seg != seg)
 			continue;
 		uint64_t nu = stk__next_use(d, o);
 		if (!best || nu > best_d) {

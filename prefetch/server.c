@@ -317,12 +317,12 @@ static int where(struct stk_daemon *d, struct stk_session *s, const struct stk_o
 {
 	struct stk_arena_seg seg;
 	g->seg = STK_SEG_NONE;
-	if (o->t.ext.seg == STK_ARENA_NOSEG ||
-	    d->cache.tier->ops->segment(d->cache.tier, o->t.ext.seg, &seg))
+	if (o->room->t.ext.seg == STK_ARENA_NOSEG ||
+	    d->cache.tier->ops->segment(d->cache.tier, o->room->t.ext.seg, &seg))
 		return -1;
-	g->seg = o->t.ext.seg;
+	g->seg = o->room->t.ext.seg;
 	g->gen = seg.gen;
-	g->off = o->t.ext.off;
+	g->off = o->room->t.ext.off;
 	g->seg_size = seg.size;
 	if (seg.dedicated) {
 		g->flags |= STK_GET_DEDICATED;

@@ -51,7 +51,7 @@ static void make_resident(int i)
 	char err[256];
 	cr_assert_eq(stk__cache_alloc(&cache, &objs[i], err, sizeof(err)), 0, "%s", err);
 	if (objs[i].size)
-		memset(objs[i].t.map, 'a' + i, objs[i].size);
+		memset(objs[i].room->t.map, 'a' + i, objs[i].size);
 	cr_assert_eq(stk__cache_seal(&cache, &objs[i], err, sizeof(err)), 0, "%s", err);
 }
 
@@ -110,10 +110,10 @@ Test(cache_evict, charges_what_the_tier_keeps_and_returns_it)
 	make_resident(1);
 	make_resident(2);
 	long pg = sysconf(_SC_PAGESIZE);
-	uint64_t c0 = objs[0].t.ext.charge, c1 = objs[1].t.ext.charge;
+	uint64_t c0 = objs[0].room->t.ext.charge, c1 = objs[1].room->t.ext.charge;
 	cr_assert(c0 >= 1 && c0 < (uint64_t)pg, "1 byte charged %llu", (unsigned long long)c0);
 	cr_assert_eq(c1, 64 * 1024 + (uint64_t)pg);
-	cr_assert_eq(objs[2].t.ext.charge, 0);
+	cr_assert_eq(objs[2].room->t.ext.charge, 0);
 	cr_assert_eq(cache.tier->used, c0 + c1);
 	cr_assert_eq(cache.resident, 3);
 	stk__cache_drop(&cache, &objs[1]);
@@ -146,7 +146,7 @@ Test(tier_ram, segments_are_read_only_to_others_and_intact, .init = setup, .fini
 {
 	make_resident(0);
 	struct stk_arena_seg seg;
-	cr_assert_eq(cache.tier->ops->segment(cache.tier, objs[0].t.ext.seg, &seg), 0);
+	cr_assert_eq(cache.tier->ops->segment(cache.tier, objs[0].room->t.ext.seg, &seg), 0);
 	/* However a client reopens the segment, it cannot write it. */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", seg.fd);
@@ -154,11 +154,11 @@ Test(tier_ram, segments_are_read_only_to_others_and_intact, .init = setup, .fini
 	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
 	cr_assert_eq(mmap(NULL, seg.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED,
 		     "a writable shared mapping of a segment must fail");
-	cr_assert_eq(pwrite(fd, "x", 1, (off_t)objs[0].t.ext.off), -1);
+	cr_assert_eq(pwrite(fd, "x", 1, (off_t)objs[0].room->t.ext.off), -1);
 	char *p = mmap(NULL, seg.size, PROT_READ, MAP_SHARED, fd, 0);
 	cr_assert_neq(p, MAP_FAILED);
 	for (uint64_t i = 0; i < objs[0].size; i++)
-		cr_assert_eq(p[objs[0].t.ext.off + i], 'a');
+		cr_assert_eq(p[objs[0].room->t.ext.off + i], 'a');
 	munmap(p, seg.size);
 	close(fd);
 }

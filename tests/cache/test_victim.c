@@ -644,7 +644,7 @@ static struct stk_object *scan_victim(struct stk_object *head,
 {
 	struct stk_object *best = NULL;
 	uint64_t best_d = 0;
-	for (struct stk_object *o = head; o; o = o->rnext) {
+	for (struct stk_object *o = head; o; o = o->room->rnext) {
 		if (o->pins)
 			continue;
 		uint64_t d = nu(arg, o);
@@ -662,28 +662,31 @@ struct big {
 	struct tplan p;
 	struct stk_victims v;
 	struct stk_object *res_head;
+	struct stk_obj_room *rooms; /* one per object, as the cache gives one while resident */
 };
 
 static void big_resident(struct big *b, struct stk_object *o)
 {
 	o->state = STK_OBJ_RESIDENT;
 	o->stamp = ++b->w.clock;
-	o->rprev = NULL;
-	o->rnext = b->res_head;
+	o->room = &b->rooms[o - b->w.o];
+	o->room->rprev = NULL;
+	o->room->rnext = b->res_head;
 	if (b->res_head)
-		b->res_head->rprev = o;
+		b->res_head->room->rprev = o;
 	b->res_head = o;
 }
 
 static void big_evict(struct big *b, struct stk_object *o)
 {
 	stk__victims_del(&b->v, o);
-	if (o->rprev)
-		o->rprev->rnext = o->rnext;
+	struct stk_obj_room *r = o->room;
+	if (r->rprev)
+		r->rprev->room->rnext = r->rnext;
 	else
-		b->res_head = o->rnext;
-	if (o->rnext)
-		o->rnext->rprev = o->rprev;
+		b->res_head = r->rnext;
+	if (r->rnext)
+		r->rnext->room->rprev = r->rprev;
 	o->state = STK_OBJ_ABSENT;
 	/* As stk__evict: the plan's scan for absent objects looks again from here. */
 	uint32_t h = b->p.head[o - b->w.o];
@@ -705,7 +708,9 @@ Test(victims, a_million_objects, .timeout = 30)
 	struct big *b = calloc(1, sizeof(*b));
 	cr_assert_not_null(b);
 	b->w.o = calloc(NOBJ, sizeof(*b->w.o));
+	b->rooms = calloc(NOBJ, sizeof(*b->rooms));
 	cr_assert_not_null(b->w.o);
+	cr_assert_not_null(b->rooms);
 	b->w.nobj = NOBJ;
 	b->w.p = &b->p;
 	b->w.np = 1;
@@ -831,5 +836,6 @@ Test(victims, a_million_objects, .timeout = 30)
 	stk__victims_fini(&b->v);
 	tplan_fini(&b->p);
 	free(b->w.o);
+	free(b->rooms);
 	free(b);
 }

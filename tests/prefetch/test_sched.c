@@ -75,7 +75,7 @@ static void teardown(void)
 			free(w);
 		}
 		free(o->errmsg);
-		free(o->refs);
+		stk__obj_refs_free(o);
 		stk__cache_drop(&d.cache, o);
 	}
 	free(objs);
@@ -87,7 +87,7 @@ static void teardown(void)
 static int obj_of(struct stk_fetch *f)
 {
 	for (uint32_t i = 0; i < ds.count; i++)
-		if (objs[i].t.map == f->buf && objs[i].state == STK_OBJ_FETCHING)
+		if (objs[i].state == STK_OBJ_FETCHING && objs[i].room->t.map == f->buf)
 			return (int)i;
 	return -1;
 }
