@@ -60,9 +60,9 @@ struct stk_object {
 	int err;	 /* last fetch's -errno */
 	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
+	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
 	uint64_t stamp;	    /* when it became resident; ties go to the newest */
 	uint64_t vkey;	    /* victims heap: an upper bound of its next use */
-	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
 	uint64_t fetch_ns;  /* how long its last fetch took: the stall a synchronous read pays */
 	char *etag;	    /* the backend's version of the bytes fetched, when it has one */
 	char *version;	    /* the version its listing gave, or NULL */

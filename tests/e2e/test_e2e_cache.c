@@ -84,7 +84,7 @@ static void *sampler_main(void *arg)
 }
 
 Test(e2e_cache, larger_than_budget_streams_within_budget, .init = e2e_init, .fini = e2e_fini,
-     .timeout = 90)
+     .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "big", 64, E2E_MIB, 64 * E2E_KIB, 3);
@@ -141,7 +141,7 @@ Test(e2e_cache, larger_than_budget_streams_within_budget, .init = e2e_init, .fin
 #define BATCH	   4
 #define COMPUTE_MS 300
 
-Test(e2e_cache, plan_ordered_gets_become_hits, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+Test(e2e_cache, plan_ordered_gets_become_hits, .init = e2e_init, .fini = e2e_fini, .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "slow", 40, 256 * E2E_KIB, 32 * E2E_KIB, 4);
@@ -226,7 +226,7 @@ static struct stk_dataset_status wait_warm(struct stk_dataset *sds)
 	}
 }
 
-Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "warm", 24, 512 * E2E_KIB, 64 * E2E_KIB, 5);
@@ -261,7 +261,7 @@ Test(e2e_cache, warm_fills_the_cache, .init = e2e_init, .fini = e2e_fini, .timeo
 	e2e_dataset_free(&ds);
 }
 
-Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini, .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "warm", 24, 512 * E2E_KIB, 64 * E2E_KIB, 6);
@@ -294,7 +294,7 @@ Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini,
 }
 
 /* A plan longer than one PLAN message (STK_PLAN_CHUNK indices) arrives whole. */
-Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini, .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "long", 10, 64 * E2E_KIB, 8 * E2E_KIB, 12);
@@ -328,7 +328,7 @@ Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_
  * cached for the manifest after the directory's dataset is forgotten.
  */
 Test(e2e_cache, same_object_through_two_datasets_is_fetched_once, .init = e2e_init,
-     .fini = e2e_fini, .timeout = 90)
+     .fini = e2e_fini, .timeout = 180)
 {
 	enum { N = 5 };
 	uint64_t sizes[N] = { 1, 4096, 10000, 100000, 1000000 };
@@ -393,7 +393,7 @@ Test(e2e_cache, same_object_through_two_datasets_is_fetched_once, .init = e2e_in
  * them into shared segments), not one each, and every byte reads back.
  */
 Test(e2e_cache, two_hundred_thousand_small_objects_few_fds, .init = e2e_init, .fini = e2e_fini,
-     .timeout = 90)
+     .timeout = 180)
 {
 	enum { N = 200000 };
 	uint64_t *sizes = malloc(N * sizeof(*sizes));
