@@ -116,6 +116,7 @@ struct stk_dataset {
 	size_t rt_len;
 	uint32_t got[STK_GOT_MAX], ngot; /* got through the table, not told yet; under c->mu */
 	uint64_t got_t0;		 /* when got[0] was */
+	bool planned;			 /* stk_plan() was called: GOTs go at once */
 	struct stk_dataset *prev, *next; /* in c->datasets */
 };
 
@@ -145,8 +146,13 @@ void stk__fast_unmap_pins(struct stk_client *c);
 /* Maps the resident table after the catalog in an OPEN's memfd. 0 or -errno. */
 int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len);
 void stk__fast_unmap_table(struct stk_dataset *ds);
-/* Gets index through the table: 0 with v filled, or -EAGAIN (do a GET). */
-int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v);
+/*
+ * Gets index through the table: 0 with v filled, or -EAGAIN (do a GET).
+ * The daemon is told (GOT) at once when ds has a plan and batch is false
+ * (its prefetching follows the plan's cursor), else in batches: the caller
+ * of a batch flushes after it.
+ */
+int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bool batch);
 /* Ends a view stk__fast_get() gave (its pin; the caller puts its segment view). */
 void stk__fast_release(struct stk_view *v);
 /* Tells the daemon what was got through the table and not told yet. */

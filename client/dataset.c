@@ -261,6 +261,8 @@ int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
 			r = stk__reply(w, STK_MSG_PLAN, &rp);
 		off += k;
 	} while (!r && off < n);
+	if (!r)
+		__atomic_store_n(&ds->planned, true, __ATOMIC_RELAXED);
 out:
 	free(msg);
 	free(w);

@@ -126,7 +126,7 @@ static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v, bo
 	}
 	if (fast) {
 		uint64_t t = stk__now_ns();
-		if (stk__fast_get(ds, (uint32_t)index, v) == 0) {
+		if (stk__fast_get(ds, (uint32_t)index, v, false) == 0) {
 			v->wait_ns = stk__now_ns() - t;
 			count_get(ds->c, v);
 			return 0;
@@ -313,7 +313,7 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 	int r = pos && sidx ? 0 : -ENOMEM;
 	size_t ns = 0;
 	for (size_t i = 0; !r && i < n; i++) {
-		if (stk__fast_get(ds, idx[i], &views[i]) == 0)
+		if (stk__fast_get(ds, idx[i], &views[i], true) == 0)
 			continue;
 		pos[ns] = (uint32_t)i;
 		sidx[ns++] = idx[i];
@@ -327,6 +327,7 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 		for (size_t j = 0; sv && j < ns; j++)
 			views[pos[j]] = sv[j];
 	}
+	stk__got_flush(ds); /* one GOT for the batch's resident objects */
 	uint64_t wait = stk__now_ns() - t0;
 	if (r) {
 		/* All or nothing: give back what did arrive. */

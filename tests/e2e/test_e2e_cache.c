@@ -294,7 +294,8 @@ Test(e2e_cache, warm_stops_at_a_full_budget, .init = e2e_init, .fini = e2e_fini,
 }
 
 /* A plan longer than one PLAN message (STK_PLAN_CHUNK indices) arrives whole. */
-Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini, .timeout = 180)
+Test(e2e_cache, long_plan_spans_several_messages, .init = e2e_init, .fini = e2e_fini,
+     .timeout = 180)
 {
 	struct e2e_dataset ds;
 	make_ds(&ds, "long", 10, 64 * E2E_KIB, 8 * E2E_KIB, 12);
