@@ -49,7 +49,7 @@ int stk__cache_alloc(struct stk_cache *c, struct stk_object *o, char *err, size_
 int stk__cache_seal(struct stk_cache *c, struct stk_object *o, char *err, size_t errlen)
 {
 	/* An upper bound of its next use is all the heap needs; the first pick corrects it. */
-	o->stamp = ++c->stamp;
+	o->room->stamp = ++c->stamp;
 	if (!o->pins && stk__victims_add(&c->victims, o, UINT64_MAX)) {
 		snprintf(err, errlen, "%s: out of memory", o->uri);
 		return -ENOMEM; /* still FETCHING: the caller drops it */

@@ -61,11 +61,8 @@ struct stk_object {
 	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
 	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
-	uint64_t stamp;	    /* when it became resident; ties go to the newest */
-	uint64_t vkey;	    /* victims heap: an upper bound of its next use */
 	uint64_t fetch_ns;  /* how long its last fetch took: the stall a synchronous read pays */
-	char *etag;	    /* the backend's version of the bytes fetched, when it has one */
-	char *version;	    /* the version its listing gave, or NULL */
+	char *version;	    /* its version: the listing's, else the fetch's ETag, or NULL */
 	uint64_t queued_at; /* when a get queued it for room */
 	struct stk_obj_room *room; /* while a tier holds room for it (FETCHING, RESIDENT) */
 	struct stk_object *qnext;  /* queue of gets waiting for room */
@@ -81,6 +78,8 @@ struct stk_obj_room {
 	struct stk_tier_obj t;		  /* the tier's storage */
 	uint64_t fetch_start;		  /* when its fetch began */
 	struct stk_object *rprev, *rnext; /* resident list */
+	uint64_t stamp;			  /* when it became resident; ties go to the newest */
+	uint64_t vkey;			  /* victims heap: an upper bound of its next use */
 };
 
 /* One object of a dataset, as the dataset names it. */

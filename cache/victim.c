@@ -19,7 +19,8 @@
 /* Whether a belongs above b: larger key, then the newer among equal keys. */
 static inline bool above(const struct stk_object *a, const struct stk_object *b)
 {
-	return a->vkey > b->vkey || (a->vkey == b->vkey && a->stamp > b->stamp);
+	return a->room->vkey > b->room->vkey ||
+	       (a->room->vkey == b->room->vkey && a->room->stamp > b->room->stamp);
 }
 
 static inline void put(struct stk_victims *v, uint32_t i, struct stk_object *o)
@@ -88,7 +89,7 @@ int stk__victims_add(struct stk_victims *v, struct stk_object *o, uint64_t key)
 		v->h = h;
 		v->cap = cap;
 	}
-	o->vkey = key;
+	o->room->vkey = key;
 	sift_up(v, v->n++, o);
 	return 0;
 }
@@ -108,7 +109,7 @@ void stk__victims_rekey(struct stk_victims *v, struct stk_object *o, uint64_t ke
 {
 	if (!o->vidx)
 		return;
-	o->vkey = key;
+	o->room->vkey = key;
 	fix(v, o->vidx - 1, o);
 }
 
@@ -119,7 +120,7 @@ struct stk_object *stk__victims_pick(struct stk_victims *v,
 	while (v->n) {
 		struct stk_object *t = v->h[0];
 		uint64_t d = next_use(arg, t);
-		if (d == t->vkey) {
+		if (d == t->room->vkey) {
 			*dist = d;
 			return t;
 		}
@@ -128,7 +129,7 @@ struct stk_object *stk__victims_pick(struct stk_victims *v,
 		 * unreported; taking d as the key keeps t on top and ends the
 		 * loop next round rather than looping or failing.
 		 */
-		t->vkey = d;
+		t->room->vkey = d;
 		fix(v, 0, t);
 	}
 	return NULL;

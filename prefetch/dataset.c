@@ -90,7 +90,6 @@ static void obj_free(struct stk_object *o)
 {
 	free((char *)o->uri);
 	free(o->errmsg);
-	free(o->etag);
 	free(o->version);
 	stk__obj_refs_free(o);
 	free(o);

@@ -238,8 +238,9 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 		d->st[STK_ST_FETCH_BYTES] += o->size;
 		o->fetch_ns = stk__now_ns() - o->room->fetch_start;
 		d->st[STK_ST_FETCH_NS] += o->fetch_ns;
-		free(o->etag);
-		o->etag = fc_etag[0] ? strdup(fc_etag) : NULL;
+		/* The listing said nothing of its version: the one fetched is it. */
+		if (!o->version && fc_etag[0])
+			o->version = strdup(fc_etag);
 		count(o, +1, 0, 0);
 		stk__rt_publish(d, o);
 		notify(d, o, 0, NULL);

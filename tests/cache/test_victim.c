@@ -158,7 +158,7 @@ static struct stk_object *brute(const struct world *w, uint64_t *dist, uint32_t 
 		if (!evictable(o))
 			continue;
 		uint64_t d = truth(w, o);
-		if (!best || d > bd || (d == bd && o->stamp > best->stamp)) {
+		if (!best || d > bd || (d == bd && o->room->stamp > best->room->stamp)) {
 			best = o;
 			bd = d;
 		}
@@ -184,8 +184,10 @@ static void check_heap(const struct stk_victims *v, const struct world *w)
 		cr_assert_eq(o->vidx, i + 1, "slot %u holds an object with vidx %u", i, o->vidx);
 		if (i) {
 			const struct stk_object *p = v->h[(i - 1) / 2];
-			cr_assert(p->vkey > o->vkey || (p->vkey == o->vkey && p->stamp > o->stamp),
-				  "slot %u is above its parent", i);
+			cr_assert(
+			    p->room->vkey > o->room->vkey ||
+				(p->room->vkey == o->room->vkey && p->room->stamp > o->room->stamp),
+			    "slot %u is above its parent", i);
 		}
 	}
 	for (uint32_t i = 0; i < w->nobj; i++) {
@@ -194,8 +196,9 @@ static void check_heap(const struct stk_victims *v, const struct world *w)
 			     i, o->vidx != 0, evictable(o));
 		if (o->vidx) {
 			in++;
-			cr_assert_geq(o->vkey, truth(w, o), "object %u: key %llu below next use", i,
-				      (unsigned long long)o->vkey);
+			cr_assert_geq(o->room->vkey, truth(w, o),
+				      "object %u: key %llu below next use", i,
+				      (unsigned long long)o->room->vkey);
 		}
 	}
 	cr_assert_eq(in, v->n);
@@ -212,10 +215,20 @@ static uint64_t loose(uint64_t d)
 	return UINT64_MAX;
 }
 
+/* The heap's keys live in an object's room record, which the cache gives resident objects. */
+static struct stk_obj_room *give_rooms(struct stk_object *o, size_t n)
+{
+	struct stk_obj_room *r = calloc(n, sizeof(*r));
+	cr_assert_not_null(r);
+	for (size_t i = 0; i < n; i++)
+		o[i].room = &r[i];
+	return r;
+}
+
 static void make_resident(struct stk_victims *v, struct world *w, struct stk_object *o)
 {
 	o->state = STK_OBJ_RESIDENT;
-	o->stamp = ++w->clock;
+	o->room->stamp = ++w->clock;
 	o->pins = 0;
 	cr_assert_eq(stk__victims_add(v, o, loose(truth(w, o))), 0);
 }
@@ -335,6 +348,7 @@ static void trace(uint64_t seed, int steps, struct trace_stats *st)
 	struct stk_victims v = { 0 };
 	memset(objs, 0, sizeof(objs));
 	memset(plans, 0, sizeof(plans));
+	struct stk_obj_room *rooms = give_rooms(objs, RN);
 	rng = seed;
 	for (int step = 0; step < steps; step++) {
 		event(&v, &w, st);
@@ -368,6 +382,7 @@ static void trace(uint64_t seed, int steps, struct trace_stats *st)
 	for (uint32_t k = 0; k < RK; k++)
 		if (plans[k].live)
 			tplan_fini(&plans[k]);
+	free(rooms);
 }
 
 TestSuite(victims, .timeout = 30);
@@ -399,6 +414,7 @@ Test(victims, empty_heap_and_absent_objects)
 {
 	struct stk_victims v = { 0 };
 	struct stk_object o[2] = { 0 };
+	struct stk_obj_room *rooms = give_rooms(o, 2);
 	struct world w = { .o = o, .nobj = 2 };
 	uint64_t d = 7;
 	cr_assert_null(stk__victims_pick(&v, next_use, &w, &d));
@@ -407,12 +423,12 @@ Test(victims, empty_heap_and_absent_objects)
 	stk__victims_rekey(&v, &o[0], 3);
 	cr_assert_eq(v.n, 0);
 	cr_assert_eq(o[0].vidx, 0);
-	o[0].stamp = 1;
-	o[1].stamp = 2;
+	o[0].room->stamp = 1;
+	o[1].room->stamp = 2;
 	cr_assert_eq(stk__victims_add(&v, &o[0], 5), 0);
 	cr_assert_eq(stk__victims_add(&v, &o[0], 9), 0, "adding twice rekeys");
 	cr_assert_eq(v.n, 1);
-	cr_assert_eq(o[0].vkey, 9);
+	cr_assert_eq(o[0].room->vkey, 9);
 	cr_assert_eq(stk__victims_add(&v, &o[1], 1), 0);
 	stk__victims_del(&v, &o[0]);
 	stk__victims_del(&v, &o[0]);
@@ -422,6 +438,7 @@ Test(victims, empty_heap_and_absent_objects)
 	cr_assert_eq(o[1].vidx, 0);
 	cr_assert_null(v.h);
 	stk__victims_fini(NULL);
+	free(rooms);
 }
 
 Test(victims, stale_keys_are_corrected_and_newest_breaks_ties)
@@ -430,6 +447,7 @@ Test(victims, stale_keys_are_corrected_and_newest_breaks_ties)
 	static const uint32_t a[] = { 3, 3, 3, 0, 3, 3, 3, 3, 1 };
 	static const uint32_t b[] = { 3, 3, 3, 3, 3, 3, 3, 3, 2 };
 	struct stk_object o[4] = { 0 };
+	struct stk_obj_room *rooms = give_rooms(o, 4);
 	struct tplan ps[2];
 	struct world w = { .o = o, .nobj = 4, .p = ps, .np = 2 };
 	struct stk_victims v = { 0 };
@@ -441,14 +459,14 @@ Test(victims, stale_keys_are_corrected_and_newest_breaks_ties)
 	}
 	for (uint32_t i = 0; i < 4; i++) {
 		o[i].state = STK_OBJ_RESIDENT;
-		o[i].stamp = i + 1;
+		o[i].room->stamp = i + 1;
 		cr_assert_eq(stk__victims_add(&v, &o[i], UINT64_MAX), 0);
 	}
 	uint64_t d;
 	cr_assert_eq(stk__victims_pick(&v, next_use, &w, &d), &o[2], "1 and 2 at 8: 2 is newer");
 	cr_assert_eq(d, 8);
-	cr_assert_eq(o[3].vkey, 0, "3 was on top (newest, key UINT64_MAX) and was corrected");
-	cr_assert_eq(o[2].vkey, 8);
+	cr_assert_eq(o[3].room->vkey, 0, "3 was on top (newest, key UINT64_MAX) and was corrected");
+	cr_assert_eq(o[2].room->vkey, 8);
 
 	/* Plan b ends: 2's next use rises to never, which the caller reports. */
 	ps[1].live = false;
@@ -469,22 +487,24 @@ Test(victims, stale_keys_are_corrected_and_newest_breaks_ties)
 	stk__victims_del(&v, &o[0]);
 	cr_assert_eq(stk__victims_pick(&v, next_use, &w, &d), &o[1]);
 	cr_assert_eq(d, 4, "the stale key 8 was corrected to 4");
-	cr_assert_eq(o[1].vkey, 4);
+	cr_assert_eq(o[1].room->vkey, 4);
 	stk__victims_fini(&v);
 	tplan_fini(&ps[0]);
 	tplan_fini(&ps[1]);
+	free(rooms);
 }
 
 Test(victims, without_plans_the_newest_gives_way)
 {
 	/* Keep-once-full: every next use is UINT64_MAX, so stamps decide, newest first. */
 	struct stk_object o[5] = { 0 };
+	struct stk_obj_room *rooms = give_rooms(o, 5);
 	struct world w = { .o = o, .nobj = 5 };
 	struct stk_victims v = { 0 };
 	static const uint64_t stamps[] = { 4, 9, 2, 7, 5 };
 	for (uint32_t i = 0; i < 5; i++) {
 		o[i].state = STK_OBJ_RESIDENT;
-		o[i].stamp = stamps[i];
+		o[i].room->stamp = stamps[i];
 		cr_assert_eq(stk__victims_add(&v, &o[i], UINT64_MAX), 0);
 	}
 	static const int want[] = { 1, 3, 4, 0, 2 };
@@ -496,6 +516,7 @@ Test(victims, without_plans_the_newest_gives_way)
 	}
 	cr_assert_eq(v.n, 0);
 	stk__victims_fini(&v);
+	free(rooms);
 }
 
 enum policy { HEAP_PLAN, HEAP_NO_PLAN, MIN_BRUTE, LRU };
@@ -509,6 +530,8 @@ static uint64_t serve(const uint32_t *ref, uint32_t len, uint32_t nobj, uint32_t
 {
 	struct stk_object *o = calloc(nobj, sizeof(*o));
 	uint64_t *used = calloc(nobj, sizeof(*used));
+	cr_assert_not_null(o);
+	struct stk_obj_room *rooms = give_rooms(o, nobj);
 	struct tplan p;
 	struct world w = { .o = o, .nobj = nobj, .p = &p, .np = pol == HEAP_PLAN };
 	struct stk_victims v = { 0 };
@@ -550,7 +573,8 @@ static uint64_t serve(const uint32_t *ref, uint32_t len, uint32_t nobj, uint32_t
 					} else {
 						nd = UINT64_MAX - used[i];
 					}
-					if (!e || nd > bd || (nd == bd && o[i].stamp > e->stamp)) {
+					if (!e || nd > bd ||
+					    (nd == bd && o[i].room->stamp > e->room->stamp)) {
 						e = &o[i];
 						bd = nd;
 					}
@@ -563,7 +587,7 @@ static uint64_t serve(const uint32_t *ref, uint32_t len, uint32_t nobj, uint32_t
 			resident--;
 		}
 		o[x].state = STK_OBJ_RESIDENT;
-		o[x].stamp = ++w.clock;
+		o[x].room->stamp = ++w.clock;
 		cr_assert_eq(stk__victims_add(&v, &o[x], truth(&w, &o[x])), 0);
 		resident++;
 	}
@@ -571,6 +595,7 @@ static uint64_t serve(const uint32_t *ref, uint32_t len, uint32_t nobj, uint32_t
 	tplan_fini(&p);
 	free(used);
 	free(o);
+	free(rooms);
 	return misses;
 }
 
@@ -648,7 +673,7 @@ static struct stk_object *scan_victim(struct stk_object *head,
 		if (o->pins)
 			continue;
 		uint64_t d = nu(arg, o);
-		if (!best || d > best_d || (d == best_d && o->stamp > best->stamp)) {
+		if (!best || d > best_d || (d == best_d && o->room->stamp > best->room->stamp)) {
 			best = o;
 			best_d = d;
 		}
@@ -668,8 +693,7 @@ struct big {
 static void big_resident(struct big *b, struct stk_object *o)
 {
 	o->state = STK_OBJ_RESIDENT;
-	o->stamp = ++b->w.clock;
-	o->room = &b->rooms[o - b->w.o];
+	o->room->stamp = ++b->w.clock;
 	o->room->rprev = NULL;
 	o->room->rnext = b->res_head;
 	if (b->res_head)
@@ -708,9 +732,8 @@ Test(victims, a_million_objects, .timeout = 30)
 	struct big *b = calloc(1, sizeof(*b));
 	cr_assert_not_null(b);
 	b->w.o = calloc(NOBJ, sizeof(*b->w.o));
-	b->rooms = calloc(NOBJ, sizeof(*b->rooms));
 	cr_assert_not_null(b->w.o);
-	cr_assert_not_null(b->rooms);
+	b->rooms = give_rooms(b->w.o, NOBJ);
 	b->w.nobj = NOBJ;
 	b->w.p = &b->p;
 	b->w.np = 1;
