@@ -57,8 +57,6 @@ struct stk_object {
 	uint8_t state;
 	bool queued;	 /* waiting for room on behalf of a get */
 	bool prefetched; /* fetched by a plan, not a get */
-	int err;	 /* last fetch's -errno */
-	char *errmsg;	 /* last fetch's message, names the URI */
 	uint32_t pins;
 	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
 	uint64_t fetch_ns;  /* how long its last fetch took: the stall a synchronous read pays */

@@ -89,7 +89,6 @@ static void open_work(struct stk_work *w)
 static void obj_free(struct stk_object *o)
 {
 	free((char *)o->uri);
-	free(o->errmsg);
 	free(o->version);
 	stk__obj_refs_free(o);
 	free(o);

@@ -199,10 +199,8 @@ static void fetch_failed(struct stk_daemon *d, struct stk_object *o, int err, co
 			break;
 		}
 	}
+	/* The message goes to the waiters and to STATUS (per dataset), not into each object. */
 	o->state = STK_OBJ_FAILED;
-	o->err = err;
-	free(o->errmsg);
-	o->errmsg = strdup(m);
 	for (uint32_t r = 0; r < o->nrefs; r++) {
 		free(o->refs[r].ds->last_errmsg);
 		o->refs[r].ds->last_errmsg = strdup(m);

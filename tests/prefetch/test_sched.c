@@ -74,7 +74,6 @@ static void teardown(void)
 			o->waiters = w->next;
 			free(w);
 		}
-		free(o->errmsg);
 		stk__obj_refs_free(o);
 		stk__cache_drop(&d.cache, o);
 	}
