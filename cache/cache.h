@@ -58,12 +58,10 @@ struct stk_object {
 	bool queued;	 /* waiting for room on behalf of a get */
 	bool prefetched; /* fetched by a plan, not a get */
 	uint32_t pins;
-	uint32_t vidx;	    /* victims heap: its slot + 1, 0 when not in the heap */
-	uint64_t fetch_ns;  /* how long its last fetch took: the stall a synchronous read pays */
-	char *version;	    /* its version: the listing's, else the fetch's ETag, or NULL */
-	uint64_t queued_at; /* when a get queued it for room */
+	uint32_t vidx;	   /* victims heap: its slot + 1, 0 when not in the heap */
+	uint64_t fetch_ns; /* how long its last fetch took: the stall a synchronous read pays */
+	char *version;	   /* its version: the listing's, else the fetch's ETag, or NULL */
 	struct stk_obj_room *room; /* while a tier holds room for it (FETCHING, RESIDENT) */
-	struct stk_object *qnext;  /* queue of gets waiting for room */
 	struct stk_waiter *waiters;
 };
 

@@ -52,6 +52,12 @@ struct stk_config {
 	bool prefault;		      /* RAM segments populated at start (STK_ARENA_PREFAULT) */
 };
 
+/* An object in the demand queue: gets wait for it, since queued_at. */
+struct stk_demand {
+	struct stk_object *o;
+	uint64_t queued_at;
+};
+
 /* A request waiting for an object (GET) or a dataset (OPEN). */
 struct stk_waiter {
 	struct stk_session *s;
@@ -143,7 +149,8 @@ struct stk_daemon {
 	uint32_t next_ds_id;
 	struct stk_plan *plans;
 	struct stk_session *sessions;
-	struct stk_object *demand_head, *demand_tail;
+	struct stk_demand *demand; /* objects gets wait for, in arrival order (sched.c) */
+	uint32_t ndemand, capdemand;
 	bool demand_blocked;	    /* a queued get found no unpinned room */
 	bool in_sched, sched_again; /* stk__sched_run() is running; it must run again */
 	unsigned inflight, prefetch_inflight, pinned;
@@ -181,6 +188,8 @@ void stk__unpin(struct stk_daemon *d, struct stk_object *o);
 int stk__warm(struct stk_daemon *d, struct stk_ds *ds);
 /* Fails gets that pins have kept from starting for longer than --pin-wait. */
 void stk__sched_expire(struct stk_daemon *d, uint64_t now);
+/* Frees the scheduler's queue, once nothing is waiting. */
+void stk__sched_fini(struct stk_daemon *d);
 
 /* dataset.c: the dataset registry. */
 /*

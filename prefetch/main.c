@@ -667,6 +667,7 @@ out:
 		close(d->lock_fd);
 	stk__ds_free_all(d);
 	stk__fast_fini(d);
+	stk__sched_fini(d);
 	stk__cache_fini(&d->cache);
 	stk__transports_fini();
 	stk_loop_destroy(d->loop);

@@ -397,17 +397,24 @@ static void warm_end(struct stk_daemon *d, struct stk_plan *p, uint32_t state)
 	stk__plan_free(d, p);
 }
 
-/* Unlinks o, which follows prev (NULL: o is the head), from the demand queue. */
-static void demand_unlink(struct stk_daemon *d, struct stk_object *prev, struct stk_object *o)
+/*
+ * The demand queue: objects gets wait for, in arrival order, with when they
+ * were queued.  An array in the daemon rather than links in every object:
+ * few objects are ever in it at once.
+ */
+static int demand_push(struct stk_daemon *d, struct stk_object *o)
 {
-	if (prev)
-		prev->qnext = o->qnext;
-	else
-		d->demand_head = o->qnext;
-	if (d->demand_tail == o)
-		d->demand_tail = prev;
-	o->qnext = NULL;
-	o->queued = false;
+	if (d->ndemand == d->capdemand) {
+		uint32_t cap = d->capdemand ? d->capdemand * 2 : 64;
+		struct stk_demand *v = realloc(d->demand, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->demand = v;
+		d->capdemand = cap;
+	}
+	d->demand[d->ndemand++] = (struct stk_demand){ .o = o, .queued_at = stk__now_ns() };
+	o->queued = true;
+	return 0;
 }
 
 static void sched_once(struct stk_daemon *d);
@@ -442,30 +449,27 @@ static void sched_once(struct stk_daemon *d)
 	 * room, would wait for each other until --pin-wait.
 	 */
 	d->demand_blocked = false;
-	for (struct stk_object *prev = NULL, *o = d->demand_head, *next; o; o = next) {
-		next = o->qnext;
+	uint32_t keep = 0, i = 0;
+	for (; i < d->ndemand; i++) {
+		struct stk_object *o = d->demand[i].o;
 		int r = room(d, o, EVICT_ANY, 0, e, sizeof(e));
 		if (r == -ENOSPC) {
 			d->demand_blocked = true;
-			prev = o;
+			d->demand[keep++] = d->demand[i];
 			continue;
 		}
-		demand_unlink(d, prev, o);
+		o->queued = false;
 		if (r) {
 			fetch_failed(d, o, r, e);
 		} else if (!start_fetch(d, o, false)) {
 			/* The transport is busy: back where it was; try again later. */
 			o->queued = true;
-			o->qnext = next;
-			if (prev)
-				prev->qnext = o;
-			else
-				d->demand_head = o;
-			if (!next)
-				d->demand_tail = o;
 			break;
 		}
 	}
+	/* What was not looked at (after a busy transport) stays, in order. */
+	memmove(d->demand + keep, d->demand + i, (d->ndemand - i) * sizeof(*d->demand));
+	d->ndemand = keep + (d->ndemand - i);
 	/*
 	 * While a demand miss waits for room, prefetching would only take the
 	 * room it waits for (and refetch what it evicted, in circles).
@@ -529,15 +533,10 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 		count(o, 0, 0, -1);
 		o->state = STK_OBJ_ABSENT; /* a get retries what failed before */
 	}
-	if (o->state == STK_OBJ_ABSENT && !o->queued) {
-		o->queued = true;
-		o->queued_at = stk__now_ns();
-		o->qnext = NULL;
-		if (d->demand_tail)
-			d->demand_tail->qnext = o;
-		else
-			d->demand_head = o;
-		d->demand_tail = o;
+	if (o->state == STK_OBJ_ABSENT && !o->queued && demand_push(d, o)) {
+		o->waiters = w->next;
+		d->on_ready(d, w, o, false, -ENOMEM, "out of memory queueing a get");
+		return;
 	}
 	stk__sched_run(d);
 }
@@ -547,10 +546,12 @@ void stk__sched_expire(struct stk_daemon *d, uint64_t now)
 	if (!d->demand_blocked)
 		return;
 	/* Every get queued longer than --pin-wait behind pins fails, not only the head. */
-	for (struct stk_object *prev = NULL, *o = d->demand_head, *next; o; o = next) {
-		next = o->qnext;
-		if (now - o->queued_at < d->cfg.pin_wait_ns) {
-			prev = o;
+	uint32_t keep = 0;
+	for (uint32_t i = 0; i < d->ndemand; i++) {
+		struct stk_object *o = d->demand[i].o;
+		uint64_t at = d->demand[i].queued_at;
+		if (now - at < d->cfg.pin_wait_ns) {
+			d->demand[keep++] = d->demand[i];
 			continue;
 		}
 		char m[STK_ERRMSG_MAX];
@@ -559,13 +560,21 @@ void stk__sched_expire(struct stk_daemon *d, uint64_t now)
 		    "GET %s: no room for %llu bytes for %.0f s: clients hold every byte of the "
 		    "RAM budget (%llu bytes, %u objects pinned) in unreleased views; they must "
 		    "release some, or stokerd needs a larger --ram",
-		    o->uri, (unsigned long long)o->size, (double)(now - o->queued_at) / 1e9,
+		    o->uri, (unsigned long long)o->size, (double)(now - at) / 1e9,
 		    (unsigned long long)d->cache.tier->budget, d->pinned);
 		stk_warn("%s", m);
-		demand_unlink(d, prev, o);
+		o->queued = false;
 		notify(d, o, -ENOBUFS, m);
 	}
+	d->ndemand = keep;
 	stk__sched_run(d);
+}
+
+void stk__sched_fini(struct stk_daemon *d)
+{
+	free(d->demand);
+	d->demand = NULL;
+	d->ndemand = d->capdemand = 0;
 }
 
 void stk__pin(struct stk_daemon *d, struct stk_object *o)
@@ -578,7 +587,7 @@ void stk__unpin(struct stk_daemon *d, struct stk_object *o)
 {
 	if (stk__cache_unpin(&d->cache, o)) {
 		d->pinned--;
-		if (d->demand_head)
+		if (d->ndemand)
 			stk__sched_run(d);
 	}
 }

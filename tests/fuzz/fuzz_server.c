@@ -702,15 +702,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stk__server_close_all(d);
 	stk__ds_free_all(d);
 	if (d->cache.tier->used || d->cache.resident || d->pinned || d->inflight || d->plans ||
-	    d->demand_head || d->objects.n || d->st[STK_ST_CLIENTS] || d->nheld)
+	    d->ndemand || d->objects.n || d->st[STK_ST_CLIENTS] || d->nheld)
 		finding(
 		    "left over after the session: %llu bytes cached, %llu objects resident, "
 		    "%u pinned, %u in flight, plans %s, gets queued %s, %llu objects, %llu "
 		    "clients",
 		    (unsigned long long)d->cache.tier->used, (unsigned long long)d->cache.resident,
-		    d->pinned, d->inflight, d->plans ? "yes" : "no", d->demand_head ? "yes" : "no",
+		    d->pinned, d->inflight, d->plans ? "yes" : "no", d->ndemand ? "yes" : "no",
 		    (unsigned long long)d->objects.n, (unsigned long long)d->st[STK_ST_CLIENTS]);
 	stk__fast_fini(d);
+	stk__sched_fini(d);
 	stk__cache_fini(&d->cache);
 	check_fds(fds);
 	return 0;

@@ -79,6 +79,7 @@ static void teardown(void)
 	}
 	free(objs);
 	free(ds.ents);
+	stk__sched_fini(&d);
 	stk__cache_fini(&d.cache);
 }
 
