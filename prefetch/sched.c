@@ -468,7 +468,8 @@ static void sched_once(struct stk_daemon *d)
 		}
 	}
 	/* What was not looked at (after a busy transport) stays, in order. */
-	memmove(d->demand + keep, d->demand + i, (d->ndemand - i) * sizeof(*d->demand));
+	if (i > keep && i < d->ndemand)
+		memmove(d->demand + keep, d->demand + i, (d->ndemand - i) * sizeof(*d->demand));
 	d->ndemand = keep + (d->ndemand - i);
 	/*
 	 * While a demand miss waits for room, prefetching would only take the
