@@ -93,7 +93,7 @@ struct stk_handle {
 	struct stk_plan *plan;
 };
 
-struct stk_out; /* a queued datagram, see server.c */
+struct stk_out; /* a queued datagram, see session.c */
 
 /* A hold on an object, taken through one dataset handle of a session. */
 struct stk_pin {

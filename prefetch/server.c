@@ -1,19 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client sessions: decodes their requests and answers them.  (listen.c
- * accepts them.)  Each message type has a handler in handlers[], the table
+ * accepts them; session.c receives their datagrams, sends the replies and
+ * ends sessions.)  Each message type has a handler in handlers[], the table
  * at the end; every byte on the wire is laid out by proto/'s encoders and
  * decoders, never here.
  *
- * The socket is the trust boundary.  It is created 0660; a peer is served
- * only if SO_PEERCRED shows root, the daemon's own uid, or the daemon's gid.
- * Every datagram is decoded by proto/ with every length checked; a malformed
- * request gets an error reply naming the field and the session goes on.  A
- * client that disconnects releases everything it held: pins, plans, waits.
- *
- * Sends never block the loop: a reply that does not fit in the socket buffer
- * is queued and flushed when the socket is writable.  A client that lets
- * OUTQ_MAX replies pile up unread is dropped.
+ * The socket is the trust boundary (see session.c).  Every datagram is
+ * decoded by proto/ with every length checked; a malformed request gets an
+ * error reply naming the field and the session goes on.
  *
  * One client never starves the others: what a connection may hold (bytes
  * pinned by unreleased gets, plan entries, open datasets, requests waiting)
@@ -21,212 +16,21 @@
  * error naming the flag while everyone else is served as before.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "transports/http.h"
 #include "prefetch/daemon.h"
+#include "prefetch/server_int.h"
 #include "stoker.h"
-
-#define OUTQ_MAX 1024 /* replies queued for a client that does not read */
-/* Room for any reply but ENDPOINTS: the largest is STATUS with its error message. */
-#define REPLY_MAX (STK_HDR_SIZE + 64 + STK_ERRMSG_MAX)
-
-struct stk_out {
-	struct stk_out *next;
-	int fd; /* to pass, or -1; owned by the entry */
-	size_t len;
-	uint8_t data[];
-};
-
-static void session_unref(struct stk_daemon *d, struct stk_session *s)
-{
-	if (--s->refs)
-		return;
-	close(s->fd);
-	d->live_sessions--;
-	free(s->handles);
-	free(s->pins);
-	free(s->segs_sent);
-	free(s);
-	stk__accept_resume(d); /* a descriptor just freed */
-}
-
-/* Ends a session: releases what it held; the memory goes when the last ref does. */
-static void session_kill(struct stk_daemon *d, struct stk_session *s, const char *why)
-{
-	if (s->dead)
-		return;
-	s->dead = true;
-	stk_dbg("client pid %d: %s", (int)s->pid, why);
-	for (uint32_t i = 0; i < s->npins; i++)
-		stk__unpin(d, s->pins[i].o);
-	s->npins = 0;
-	s->pinned_bytes = 0;
-	for (uint32_t i = 0; i < s->nhandles; i++) {
-		stk__plan_free(d, s->handles[i].plan);
-		s->handles[i].plan = NULL;
-		if (s->handles[i].ds)
-			stk__ds_unuse(d, s->handles[i].ds);
-		s->handles[i].ds = NULL;
-	}
-	s->open_handles = 0;
-	s->plan_entries = 0;
-	while (s->outq) {
-		struct stk_out *o = s->outq;
-		s->outq = o->next;
-		if (o->fd >= 0)
-			close(o->fd);
-		free(o);
-	}
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		d->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	stk__pins_free(d, s); /* after the unlink: its pins count no more */
-	d->st[STK_ST_CLIENTS]--;
-	/* Wakes the armed polls so they drop their refs. */
-	shutdown(s->fd, SHUT_RDWR);
-	session_unref(d, s);
-	stk__sched_run(d);
-}
-
-static ssize_t send_one(int fd, const void *buf, size_t len, int pass_fd)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (pass_fd >= 0) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.b;
-		mh.msg_controllen = sizeof(cm.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	ssize_t n;
-	do
-		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
-static void out_cb(struct stk_op *op, int res);
-
-static void arm_out(struct stk_daemon *d, struct stk_session *s)
-{
-	if (s->out_armed || s->dead)
-		return;
-	s->out_op.cb = out_cb;
-	if (stk_loop_poll(d->loop, &s->out_op, s->fd, POLLOUT) == 0) {
-		s->out_armed = true;
-		s->refs++;
-	}
-}
-
-/* Sends what is queued. Returns false if the session died. */
-static bool flush(struct stk_daemon *d, struct stk_session *s)
-{
-	while (s->outq) {
-		struct stk_out *o = s->outq;
-		ssize_t n = send_one(s->fd, o->data, o->len, o->fd);
-		if (n == -EAGAIN) {
-			arm_out(d, s);
-			return true;
-		}
-		if (n < 0) {
-			session_kill(d, s, "send failed");
-			return false;
-		}
-		s->outq = o->next;
-		s->noutq--;
-		if (!s->outq)
-			s->outq_tail = &s->outq;
-		if (o->fd >= 0)
-			close(o->fd);
-		free(o);
-	}
-	return true;
-}
-
-static void out_cb(struct stk_op *op, int res)
-{
-	struct stk_session *s = stk_container_of(op, struct stk_session, out_op);
-	s->out_armed = false;
-	if (!s->dead)
-		flush(s->d, s);
-	session_unref(s->d, s);
-}
-
-/*
- * Sends a datagram of len bytes (an stk__enc_reply_* result), passing fd (not
- * consumed) if >= 0; queues it if the socket is full.
- */
-static void send_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t *buf, long len,
-		     int fd)
-{
-	if (s->dead)
-		return;
-	if (len < 0) { /* a reply bigger than its buffer here: our bug, not the client's */
-		stk_err("client pid %d: a reply was not sent: %s", (int)s->pid,
-			strerror((int)-len));
-		return;
-	}
-	if (!s->outq) {
-		ssize_t n = send_one(s->fd, buf, (size_t)len, fd);
-		if (n >= 0)
-			return;
-		if (n != -EAGAIN) {
-			session_kill(d, s, "send failed");
-			return;
-		}
-	}
-	if (s->noutq >= OUTQ_MAX) {
-		stk_warn("client pid %d: %u replies unread; dropping it", (int)s->pid, s->noutq);
-		session_kill(d, s, "not reading its replies");
-		return;
-	}
-	struct stk_out *o = malloc(sizeof(*o) + (size_t)len);
-	if (!o) {
-		session_kill(d, s, "out of memory queueing a reply");
-		return;
-	}
-	s->noutq++;
-	o->next = NULL;
-	o->len = (size_t)len;
-	memcpy(o->data, buf, (size_t)len);
-	o->fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
-	if (!s->outq)
-		s->outq_tail = &s->outq;
-	*s->outq_tail = o;
-	s->outq_tail = &o->next;
-	arm_out(d, s);
-}
-
-static void reply_err(struct stk_daemon *d, struct stk_session *s, const struct stk_msg_hdr *h,
-		      int err, const char *msg)
-{
-	uint8_t buf[REPLY_MAX];
-	send_msg(d, s, buf, stk__enc_reply_err(buf, sizeof(buf), h, err, msg), -1);
-}
 
 static void reply_ok(struct stk_daemon *d, struct stk_session *s, const struct stk_msg_hdr *h)
 {
 	uint8_t buf[REPLY_MAX];
-	send_msg(d, s, buf, stk__enc_reply_ok(buf, sizeof(buf), h), -1);
+	stk__send_msg(d, s, buf, stk__enc_reply_ok(buf, sizeof(buf), h), -1);
 }
 
 /*
@@ -242,7 +46,7 @@ static struct stk_handle *handle(struct stk_daemon *d, struct stk_session *s,
 		snprintf(e, sizeof(e), "%s: no open dataset with handle %u",
 			 stk__msg_name(m->h.type), id);
 		if (answer)
-			reply_err(d, s, &m->h, -EBADF, e);
+			stk__reply_err(d, s, &m->h, -EBADF, e);
 		return NULL;
 	}
 	return &s->handles[id - 1];
@@ -259,7 +63,7 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	if (s->dead)
 		goto out;
 	if (err) {
-		reply_err(d, s, &h, err, msg);
+		stk__reply_err(d, s, &h, err, msg);
 		goto out;
 	}
 	uint32_t slot = 0;
@@ -268,7 +72,7 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	if (slot == s->nhandles) {
 		struct stk_handle *n = realloc(s->handles, (slot + 8) * sizeof(*n));
 		if (!n) {
-			reply_err(d, s, &h, -ENOMEM, "out of memory");
+			stk__reply_err(d, s, &h, -ENOMEM, "out of memory");
 			goto out;
 		}
 		memset(n + slot, 0, 8 * sizeof(*n));
@@ -280,12 +84,12 @@ static void open_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_ds
 	s->open_handles++;
 	ds->users++;
 	uint8_t buf[REPLY_MAX];
-	send_msg(d, s, buf,
-		 stk__enc_reply_open(buf, sizeof(buf), &h, slot + 1, ds->count, ds->bytes, ds->id,
-				     ds->cat_len),
-		 ds->catalog_fd);
+	stk__send_msg(d, s, buf,
+		      stk__enc_reply_open(buf, sizeof(buf), &h, slot + 1, ds->count, ds->bytes,
+					  ds->id, ds->cat_len),
+		      ds->catalog_fd);
 out:
-	session_unref(d, s);
+	stk__session_unref(d, s);
 }
 
 /*
@@ -355,31 +159,32 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 	if (s->dead)
 		goto out;
 	if (err) {
-		reply_err(d, s, &h, err, msg);
+		stk__reply_err(d, s, &h, err, msg);
 		goto out;
 	}
 	struct stk_ds *wds =
 	    w->handle && w->handle <= s->nhandles ? s->handles[w->handle - 1].ds : NULL;
 	if (!wds || w->index >= wds->count || wds->ents[w->index].o != o) {
-		reply_err(d, s, &h, -EBADF, "the dataset handle was closed while the GET waited");
+		stk__reply_err(d, s, &h, -EBADF,
+			       "the dataset handle was closed while the GET waited");
 		goto out;
 	}
 	if (o->domain != s->domain) { /* never: its dataset is the session's domain's */
 		stk_err("GET %s: object of trust domain %u asked by a client of domain %u", o->uri,
 			(unsigned)o->domain, (unsigned)s->domain);
-		reply_err(d, s, &h, -EACCES, "the object belongs to another trust domain");
+		stk__reply_err(d, s, &h, -EACCES, "the object belongs to another trust domain");
 		goto out;
 	}
 	char e[STK_ERRMSG_MAX];
 	if (over_pin_limit(d, s, o, e, sizeof(e))) {
-		reply_err(d, s, &h, -ENOBUFS, e);
+		stk__reply_err(d, s, &h, -ENOBUFS, e);
 		goto out;
 	}
 	if (s->npins == s->cappins) {
 		uint32_t cap = s->cappins ? s->cappins * 2 : 16;
 		struct stk_pin *p = realloc(s->pins, cap * sizeof(*p));
 		if (!p) {
-			reply_err(d, s, &h, -ENOMEM, "out of memory");
+			stk__reply_err(d, s, &h, -ENOMEM, "out of memory");
 			goto out;
 		}
 		s->pins = p;
@@ -391,10 +196,10 @@ static void get_ready(struct stk_daemon *d, struct stk_waiter *w, struct stk_obj
 	struct stk_get_where g = { .flags = hit ? STK_GET_HIT : 0, .size = o->size };
 	int fd = where(d, s, o, &g);
 	uint8_t buf[REPLY_MAX];
-	send_msg(d, s, buf, stk__enc_reply_get(buf, sizeof(buf), &h, &g), fd);
+	stk__send_msg(d, s, buf, stk__enc_reply_get(buf, sizeof(buf), &h, &g), fd);
 out:
 	free(w);
-	session_unref(d, s);
+	stk__session_unref(d, s);
 }
 
 /* Ends one hold on object idx taken through handle, or (idx STK_NONE) all of them. */
@@ -432,7 +237,7 @@ static bool too_many_waiting(struct stk_daemon *d, struct stk_session *s,
 	snprintf(e, sizeof(e),
 		 "%s: this client has %u requests waiting, the limit (--client-max-requests)",
 		 stk__msg_name(h->type), s->waiting);
-	reply_err(d, s, h, -EBUSY, e);
+	stk__reply_err(d, s, h, -EBUSY, e);
 	return true;
 }
 
@@ -449,7 +254,7 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 		char err[256];
 		snprintf(err, sizeof(err), "client speaks protocol %u, stokerd %u",
 			 m->u.hello.version, STK_PROTO_VERSION);
-		reply_err(d, s, &m->h, -EPROTO, err);
+		stk__reply_err(d, s, &m->h, -EPROTO, err);
 		return;
 	}
 	/* The first HELLO gets a pin area; later ones are liveness probes. */
@@ -458,10 +263,10 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 		stk_warn("client pid %d: no pin area, every get is a round trip: %s", (int)s->pid,
 			 strerror(-fd));
 	uint8_t out[REPLY_MAX];
-	send_msg(d, s, out,
-		 stk__enc_reply_hello(out, sizeof(out), &m->h, STK_PROTO_VERSION,
-				      fd >= 0 ? s->pin_buckets : 0, d->cfg.client_max_pinned),
-		 fd);
+	stk__send_msg(d, s, out,
+		      stk__enc_reply_hello(out, sizeof(out), &m->h, STK_PROTO_VERSION,
+					   fd >= 0 ? s->pin_buckets : 0, d->cfg.client_max_pinned),
+		      fd);
 	if (fd >= 0)
 		close(fd);
 	s->hello = true;
@@ -476,14 +281,14 @@ static void on_open(struct stk_daemon *d, struct stk_session *s, const struct st
 			 "OPEN: this client has %u datasets open or opening, the limit "
 			 "(--client-max-datasets); close some first",
 			 s->open_handles + s->opening);
-		reply_err(d, s, &m->h, -EMFILE, err);
+		stk__reply_err(d, s, &m->h, -EMFILE, err);
 		return;
 	}
 	if (too_many_waiting(d, s, &m->h))
 		return;
 	struct stk_waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		reply_err(d, s, &m->h, -ENOMEM, "out of memory");
+		stk__reply_err(d, s, &m->h, -ENOMEM, "out of memory");
 		return;
 	}
 	w->s = s;
@@ -503,7 +308,7 @@ static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct st
 		plan_drop(d, s, hd);
 		hd->plan = stk__plan_new(d, hd->ds, s, false);
 		if (!hd->plan) {
-			reply_err(d, s, &m->h, -ENOMEM, "out of memory for the plan");
+			stk__reply_err(d, s, &m->h, -ENOMEM, "out of memory for the plan");
 			return;
 		}
 	}
@@ -514,7 +319,7 @@ static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct st
 			 hd->ds->uri, (unsigned long long)(s->plan_entries + m->u.plan.n),
 			 (unsigned long long)d->cfg.client_max_plan);
 		plan_drop(d, s, hd);
-		reply_err(d, s, &m->h, -E2BIG, err);
+		stk__reply_err(d, s, &m->h, -E2BIG, err);
 		return;
 	}
 	int r = stk__plan_append(hd->plan, m->u.plan.idx, NULL, m->u.plan.n);
@@ -522,7 +327,7 @@ static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct st
 		snprintf(err, sizeof(err), "PLAN for %s: %s", hd->ds->uri,
 			 r == -ERANGE ? "an object index is out of range" : strerror(-r));
 		plan_drop(d, s, hd);
-		reply_err(d, s, &m->h, r, err);
+		stk__reply_err(d, s, &m->h, r, err);
 		return;
 	}
 	s->plan_entries += m->u.plan.n;
@@ -541,18 +346,18 @@ static void get_one(struct stk_daemon *d, struct stk_session *s, struct stk_hand
 	if (idx >= hd->ds->count) {
 		snprintf(err, sizeof(err), "%s %s: object index %u is out of range (%u objects)",
 			 stk__msg_name(h->type), hd->ds->uri, idx, hd->ds->count);
-		reply_err(d, s, h, -ERANGE, err);
+		stk__reply_err(d, s, h, -ERANGE, err);
 		return;
 	}
 	if (over_pin_limit(d, s, hd->ds->ents[idx].o, err, sizeof(err))) {
-		reply_err(d, s, h, -ENOBUFS, err);
+		stk__reply_err(d, s, h, -ENOBUFS, err);
 		return;
 	}
 	if (too_many_waiting(d, s, h))
 		return;
 	struct stk_waiter *w = calloc(1, sizeof(*w));
 	if (!w) {
-		reply_err(d, s, h, -ENOMEM, "out of memory");
+		stk__reply_err(d, s, h, -ENOMEM, "out of memory");
 		return;
 	}
 	w->s = s;
@@ -634,7 +439,7 @@ static void on_warm(struct stk_daemon *d, struct stk_session *s, const struct st
 {
 	int r = stk__warm(d, hd->ds);
 	if (r)
-		reply_err(d, s, &m->h, r, "out of memory for the warm plan");
+		stk__reply_err(d, s, &m->h, r, "out of memory for the warm plan");
 	else
 		reply_ok(d, s, &m->h);
 }
@@ -657,7 +462,7 @@ static void on_status(struct stk_daemon *d, struct stk_session *s, const struct 
 		    (uint16_t)(ds->last_errmsg ? strnlen(ds->last_errmsg, STK_ERRMSG_MAX) : 0),
 	};
 	uint8_t out[REPLY_MAX];
-	send_msg(d, s, out, stk__enc_reply_status(out, sizeof(out), &m->h, &st), -1);
+	stk__send_msg(d, s, out, stk__enc_reply_status(out, sizeof(out), &m->h, &st), -1);
 }
 
 static void on_endpoints(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
@@ -678,7 +483,7 @@ static void on_endpoints(struct stk_daemon *d, struct stk_session *s, const stru
 			.bytes = ep[i].bytes,
 			.busy_ns = ep[i].busy_ns,
 		};
-	send_msg(d, s, out, stk__enc_reply_endpoints(out, sizeof(out), &m->h, e, nep), -1);
+	stk__send_msg(d, s, out, stk__enc_reply_endpoints(out, sizeof(out), &m->h, e, nep), -1);
 }
 
 static void on_stats(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
@@ -690,8 +495,8 @@ static void on_stats(struct stk_daemon *d, struct stk_session *s, const struct s
 	d->st[STK_ST_INFLIGHT] = d->inflight;
 	d->st[STK_ST_PINNED] = d->pinned;
 	uint8_t out[REPLY_MAX];
-	send_msg(d, s, out, stk__enc_reply_stats(out, sizeof(out), &m->h, d->st, STK_STATS_COUNT),
-		 -1);
+	stk__send_msg(d, s, out,
+		      stk__enc_reply_stats(out, sizeof(out), &m->h, d->st, STK_STATS_COUNT), -1);
 }
 
 /*
@@ -724,7 +529,7 @@ static const struct msg_handler {
 };
 
 /* Decodes one datagram from s and hands it to its type's handler. */
-static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t *buf, size_t n)
+void stk__handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t *buf, size_t n)
 {
 	struct stk_msg m;
 	char err[256];
@@ -732,32 +537,32 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 	if (r == -EPROTO) {
 		/* No header to answer: say why on stderr and drop the client. */
 		stk_warn("client pid %d: malformed message: %s", (int)s->pid, err);
-		session_kill(d, s, "malformed header");
+		stk__session_kill(d, s, "malformed header");
 		return;
 	}
 	if (r) {
-		reply_err(d, s, &m.h, -EPROTO, err);
+		stk__reply_err(d, s, &m.h, -EPROTO, err);
 		return;
 	}
 	if (!s->authorized) {
 		snprintf(err, sizeof(err), "uid %u is not allowed to use this stokerd",
 			 (unsigned)s->uid);
-		reply_err(d, s, &m.h, -EACCES, err);
-		session_kill(d, s, "not authorized");
+		stk__reply_err(d, s, &m.h, -EACCES, err);
+		stk__session_kill(d, s, "not authorized");
 		return;
 	}
 	const struct msg_handler *h = m.h.type <= STK_MSG_TYPE_MAX ? &handlers[m.h.type] : NULL;
 	if (!h || !h->fn) { /* a type proto/ decodes and this table lacks: our bug */
 		snprintf(err, sizeof(err), "stokerd does not serve %s (type %u)",
 			 stk__msg_name(m.h.type), m.h.type);
-		reply_err(d, s, &m.h, -ENOSYS, err);
+		stk__reply_err(d, s, &m.h, -ENOSYS, err);
 		return;
 	}
 	if (!s->hello && !h->before_hello) {
 		snprintf(err, sizeof(err), "%s before HELLO: HELLO must be the first message",
 			 stk__msg_name(m.h.type));
-		reply_err(d, s, &m.h, -EPROTO, err);
-		session_kill(d, s, "no HELLO first");
+		stk__reply_err(d, s, &m.h, -EPROTO, err);
+		stk__session_kill(d, s, "no HELLO first");
 		return;
 	}
 	struct stk_handle *hd = NULL;
@@ -766,132 +571,8 @@ static void handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_
 	h->fn(d, s, &m, hd);
 }
 
-static void in_cb(struct stk_op *op, int res)
-{
-	struct stk_session *s = stk_container_of(op, struct stk_session, in_op);
-	struct stk_daemon *d = s->d;
-	s->in_armed = false;
-	static uint8_t buf[STK_MSG_MAX];
-	for (int i = 0; i < 64 && !s->dead; i++) {
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int) * 8)];
-		} cm;
-		struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov,
-				     .msg_iovlen = 1,
-				     .msg_control = cm.b,
-				     .msg_controllen = sizeof(cm.b) };
-		ssize_t n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		/*
-		 * Clients pass no descriptors; close any they send, also with an
-		 * empty datagram, which reads as a hang-up (fuzz_server found the
-		 * descriptors of those left open).
-		 */
-		for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; c;
-		     c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-				int fds[8];
-				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				memcpy(fds, CMSG_DATA(c), k * sizeof(int));
-				for (size_t j = 0; j < k; j++)
-					close(fds[j]);
-			}
-		}
-		if (n <= 0) {
-			session_kill(d, s, n == 0 ? "disconnected" : strerror(errno));
-			break;
-		}
-		if (mh.msg_flags & MSG_TRUNC) {
-			stk_warn("client pid %d: datagram larger than %u bytes", (int)s->pid,
-				 STK_MSG_MAX);
-			session_kill(d, s, "oversized datagram");
-			break;
-		}
-		handle_msg(d, s, buf, (size_t)n);
-	}
-	if (!s->dead) {
-		s->in_op.cb = in_cb;
-		if (stk_loop_poll(d->loop, &s->in_op, s->fd, POLLIN) == 0)
-			s->in_armed = true;
-		else
-			session_kill(d, s, "cannot poll");
-	}
-	if (!s->in_armed)
-		session_unref(d, s);
-}
-
-static bool peer_allowed(uid_t uid, gid_t gid)
-{
-	return uid == 0 || uid == geteuid() || gid == getegid();
-}
-
-int stk__session_add(struct stk_daemon *d, int fd)
-{
-	struct ucred cr;
-	socklen_t cl = sizeof(cr);
-	struct stk_session *s = calloc(1, sizeof(*s));
-	if (!s || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0) {
-		free(s);
-		return -ENOMEM;
-	}
-	s->d = d;
-	s->fd = fd;
-	s->uid = cr.uid;
-	s->gid = cr.gid;
-	s->pid = cr.pid;
-	s->domain = d->cfg.isolate == STK_ISOLATE_UID	? (uint32_t)cr.uid
-		    : d->cfg.isolate == STK_ISOLATE_GID ? (uint32_t)cr.gid
-							: 0;
-	s->authorized = peer_allowed(cr.uid, cr.gid);
-	if (!s->authorized)
-		stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
-			 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
-			 (unsigned)getegid());
-	s->outq_tail = &s->outq;
-	s->refs = 2; /* alive + the in poll */
-	s->in_op.cb = in_cb;
-	int r = stk_loop_poll(d->loop, &s->in_op, fd, POLLIN);
-	if (r) {
-		free(s);
-		return r;
-	}
-	s->in_armed = true;
-	d->live_sessions++;
-	s->next = d->sessions;
-	if (d->sessions)
-		d->sessions->prev = s;
-	d->sessions = s;
-	d->st[STK_ST_CLIENTS]++;
-	return 0;
-}
-
 void stk__server_init(struct stk_daemon *d)
 {
 	d->on_ready = get_ready;
 	stk__fast_init(d);
-}
-
-void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why)
-{
-	stk_warn("client pid %d uid %u: %s", (int)s->pid, (unsigned)s->uid, why);
-	session_kill(d, s, why);
-}
-
-void stk__server_close_all(struct stk_daemon *d)
-{
-	while (d->sessions)
-		session_kill(d, d->sessions, "daemon exiting");
-}
-
-unsigned stk__server_sessions(const struct stk_daemon *d)
-{
-	unsigned n = 0;
-	for (struct stk_session *s = d->sessions; s; s = s->next)
-		n++;
-	return n;
 }

@@ -385,7 +385,7 @@ static void trace(uint64_t seed, int steps, struct trace_stats *st)
 	free(rooms);
 }
 
-TestSuite(victims, .timeout = 30);
+TestSuite(victims, .timeout = 100);
 
 Test(victims, pick_equals_brute_force_on_random_traces)
 {
@@ -718,7 +718,7 @@ static void big_evict(struct big *b, struct stk_object *o)
 		b->p.scan = h;
 }
 
-Test(victims, a_million_objects, .timeout = 30)
+Test(victims, a_million_objects, .timeout = 100)
 {
 	/*
 	 * An epoch-shuffled training run: the plan is 3 random permutations of
