@@ -20,19 +20,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PAGE	 4096u
 #define GOT_WAIT 2000000ull /* ns: a GOT is sent when the oldest entry is this old */
-
-static size_t page_up(size_t n)
-{
-	return (n + PAGE - 1) / PAGE * PAGE;
-}
 
 int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t limit)
 {
-	size_t len = (size_t)buckets * STK_PIN_WAYS * sizeof(uint64_t);
 	struct stat st;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < len) {
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size != stk__pin_area_len(buckets)) {
 		close(fd);
 		return -EPROTO;
 	}
@@ -46,8 +39,7 @@ int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t 
 	c->pins = p;
 	c->pin_buckets = buckets;
 	c->pin_limit = limit;
-	if (len + STK_SEG_GENS * sizeof(uint32_t) <= (size_t)st.st_size)
-		c->segs.gens = (const uint32_t *)((uint8_t *)p + len);
+	c->segs.gens = (const uint32_t *)((uint8_t *)p + stk__pin_gens_off(buckets));
 	return 0;
 }
 
@@ -61,10 +53,10 @@ void stk__fast_unmap_pins(struct stk_client *c)
 
 int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len)
 {
-	size_t len = page_up((size_t)ds->count * sizeof(struct stk_rt_entry));
+	size_t len = stk__rt_len(ds->count);
 	if (!len)
 		return 0;
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)page_up(cat_len));
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)stk__rt_off(cat_len));
 	if (p == MAP_FAILED)
 		return -errno;
 	ds->rt = p;
@@ -160,7 +152,7 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bo
 				   .off = __atomic_load_n(&e->off, __ATOMIC_RELAXED),
 				   .size = ds->sizes[index] };
 	/* The daemon drops a client that holds more than its share through pins. */
-	uint64_t size = ds->sizes[index];
+	uint64_t size = g.size;
 	if (__atomic_add_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED) > c->pin_limit) {
 		__atomic_sub_fetch(&c->pin_bytes, size, __ATOMIC_RELAXED);
 		return -EAGAIN;

@@ -202,13 +202,11 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 		ents[i].o = o;
 		ents[i].line = cat->e[i].line;
 		/*
-		 * A key is the tail of its URI (a manifest's keys are the URIs, a
-		 * directory's the paths below it): point into the object's copy
-		 * rather than keep a second one.  Its object outlives the entry.
+		 * A key that is the tail of its URI (the catalog says) points into
+		 * the object's copy of the URI, which outlives the entry.
 		 */
-		size_t ul = strlen(o->uri), kl = strlen(cat->e[i].key);
-		if (kl <= ul && !memcmp(o->uri + ul - kl, cat->e[i].key, kl)) {
-			ents[i].key = (char *)o->uri + ul - kl;
+		if (cat->e[i].key_in_uri) {
+			ents[i].key = (char *)o->uri + strlen(o->uri) - strlen(cat->e[i].key);
 			ents[i].key_in_uri = true;
 		} else {
 			ents[i].key = cat->e[i].key;

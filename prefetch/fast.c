@@ -38,13 +38,7 @@
 #include "common/log.h"
 #include "prefetch/daemon.h"
 
-#define PAGE	    4096u
 #define PIN_BUCKETS 256u /* per session: 1024 slots in 8 KiB */
-
-static size_t page_up(size_t n)
-{
-	return (n + PAGE - 1) / PAGE * PAGE;
-}
 
 uint64_t stk__fast_max(const struct stk_daemon *d)
 {
@@ -53,7 +47,7 @@ uint64_t stk__fast_max(const struct stk_daemon *d)
 
 int stk__rt_memfd(struct stk_ds *ds, const void *cat, size_t cat_len, uint32_t count)
 {
-	size_t off = page_up(cat_len), tlen = page_up((size_t)count * sizeof(struct stk_rt_entry));
+	size_t off = stk__rt_off(cat_len), tlen = stk__rt_len(count);
 	int fd = memfd_create("stoker:catalog", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
@@ -121,35 +115,35 @@ static struct stk_rt_entry *entry(const struct stk_obj_ref *r)
 		   : NULL;
 }
 
+/* Writes where o is into e: odd while it changes, even (usable) after. */
+static void put(struct stk_rt_entry *e, const struct stk_object *o)
+{
+	uint32_t seq = e->seq | 1;
+	__atomic_store_n(&e->seq, seq, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&e->seg, o->room->t.ext.seg, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->gen, o->room->t.ext.gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->off, (uint32_t)o->room->t.ext.off, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELEASE);
+}
+
 void stk__rt_publish(struct stk_daemon *d, struct stk_object *o)
 {
 	if (!publishable(d, o))
 		return;
 	for (uint32_t i = 0; i < o->nrefs; i++) {
 		struct stk_rt_entry *e = entry(&o->refs[i]);
-		if (!e)
-			continue;
-		uint32_t seq = e->seq | 1;
-		__atomic_store_n(&e->seq, seq, __ATOMIC_SEQ_CST); /* odd while it changes */
-		__atomic_store_n(&e->seg, o->room->t.ext.seg, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->gen, o->room->t.ext.gen, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->off, (uint32_t)o->room->t.ext.off, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELEASE);
+		if (e)
+			put(e, o);
 	}
 }
 
 void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds)
 {
 	for (uint32_t i = 0; i < ds->count; i++) {
-		struct stk_object *o = ds->ents[i].o;
 		struct stk_obj_ref r = { .ds = ds, .index = i };
 		struct stk_rt_entry *e = entry(&r);
-		if (!e || !publishable(d, o))
-			continue;
-		e->seg = o->room->t.ext.seg;
-		e->gen = o->room->t.ext.gen;
-		e->off = (uint32_t)o->room->t.ext.off;
-		__atomic_store_n(&e->seq, (e->seq | 1) + 1, __ATOMIC_RELEASE);
+		if (e && publishable(d, ds->ents[i].o))
+			put(e, ds->ents[i].o);
 	}
 }
 
@@ -268,8 +262,7 @@ int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
 {
 	if (!stk__fast_max(d))
 		return -ENOTSUP;
-	size_t plen = (size_t)PIN_BUCKETS * STK_PIN_WAYS * sizeof(uint64_t);
-	size_t len = plen + STK_SEG_GENS * sizeof(uint32_t);
+	size_t len = stk__pin_area_len(PIN_BUCKETS);
 	int fd = memfd_create("stoker:pins", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
@@ -289,7 +282,7 @@ int stk__pins_create(struct stk_daemon *d, struct stk_session *s)
 	madvise(map, len, MADV_DONTFORK);
 	s->pin_area = map;
 	s->pin_buckets = PIN_BUCKETS;
-	s->seg_gens = (uint32_t *)((uint8_t *)map + plen);
+	s->seg_gens = (uint32_t *)((uint8_t *)map + stk__pin_gens_off(PIN_BUCKETS));
 	return fd;
 }
 
@@ -297,8 +290,7 @@ void stk__pins_free(struct stk_daemon *d, struct stk_session *s)
 {
 	if (!s->pin_area)
 		return;
-	munmap((void *)s->pin_area, (size_t)s->pin_buckets * STK_PIN_WAYS * sizeof(uint64_t) +
-					STK_SEG_GENS * sizeof(uint32_t));
+	munmap((void *)s->pin_area, stk__pin_area_len(s->pin_buckets));
 	s->pin_area = NULL;
 	s->seg_gens = NULL;
 	/* Its pins are gone with it. */

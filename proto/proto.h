@@ -149,6 +149,18 @@ struct stk_rt_entry {
 	uint32_t seq, seg, gen, off;
 };
 
+/* Where the resident table starts in an OPEN's memfd: the page after the catalog. */
+static inline size_t stk__rt_off(size_t cat_len)
+{
+	return (cat_len + 4095) / 4096 * 4096;
+}
+
+/* The resident table's bytes for count objects: whole pages. */
+static inline size_t stk__rt_len(uint32_t count)
+{
+	return stk__rt_off((size_t)count * sizeof(struct stk_rt_entry));
+}
+
 /*
  * A HELLO reply's memfd is the client's pin area: pin_buckets buckets of
  * STK_PIN_WAYS u64 slots, written by the client alone, read by the daemon.
@@ -165,6 +177,25 @@ struct stk_rt_entry {
  * closed segment's pages instead of keeping them alive.
  */
 #define STK_SEG_GENS 2048u
+
+/* Bytes of a pin area of buckets buckets: the pins, then the generations. */
+static inline size_t stk__pin_area_len(uint32_t buckets)
+{
+	return (size_t)buckets * STK_PIN_WAYS * sizeof(uint64_t) + STK_SEG_GENS * sizeof(uint32_t);
+}
+
+/* Where a pin area's segment generations start. */
+static inline size_t stk__pin_gens_off(uint32_t buckets)
+{
+	return (size_t)buckets * STK_PIN_WAYS * sizeof(uint64_t);
+}
+
+/* The buckets of a pin area of len bytes. */
+static inline uint32_t stk__pin_buckets_of(size_t len)
+{
+	return (uint32_t)((len - STK_SEG_GENS * sizeof(uint32_t)) /
+			  (STK_PIN_WAYS * sizeof(uint64_t)));
+}
 
 static inline uint64_t stk__pin_key(uint32_t ds_id, uint32_t index)
 {

@@ -195,7 +195,7 @@ Test(e2e_fastpath, a_client_writing_pins_past_its_share_is_dropped, .init = e2e_
 	/* Pins on all 40 MiB of a, written as libstoker never would (a is dataset 1). */
 	size_t len;
 	uint64_t *pins = pin_area(&len);
-	uint32_t buckets = (uint32_t)(len / (STK_PIN_WAYS * sizeof(uint64_t)));
+	uint32_t buckets = stk__pin_buckets_of(len);
 	for (uint32_t i = 0; i < a.n; i++) {
 		uint64_t key = stk__pin_key(1, i);
 		uint64_t *bk = pins + (size_t)stk__pin_bucket(key, buckets) * STK_PIN_WAYS;

@@ -259,8 +259,7 @@ static unsigned ntables;
 static void check_pins(int fd, const struct stk_reply *r)
 {
 	struct stat st;
-	pin_len = (size_t)r->u.hello.pin_buckets * STK_PIN_WAYS * sizeof(uint64_t) +
-		  STK_SEG_GENS * sizeof(uint32_t);
+	pin_len = stk__pin_area_len(r->u.hello.pin_buckets);
 	int seals = fcntl(fd, F_GET_SEALS);
 	if (fstat(fd, &st) < 0 || (size_t)st.st_size != pin_len)
 		finding("HELLO reply's pin area is not %zu bytes", pin_len);
@@ -282,8 +281,7 @@ static int cat_size(void *arg, uint32_t i, const char *key, uint32_t kl, uint64_
 static void check_catalog(int fd, const struct stk_reply *r)
 {
 	struct stat st;
-	size_t len = r->u.open.cat_len, off = (len + 4095) / 4096 * 4096;
-	size_t tlen = ((size_t)r->u.open.count * sizeof(struct stk_rt_entry) + 4095) / 4096 * 4096;
+	size_t len = r->u.open.cat_len, off = stk__rt_off(len), tlen = stk__rt_len(r->u.open.count);
 	if (fstat(fd, &st) < 0 || st.st_size > (1 << 20) || (size_t)st.st_size != off + tlen)
 		finding("OPEN reply's catalog and table are not %zu + %zu bytes", off, tlen);
 	int seals = fcntl(fd, F_GET_SEALS);
