@@ -45,6 +45,17 @@ static struct stk_dataset *open_ds(struct stk_client *c, const struct e2e_datase
 	return sds;
 }
 
+/* Plans every object of sds once, in index order. */
+static void plan_in_order(struct stk_dataset *sds, size_t n)
+{
+	uint32_t *order = malloc(n * sizeof(*order));
+	cr_assert_not_null(order);
+	for (uint32_t i = 0; i < n; i++)
+		order[i] = i;
+	cr_assert_eq(stk_plan(sds, order, n), 0, "%s", stk_errmsg());
+	free(order);
+}
+
 /* Gets and checks every object once, releasing each. */
 static void read_all(struct stk_dataset *sds, const struct e2e_dataset *ds)
 {
@@ -137,10 +148,7 @@ Test(e2e_fastpath, a_client_killed_holding_table_views_frees_them, .init = e2e_i
 	 */
 	struct stk_client *c = e2e_connect(&e2e_d);
 	struct stk_dataset *sds = open_ds(c, &b);
-	uint32_t order[56];
-	for (uint32_t i = 0; i < b.n; i++)
-		order[i] = i;
-	cr_assert_eq(stk_plan(sds, order, b.n), 0);
+	plan_in_order(sds, b.n);
 	uint64_t held = 0;
 	for (int t = 0; t < 500 && !held; t++, e2x_sleep_ms(10))
 		held = e2e_stats(c).pinned_objects;
@@ -212,10 +220,7 @@ Test(e2e_fastpath, a_client_writing_pins_past_its_share_is_dropped, .init = e2e_
 	 */
 	struct stk_client *c = e2e_connect(&e2e_d);
 	struct stk_dataset *sds = open_ds(c, &b);
-	uint32_t order[40];
-	for (uint32_t i = 0; i < b.n; i++)
-		order[i] = i;
-	cr_assert_eq(stk_plan(sds, order, b.n), 0);
+	plan_in_order(sds, b.n);
 	read_all(sds, &b);
 	cr_assert(e2e_log_contains(&e2e_d, "through its pin area; dropped"));
 	struct stk_dataset_status st;
