@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The arena's private parts, shared by arena.c (segments, free extents and
- * the interface), arena_slab.c (size classes and slabs) and arena_check.c
- * (stk__arena_check()).  Not installed; see arena.c for the design.
+ * The arena's private parts, shared by arena.c (segments and the
+ * interface), arena_extent.c (free extents), arena_slab.c (size classes and
+ * slabs) and arena_check.c (stk__arena_check()).  Not installed; see arena.c
+ * for the design.
  */
 #ifndef STOKER_ARENA_INTERNAL_H
 #define STOKER_ARENA_INTERNAL_H
@@ -92,7 +93,7 @@ static inline unsigned class_of(uint64_t size)
 uint64_t stk__arena_slab_bytes(uint64_t cls);
 uint64_t stk__arena_max_slab(uint64_t small);
 
-/* --- free extents: nodes and bins (arena.c) --- */
+/* --- free extents: nodes and bins (arena_extent.c) --- */
 
 static inline void bin_of(uint32_t n, unsigned *fl, unsigned *sl)
 {
@@ -120,7 +121,11 @@ static inline uint32_t free_at(const struct stk_arena *a, uint32_t seg, uint32_t
 	return t;
 }
 
+int stk__arena_node_reserve(struct stk_arena *a);
+void stk__arena_node_put(struct stk_arena *a, uint32_t i);
+uint32_t stk__arena_ext_take(struct stk_arena *a, uint32_t seg, uint32_t npg);
 void stk__arena_ext_give(struct stk_arena *a, uint32_t seg, uint32_t pg, uint32_t npg);
+/* In arena.c: pages from a shared segment, making one if need be. */
 int stk__arena_ext_alloc(struct stk_arena *a, uint32_t dom, uint32_t npg, uint32_t *segp,
 			 uint32_t *pgp);
 
