@@ -16,6 +16,8 @@
  * stderr.  SIGPIPE is ignored so that a reader closing the pipe early (stoker
  * ls | head) ends the command quietly with status 1 instead of a signal, and
  * so that a daemon going away shows up as -EPIPE from the library.
+ *
+ * The printing of stats' counters (for people, or --json) is in cli_stats.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,18 +32,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "stoker.h"
+#include "cli_int.h"
 
 #define EXIT_USAGE     2
 #define EXIT_WARM_FULL 3
 
 /* "COMMAND URI" for messages: room for the longest URI the protocol carries. */
 #define WHAT_MAX 4200
-
-#define MIB (1024.0 * 1024.0)
-#define GIB (1024.0 * 1024.0 * 1024.0)
 
 /*
  * A status poll is one round trip (~60 us), so polling often costs nothing
@@ -297,7 +295,7 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Flushes stdout. Returns 0, or 1 after saying why (nothing when the reader left). */
-static int finish_stdout(const char *what)
+int cli_finish_stdout(const char *what)
 {
 	if (fflush(stdout) == 0 && !ferror(stdout))
 		return 0;
@@ -372,7 +370,7 @@ static int cmd_ls(struct stk_client *c, const struct cli *cli)
 			break;
 	}
 	stk_dataset_close(ds);
-	return finish_stdout("ls");
+	return cli_finish_stdout("ls");
 }
 
 /*
@@ -590,7 +588,7 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 		       (double)st.bytes / MIB);
 		status = EXIT_SUCCESS;
 	}
-	if (finish_stdout("warm"))
+	if (cli_finish_stdout("warm"))
 		status = EXIT_FAILURE;
 	goto out;
 fail:
@@ -600,155 +598,6 @@ fail:
 out:
 	stk_dataset_close(ds);
 	return status;
-}
-
-enum stat_kind {
-	ST_COUNT,
-	ST_BYTES,
-	ST_NS,
-};
-
-struct stat_field {
-	const char *name; /* as in struct stk_stats */
-	size_t off;
-	enum stat_kind kind;
-	const char *help;
-};
-
-#define STAT(f, k, h)                                                                              \
-	{                                                                                          \
-		.name = #f, .off = offsetof(struct stk_stats, f), .kind = k, .help = h             \
-	}
-
-/* Every counter of struct stk_stats, in its order; "size" is the ABI size, not a counter. */
-static const struct stat_field stat_fields[] = {
-	STAT(client_gets, ST_COUNT, "gets by this client"),
-	STAT(client_hits, ST_COUNT, "of which resident when asked for"),
-	STAT(client_misses, ST_COUNT, "of which had to wait for a fetch"),
-	STAT(client_bytes, ST_BYTES, "bytes this client got"),
-	STAT(client_wait_ns, ST_NS, "time this client blocked in stk_get"),
-	STAT(gets, ST_COUNT, "gets by all clients"),
-	STAT(hits_ram, ST_COUNT, "of which resident in RAM"),
-	STAT(misses, ST_COUNT, "of which not resident"),
-	STAT(fetches, ST_COUNT, "objects fetched from backends"),
-	STAT(fetch_bytes, ST_BYTES, "bytes fetched from backends"),
-	STAT(fetch_ns, ST_NS, "summed duration of the fetches"),
-	STAT(fetch_errors, ST_COUNT, "fetches that failed"),
-	STAT(evictions, ST_COUNT, "objects evicted"),
-	STAT(ram_budget, ST_BYTES, "RAM budget"),
-	STAT(ram_used, ST_BYTES, "resident plus in-flight, page-rounded"),
-	STAT(resident_objects, ST_COUNT, "objects resident"),
-	STAT(inflight_objects, ST_COUNT, "objects being fetched"),
-	STAT(pinned_objects, ST_COUNT, "objects held by some client"),
-	STAT(clients, ST_COUNT, "clients connected"),
-	STAT(datasets, ST_COUNT, "datasets open"),
-	STAT(prefetches, ST_COUNT, "fetches started by plans"),
-};
-
-static uint64_t stat_value(const struct stk_stats *st, const struct stat_field *f)
-{
-	uint64_t v;
-
-	memcpy(&v, (const char *)st + f->off, sizeof(v));
-	return v;
-}
-
-static int stats_json(const struct stk_stats *st, const struct stk_endpoint_stats *ep, size_t nep)
-{
-	json_t *obj = json_object();
-	int ret = EXIT_FAILURE;
-
-	if (!obj)
-		goto nomem;
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
-		uint64_t v = stat_value(st, &stat_fields[i]);
-		/* json_int_t is signed; a counter past its range would wrap to negative. */
-		json_t *j =
-		    v <= (uint64_t)INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
-
-		if (!j || json_object_set_new(obj, stat_fields[i].name, j))
-			goto nomem;
-	}
-	json_t *eps = json_array();
-	if (!eps || json_object_set_new(obj, "endpoints", eps))
-		goto nomem;
-	for (size_t i = 0; i < nep; i++) {
-		json_t *e = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "endpoint", ep[i].endpoint,
-				      "requests", (json_int_t)ep[i].requests, "retries",
-				      (json_int_t)ep[i].retries, "errors", (json_int_t)ep[i].errors,
-				      "bytes", (json_int_t)ep[i].bytes, "busy_ns",
-				      (json_int_t)ep[i].busy_ns);
-		if (!e || json_array_append_new(eps, e))
-			goto nomem;
-	}
-	if (json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) || putchar('\n') == EOF) {
-		finish_stdout("stats");
-		goto out;
-	}
-	ret = finish_stdout("stats") ? EXIT_FAILURE : EXIT_SUCCESS;
-	goto out;
-nomem:
-	fprintf(stderr, "stoker: stats: %s\n", strerror(ENOMEM));
-out:
-	json_decref(obj);
-	return ret;
-}
-
-/* Formats v for people into buf: "" or "(1.5 GiB)", "(0.123 s)", "(70.0%)". */
-static void human_extra(const struct stk_stats *st, const struct stat_field *f, uint64_t v,
-			char *buf, size_t len)
-{
-	uint64_t whole = 0;
-
-	buf[0] = '\0';
-	if (f->kind == ST_BYTES) {
-		if ((double)v >= GIB)
-			snprintf(buf, len, "(%.2f GiB)", (double)v / GIB);
-		else if ((double)v >= MIB)
-			snprintf(buf, len, "(%.1f MiB)", (double)v / MIB);
-		return;
-	}
-	if (f->kind == ST_NS) {
-		snprintf(buf, len, "(%.3f s)", (double)v / 1e9);
-		return;
-	}
-	if (f->off == offsetof(struct stk_stats, client_hits) ||
-	    f->off == offsetof(struct stk_stats, client_misses))
-		whole = st->client_gets;
-	else if (f->off == offsetof(struct stk_stats, hits_ram) ||
-		 f->off == offsetof(struct stk_stats, misses))
-		whole = st->gets;
-	if (whole)
-		snprintf(buf, len, "(%.1f%%)", 100.0 * (double)v / (double)whole);
-}
-
-static int stats_human(const struct stk_stats *st, const struct stk_endpoint_stats *ep, size_t nep)
-{
-	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
-		const struct stat_field *f = &stat_fields[i];
-		uint64_t v = stat_value(st, f);
-		char extra[64];
-
-		if (i == 0)
-			puts("this client:");
-		else if (f->off == offsetof(struct stk_stats, gets))
-			puts("stokerd:");
-		human_extra(st, f, v, extra, sizeof(extra));
-		printf("  %-17s %14" PRIu64 " %-12s %s\n", f->name, v, extra, f->help);
-	}
-	if (st->fetch_ns && st->fetch_bytes)
-		printf("  mean rate of one fetch: %.1f MB/s\n",
-		       (double)st->fetch_bytes / ((double)st->fetch_ns / 1e9) / 1e6);
-	if (nep)
-		printf("endpoints:\n  %-36s %10s %8s %7s %12s %10s\n", "endpoint", "requests",
-		       "retries", "errors", "MiB", "MB/s busy");
-	for (size_t i = 0; i < nep; i++)
-		printf("  %-36s %10" PRIu64 " %8" PRIu64 " %7" PRIu64 " %12.1f %10.1f\n",
-		       ep[i].endpoint, ep[i].requests, ep[i].retries, ep[i].errors,
-		       (double)ep[i].bytes / MIB,
-		       ep[i].busy_ns ? (double)ep[i].bytes / ((double)ep[i].busy_ns / 1e9) / 1e6
-				     : 0.0);
-	return finish_stdout("stats");
 }
 
 static int cmd_stats(struct stk_client *c, const struct cli *cli)
@@ -766,7 +615,8 @@ static int cmd_stats(struct stk_client *c, const struct cli *cli)
 		return EXIT_FAILURE;
 	}
 	nep = nep < 64 ? nep : 64;
-	return (cli->opts & OPT_JSON) ? stats_json(&st, ep, nep) : stats_human(&st, ep, nep);
+	return (cli->opts & OPT_JSON) ? cli_stats_json(&st, ep, nep)
+				      : cli_stats_human(&st, ep, nep);
 }
 
 int main(int argc, char **argv)

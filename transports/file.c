@@ -21,11 +21,13 @@
  * Reads go through the loop (io_uring), straight into the cache's pages,
  * O_DIRECT where the filesystem takes it, several chunks in flight per object.
  *
+ * Listing a dataset (the directory walk that builds its catalog) is in
+ * file_list.c.
+ *
  * Emulation (for demos and benchmarks only, off by default): an added latency
  * before each object and a bandwidth cap shared by all reads, to stand in for
  * a slow remote backend.  The daemon logs when it is on.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,13 +43,12 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "transports/aws_creds.h"
+#include "transports/file_int.h"
 #include "transports/transport.h"
 
 #define CHUNK		  (1u << 20)
 #define CHUNKS_PER_OBJECT 8
 #define ALIGN		  4096u
-#define MAX_DEPTH	  64
-#define OPEN_FLAGS	  (O_RDONLY | O_NONBLOCK | O_NOCTTY)
 
 struct root {
 	char *path; /* without trailing '/', "" for "/" */
@@ -118,7 +119,7 @@ static void find_secrets(void)
 	}
 }
 
-static bool is_secret(const struct stat *st)
+bool stk__file_is_secret(const struct stat *st)
 {
 	for (unsigned i = 0; i < F.nsecrets; i++)
 		if (F.secrets[i].dev == st->st_dev && F.secrets[i].ino == st->st_ino)
@@ -263,7 +264,7 @@ static int check_opened(const struct stat *st, const char *uri, bool dir_ok, cha
 			 dir_ok ? " or a directory" : "");
 		return -EINVAL;
 	}
-	if (is_secret(st)) {
+	if (stk__file_is_secret(st)) {
 		snprintf(err, errlen, "%s: is stokerd's credentials file, which is never served",
 			 uri);
 		return -EACCES;
@@ -313,7 +314,7 @@ static int set_blocking(int fd, const char *uri, char *err, size_t errlen)
  * check_opened().  Returns an fd, blocking again for a regular file, with *st
  * filled in; or -errno with err naming uri.
  */
-static int open_confined(const char *uri, bool dir_ok, struct stat *st, char *err, size_t errlen)
+int stk__file_open_confined(const char *uri, bool dir_ok, struct stat *st, char *err, size_t errlen)
 {
 	int rootfd;
 	const char *rel;
@@ -346,146 +347,17 @@ static int open_confined(const char *uri, bool dir_ok, struct stat *st, char *er
  * The version of a file's bytes, for noticing a rewrite: inode, size and
  * modification time.  Writes it into buf (len bytes, 80 is enough).
  */
-static void file_version(const struct stat *st, char *buf, size_t len)
+void stk__file_version(const struct stat *st, char *buf, size_t len)
 {
 	snprintf(buf, len, "%llx-%llx-%llx.%09ld", (unsigned long long)st->st_ino,
 		 (unsigned long long)st->st_size, (unsigned long long)st->st_mtim.tv_sec,
 		 (long)st->st_mtim.tv_nsec);
 }
 
-/* Adds a listed regular file with its version. 0 or -ENOMEM. */
-static int add_file(struct stk_catalog *cat, const char *key, size_t key_len, const char *uri,
-		    const struct stat *st)
-{
-	char v[80];
-	int r = stk__catalog_add(cat, key, key_len, uri, (uint64_t)st->st_size);
-	if (r)
-		return r;
-	file_version(st, v, sizeof(v));
-	cat->e[cat->n - 1].version = strdup(v);
-	return cat->e[cat->n - 1].version ? 0 : -ENOMEM;
-}
-
-struct walk {
-	struct stk_catalog *cat;
-	const char *base; /* the dataset URI, ending in '/' */
-	char key[4096];
-	char *err;
-	size_t errlen;
-};
-
-static int walk_dir(struct walk *w, int dfd, size_t klen, int depth)
-{
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return -errno;
-	}
-	int r = 0;
-	struct dirent *de;
-	while (!r && (errno = 0, de = readdir(d))) {
-		const char *n = de->d_name;
-		if (!strcmp(n, ".") || !strcmp(n, ".."))
-			continue;
-		size_t nl = strlen(n);
-		if (klen + nl + 2 > sizeof(w->key)) {
-			snprintf(w->err, w->errlen, "%s%s: path too long", w->base, w->key);
-			r = -ENAMETOOLONG;
-			break;
-		}
-		memcpy(w->key + klen, n, nl + 1);
-		struct stat st;
-		if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			r = -errno;
-			snprintf(w->err, w->errlen, "%s%s: %s", w->base, w->key, strerror(-r));
-			break;
-		}
-		if (S_ISREG(st.st_mode)) {
-			if (is_secret(&st))
-				continue; /* stokerd's credentials: not listed, not said */
-			char uri[8192];
-			snprintf(uri, sizeof(uri), "%s%s", w->base, w->key);
-			r = add_file(w->cat, w->key, klen + nl, uri, &st);
-		} else if (S_ISDIR(st.st_mode)) {
-			if (depth >= MAX_DEPTH) {
-				snprintf(w->err, w->errlen, "%s%s: deeper than %d levels", w->base,
-					 w->key, MAX_DEPTH);
-				r = -ELOOP;
-				break;
-			}
-			int sub =
-			    openat(dirfd(d), n, OPEN_FLAGS | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub < 0) {
-				r = -errno;
-				snprintf(w->err, w->errlen, "%s%s: %s", w->base, w->key,
-					 strerror(-r));
-				break;
-			}
-			w->key[klen + nl] = '/';
-			w->key[klen + nl + 1] = 0;
-			r = walk_dir(w, sub, klen + nl + 1, depth + 1);
-		}
-		/* Symlinks and special files are not objects: a link could point anywhere. */
-	}
-	if (!r && errno) {
-		r = -errno;
-		snprintf(w->err, w->errlen, "%s: reading directory: %s", w->base, strerror(-r));
-	}
-	closedir(d);
-	return r;
-}
-
-static int file_list(const char *uri, struct stk_catalog *cat, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd = open_confined(uri, true, &st, err, errlen);
-	if (fd < 0)
-		return fd;
-	if (S_ISREG(st.st_mode)) {
-		close(fd);
-		const char *slash = strrchr(uri, '/');
-		const char *key = slash[1] ? slash + 1 : uri;
-		int r = add_file(cat, key, strlen(key), uri, &st);
-		if (r) {
-			snprintf(err, errlen, "%s: out of memory listing", uri);
-			stk__catalog_free(cat);
-		}
-		return r;
-	}
-	struct walk *w = calloc(1, sizeof(*w));
-	char *base = malloc(strlen(uri) + 2);
-	int r = -ENOMEM;
-	if (!w || !base) {
-		close(fd);
-		goto out;
-	}
-	size_t ul = strlen(uri);
-	memcpy(base, uri, ul + 1);
-	if (base[ul - 1] != '/') {
-		base[ul] = '/';
-		base[ul + 1] = 0;
-	}
-	w->cat = cat;
-	w->base = base;
-	w->err = err;
-	w->errlen = errlen;
-	r = walk_dir(w, fd, 0, 0);
-	if (r == -ENOMEM)
-		snprintf(err, errlen, "%s: out of memory listing", uri);
-	if (!r)
-		stk__catalog_sort(cat);
-out:
-	if (r)
-		stk__catalog_free(cat);
-	free(w);
-	free(base);
-	return r;
-}
-
 static int file_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 {
 	struct stat st;
-	int fd = open_confined(uri, false, &st, err, errlen);
+	int fd = stk__file_open_confined(uri, false, &st, err, errlen);
 	if (fd < 0)
 		return fd;
 	close(fd);
@@ -497,7 +369,7 @@ static int file_read_all(const char *uri, size_t max, char **buf, size_t *len, c
 			 size_t errlen)
 {
 	struct stat st;
-	int fd = open_confined(uri, false, &st, err, errlen);
+	int fd = stk__file_open_confined(uri, false, &st, err, errlen);
 	if (fd < 0)
 		return fd;
 	if ((uint64_t)st.st_size > max) {
@@ -728,7 +600,7 @@ static void open_cb(struct stk_op *op, int res)
 	if (r) {
 		fail(ff, r, "%s", e);
 	} else {
-		file_version(&st, ff->f->etag, sizeof(ff->f->etag));
+		stk__file_version(&st, ff->f->etag, sizeof(ff->f->etag));
 		for (int i = 0; i < CHUNKS_PER_OBJECT && chunk_start(&ff->ch[i]); i++)
 			;
 	}
@@ -805,7 +677,7 @@ const struct stk_transport_ops stk_transport_file = {
 	.name = "file",
 	.init = file_init,
 	.fini = file_fini,
-	.list = file_list,
+	.list = stk__file_list,
 	.stat = file_stat,
 	.read_all = file_read_all,
 	.submit = file_submit,

@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Inside the HTTP engine: what http.c (fetches on engine threads) and
- * http_common.c (options, curl settings, host policy, retry policy, endpoint
- * counters, blocking requests) share.  Not for transports: they use http.h.
+ * Inside the HTTP engine: what http.c (the engine threads), http_fetch.c
+ * (fetches on them) and http_common.c (options, curl settings, host policy,
+ * retry policy, endpoint counters, blocking requests) share.  Not for
+ * transports: they use http.h.
  */
 #ifndef STOKER_HTTP_INT_H
 #define STOKER_HTTP_INT_H
 
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "common/loop.h"
 #include "transports/http.h"
 
 #define ERRBODY_MAX 4096 /* the start of an error body kept for the message */
@@ -28,6 +31,36 @@ struct stk_http_opts {
 
 /* Set once by stk__http_init, before any request; read-only after. */
 extern struct stk_http_opts stk__http_o;
+
+/* One shard of the engine (http.c): a thread with its own loop and curl multi. */
+struct engine {
+	struct stk_loop *loop;
+	CURLM *multi;
+	struct timer *timer;
+	struct sock *socks; /* every sock not yet freed */
+	unsigned pending;   /* polls and timers armed whose callback has not run */
+	unsigned requests;  /* GETs in curl's hands (engine thread) */
+	unsigned assigned;  /* objects handed over, done() not yet run (daemon's loop) */
+	unsigned conns;	    /* connections per endpoint, this shard's share */
+	bool quit;
+	bool uring;    /* try io_uring for this shard's loop */
+	int start_err; /* from the thread's setup; 1 while it runs */
+	pthread_t thread;
+	struct stk_work quit_work;
+};
+
+/* The shards, and the daemon's loop (set by stk__http_init). */
+struct stk_http_shards {
+	struct stk_loop *loop; /* the daemon's: f->done runs there */
+	struct engine *eng;
+	unsigned neng;
+	bool init;
+};
+
+extern struct stk_http_shards stk__http_h;
+
+/* On the shard: hands every transfer curl has finished to its part (http_fetch.c). */
+void stk__http_check_done(struct engine *e);
 
 /*
  * One request's dealings with the host policy (http_common.c): its URL,
