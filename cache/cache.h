@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cache/tier.h"
+#include "common/stall.h"
 #include "cache/victim.h"
 
 enum stk_obj_state {
@@ -117,6 +118,10 @@ struct stk_ds {
 	 */
 	bool ready, revalidating;
 	struct stk_waiter *open_waiters;
+	/* Stall accounting (prefetch/obs.c). */
+	struct stk_stall stall;
+	int16_t label; /* its --metrics-dataset name's index, or -1 */
+	int16_t ep;    /* the endpoint of its URI (prefetch/obs.c), or -1 */
 };
 
 /* The object table: a hash table of every object some dataset lists, chained. */

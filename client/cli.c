@@ -6,6 +6,7 @@
  *   stoker [--socket PATH] cat URI...
  *   stoker [--socket PATH] warm [--manifest] DATASET_URI
  *   stoker [--socket PATH] stats [--json]
+ *   stoker [--socket PATH] top [--interval S] [--once]
  *
  * Exit status: 0 success; 1 a runtime failure (the daemon could not be
  * reached, an open, get or warm failed, stdout could not be written); 2 a
@@ -17,7 +18,8 @@
  * ls | head) ends the command quietly with status 1 instead of a signal, and
  * so that a daemon going away shows up as -EPIPE from the library.
  *
- * The printing of stats' counters (for people, or --json) is in cli_stats.c.
+ * The printing of stats' counters (for people, or --json) and top's frames
+ * are in cli_stats.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -65,7 +67,8 @@ static const char usage_text[] =
     "  ls [--manifest] DATASET_URI   print KEY<TAB>SIZE (bytes) for every object\n"
     "  cat URI...                    write the objects' bytes to stdout\n"
     "  warm [--manifest] DATASET_URI fetch every object into the daemon's RAM cache\n"
-    "  stats [--json]                print the daemon's and this client's counters\n";
+    "  stats [--json]                print the daemon's and this client's counters\n"
+    "  top [--interval S] [--once]   show the daemon, its clients and datasets live\n";
 
 static const char help_text[] =
     "\n"
@@ -80,6 +83,37 @@ static const char help_text[] =
     "\n"
     "warm shows its progress on stderr when stderr is a terminal, and prints one\n"
     "line on stdout when it ends.\n"
+    "\n"
+    "stats prints every counter of struct stk_stats (stoker.h) with its meaning,\n"
+    "then each endpoint, client connection and dataset.  Stall times are the\n"
+    "waits clients reported for their bytes (docs/stall.md); stall avoided is an\n"
+    "estimate.  stats --json prints one object: every counter of struct\n"
+    "stk_stats under its name (\"gets\", \"stall_ns\", \"stall_avoided_ns\", ...;\n"
+    "times in ns, sizes in bytes; \"clients\" and \"datasets\" are counts), and\n"
+    "  \"endpoints\":   [{endpoint, requests, retries, errors, bytes, busy_ns}]\n"
+    "  \"per_client\":  one object per connection (this command's too), the\n"
+    "                 fields of struct stk_daemon_client: pid, uid, id,\n"
+    "                 connected_ns, open_datasets, pinned_bytes, waits, gets,\n"
+    "                 hits, delivered_bytes, stall_ns, stall_fetch_ns,\n"
+    "                 stall_delivery_ns, stall_avoided_ns, stall_avoided_model_ns,\n"
+    "                 stall_unknown_gets\n"
+    "  \"per_dataset\": one object per dataset, the fields of struct\n"
+    "                 stk_daemon_dataset: id, users, objects, resident, inflight,\n"
+    "                 failed, bytes, resident_bytes, the stall fields above,\n"
+    "                 label (its --metrics-dataset name, or \"\") and uri (cut\n"
+    "                 to 256 bytes)\n"
+    "per_client's stall_ns add up to stall_ns until a client that waited\n"
+    "disconnects, and per_dataset's until a dataset is forgotten (unused, with\n"
+    "nothing cached).  The lists hold at most about 140 connections and 36 to\n"
+    "130 datasets (newest first); compare their lengths with the counts.\n"
+    "\n"
+    "top clears the terminal and redraws every --interval seconds (default 1):\n"
+    "the daemon's RAM, gets/s, MB/s delivered, hit ratio and stall over the\n"
+    "interval, then one line per client (without top's own connection) and\n"
+    "per dataset (its --metrics-dataset name, else the end of its URI).  Ctrl-C\n"
+    "ends it.  When stdout is not a terminal, or with --once, it prints one\n"
+    "frame, an interval after it starts, without escape codes, and exits.  It\n"
+    "exits 1 when stokerd goes away.\n"
     "\n"
     "options:\n"
     "  --socket PATH  the daemon's socket (default: $STOKER_SOCKET, else\n"
@@ -105,11 +139,17 @@ enum cmd_id {
 	CMD_CAT,
 	CMD_WARM,
 	CMD_STATS,
+	CMD_TOP,
 };
 
 /* Sub-command options; each one is valid only for the commands in cmds. */
 #define OPT_MANIFEST 0x1u
 #define OPT_JSON     0x2u
+#define OPT_INTERVAL 0x4u
+#define OPT_ONCE     0x8u
+
+#define TOP_INTERVAL_MIN 0.05
+#define TOP_INTERVAL_MAX 86400.0
 
 struct cmd {
 	const char *name;
@@ -124,13 +164,19 @@ static const struct cmd cmds[] = {
 	{ .name = "cat", .id = CMD_CAT, .opts = 0, .min_args = 1, .max_args = SIZE_MAX },
 	{ .name = "warm", .id = CMD_WARM, .opts = OPT_MANIFEST, .min_args = 1, .max_args = 1 },
 	{ .name = "stats", .id = CMD_STATS, .opts = OPT_JSON, .min_args = 0, .max_args = 0 },
+	{ .name = "top",
+	  .id = CMD_TOP,
+	  .opts = OPT_INTERVAL | OPT_ONCE,
+	  .min_args = 0,
+	  .max_args = 0 },
 };
 
 struct cli {
 	const char *socket; /* --socket, or NULL */
 	const struct cmd *cmd;
-	unsigned opts; /* OPT_* given */
-	char **args;   /* positional arguments after the command */
+	unsigned opts;	 /* OPT_* given */
+	double interval; /* top --interval, seconds */
+	char **args;	 /* positional arguments after the command */
 	size_t nargs;
 };
 
@@ -153,7 +199,7 @@ static void __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, .
  * call.  The detail is copied before anything else is asked of the library,
  * since it is only valid until this thread's next call into it.
  */
-static void report(const char *what, int err)
+void cli_report(const char *what, int err)
 {
 	char detail[1024];
 
@@ -172,6 +218,20 @@ static const struct cmd *find_cmd(const char *name)
 	return NULL;
 }
 
+/* Parses top's --interval value: seconds, fractions allowed. Exits on a bad one. */
+static double parse_interval(const char *v)
+{
+	char *end;
+	double s;
+
+	errno = 0;
+	s = strtod(v, &end);
+	if (errno || end == v || *end || !(s >= TOP_INTERVAL_MIN && s <= TOP_INTERVAL_MAX))
+		usage_error("--interval '%s' is not a number of seconds from %g to %g", v,
+			    TOP_INTERVAL_MIN, TOP_INTERVAL_MAX);
+	return s;
+}
+
 /*
  * Parses argv.  Global options may appear anywhere; sub-command options
  * anywhere after the command; "--" ends options.  Exits for --help,
@@ -185,6 +245,7 @@ static void parse_args(int argc, char **argv, struct cli *cli)
 	char **pos = argv + 1;
 
 	memset(cli, 0, sizeof(*cli));
+	cli->interval = 1.0;
 	for (int i = 1; i < argc; i++) {
 		char *a = argv[i];
 		unsigned opt = 0;
@@ -218,6 +279,16 @@ static void parse_args(int argc, char **argv, struct cli *cli)
 			opt = OPT_MANIFEST;
 		} else if (!strcmp(a, "--json")) {
 			opt = OPT_JSON;
+		} else if (!strcmp(a, "--once")) {
+			opt = OPT_ONCE;
+		} else if (!strcmp(a, "--interval")) {
+			if (i + 1 >= argc)
+				usage_error("--interval needs a number of seconds");
+			opt = OPT_INTERVAL;
+			cli->interval = parse_interval(argv[++i]);
+		} else if (!strncmp(a, "--interval=", 11)) {
+			opt = OPT_INTERVAL;
+			cli->interval = parse_interval(a + 11);
 		} else {
 			usage_error("unknown option '%s'", a);
 		}
@@ -243,10 +314,23 @@ static void parse_args(int argc, char **argv, struct cli *cli)
 	cli->nargs = npos;
 }
 
+/* The daemon's socket, as the library finds it, for messages. */
+static const char *socket_path(const struct cli *cli)
+{
+	const char *path = cli->socket;
+
+	if (!path) {
+		path = getenv("STOKER_SOCKET");
+		if (!path || !path[0])
+			path = STK_DEFAULT_SOCKET;
+	}
+	return path;
+}
+
 static int connect_daemon(const struct cli *cli, struct stk_client **out)
 {
 	struct stk_connect_opts opts = { .opts_size = sizeof(opts), .socket_path = cli->socket };
-	const char *path = cli->socket;
+	const char *path;
 	char detail[1024];
 	int err;
 
@@ -254,11 +338,7 @@ static int connect_daemon(const struct cli *cli, struct stk_client **out)
 	if (!err)
 		return 0;
 	snprintf(detail, sizeof(detail), "%s", stk_errmsg());
-	if (!path) {
-		path = getenv("STOKER_SOCKET");
-		if (!path || !path[0])
-			path = STK_DEFAULT_SOCKET;
-	}
+	path = socket_path(cli);
 	/*
 	 * For no daemon there, the library's detail only repeats strerror.  A
 	 * detail that names the socket (a timeout, EACCES from the socket's mode,
@@ -352,7 +432,7 @@ static int cmd_ls(struct stk_client *c, const struct cli *cli)
 	snprintf(what, sizeof(what), "ls %s", uri);
 	err = stk_dataset_open(c, uri, flags, &ds);
 	if (err) {
-		report(what, err);
+		cli_report(what, err);
 		return EXIT_FAILURE;
 	}
 	n = stk_dataset_count(ds);
@@ -362,7 +442,7 @@ static int cmd_ls(struct stk_client *c, const struct cli *cli)
 
 		err = stk_dataset_object(ds, i, &key, &size);
 		if (err) {
-			report(what, err);
+			cli_report(what, err);
 			stk_dataset_close(ds);
 			return EXIT_FAILURE;
 		}
@@ -389,7 +469,7 @@ static int cat_one(struct stk_client *c, const char *uri)
 	snprintf(what, sizeof(what), "cat %s", uri);
 	err = stk_dataset_open(c, uri, 0, &ds);
 	if (err) {
-		report(what, err);
+		cli_report(what, err);
 		return 1;
 	}
 	/*
@@ -405,7 +485,7 @@ static int cat_one(struct stk_client *c, const char *uri)
 	}
 	err = stk_get(ds, 0, &view);
 	if (err) {
-		report(what, err);
+		cli_report(what, err);
 		goto out;
 	}
 	err = view.size ? write_all(STDOUT_FILENO, view.data, view.size) : 0;
@@ -499,7 +579,7 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 	snprintf(what, sizeof(what), "warm %s", uri);
 	err = stk_dataset_open(c, uri, flags, &ds);
 	if (err) {
-		report(what, err);
+		cli_report(what, err);
 		return EXIT_FAILURE;
 	}
 	t0 = now_s();
@@ -593,30 +673,38 @@ static int cmd_warm(struct stk_client *c, const struct cli *cli)
 	goto out;
 fail:
 	clear_progress(width);
-	report(what, err);
+	cli_report(what, err);
 	status = EXIT_FAILURE;
 out:
 	stk_dataset_close(ds);
 	return status;
 }
 
+/* As many connections and datasets as one reply can carry. */
+#define STATS_LIST_MAX 512
+
 static int cmd_stats(struct stk_client *c, const struct cli *cli)
 {
+	static struct stk_endpoint_stats ep[64];
+	static struct stk_daemon_client cl[STATS_LIST_MAX];
+	static struct stk_daemon_dataset ds[STATS_LIST_MAX];
 	struct stk_stats st = { .size = sizeof(st) };
+	struct cli_lists l = { .ep = ep, .cl = cl, .ds = ds };
 	int err;
 
 	err = stk_stats(c, &st);
-	static struct stk_endpoint_stats ep[64];
-	size_t nep = 0;
 	if (!err)
-		err = stk_endpoint_stats(c, ep, 64, &nep);
+		err = stk_endpoint_stats(c, ep, 64, &l.nep);
+	if (!err)
+		err = stk_daemon_clients(c, cl, STATS_LIST_MAX, &l.ncl, &l.ncl_total);
+	if (!err)
+		err = stk_daemon_datasets(c, ds, STATS_LIST_MAX, &l.nds, &l.nds_total);
 	if (err) {
-		report("stats", err);
+		cli_report("stats", err);
 		return EXIT_FAILURE;
 	}
-	nep = nep < 64 ? nep : 64;
-	return (cli->opts & OPT_JSON) ? cli_stats_json(&st, ep, nep)
-				      : cli_stats_human(&st, ep, nep);
+	l.nep = l.nep < 64 ? l.nep : 64;
+	return (cli->opts & OPT_JSON) ? cli_stats_json(&st, &l) : cli_stats_human(&st, &l);
 }
 
 int main(int argc, char **argv)
@@ -642,6 +730,9 @@ int main(int argc, char **argv)
 		break;
 	case CMD_STATS:
 		status = cmd_stats(c, &cli);
+		break;
+	case CMD_TOP:
+		status = cli_top(c, socket_path(&cli), cli.interval, cli.opts & OPT_ONCE);
 		break;
 	default:
 		status = EXIT_FAILURE;

@@ -573,6 +573,7 @@ void stk_close(struct stk_client *c)
 {
 	if (!c)
 		return;
+	stk__waits_flush_all(c); /* its totals, and the summary it logs, count every get */
 	__atomic_store_n(&c->closed, true, __ATOMIC_RELEASE);
 	/*
 	 * The daemon releases everything this connection held when it sees it
@@ -682,46 +683,62 @@ int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, siz
 	return r;
 }
 
+/* The size of struct stk_stats before protocol 5 appended stall accounting. */
+#define STATS_V4_SIZE offsetof(struct stk_stats, waits)
+
 int stk_stats(struct stk_client *c, struct stk_stats *st)
 {
-	if (!st || st->size < sizeof(*st)) {
-		stk__set_err("struct stk_stats size field is %zu, expected %zu", st ? st->size : 0,
-			     sizeof(*st));
+	if (!st || st->size < STATS_V4_SIZE) {
+		stk__set_err("struct stk_stats size field is %zu, expected at least %zu",
+			     st ? st->size : 0, STATS_V4_SIZE);
 		return -EINVAL;
 	}
 	uint8_t msg[32];
 	struct waiter *w;
 	struct stk_reply rp;
-	stk__got_flush_all(c); /* the daemon's counters then count every get */
+	stk__waits_flush_all(c); /* the daemon's counters then count every get */
 	long len = stk__enc_stats(msg, sizeof(msg), 0);
 	int r = rpc(c, msg, len, STK_MSG_STATS, &rp, &w);
-	free(w);
-	if (r)
+	if (r) {
+		free(w);
 		return r;
-	size_t size = st->size;
-	memset(st, 0, sizeof(*st));
-	st->size = size;
-	st->client_gets = __atomic_load_n(&c->gets, __ATOMIC_RELAXED);
-	st->client_hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
-	st->client_misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
-	st->client_bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
-	st->client_wait_ns = __atomic_load_n(&c->wait_ns, __ATOMIC_RELAXED);
-	const uint64_t *v = rp.u.stats.v;
-	st->gets = v[STK_ST_GETS];
-	st->hits_ram = v[STK_ST_HITS_RAM];
-	st->misses = v[STK_ST_MISSES];
-	st->fetches = v[STK_ST_FETCHES];
-	st->fetch_bytes = v[STK_ST_FETCH_BYTES];
-	st->fetch_ns = v[STK_ST_FETCH_NS];
-	st->fetch_errors = v[STK_ST_FETCH_ERRORS];
-	st->evictions = v[STK_ST_EVICTIONS];
-	st->ram_budget = v[STK_ST_RAM_BUDGET];
-	st->ram_used = v[STK_ST_RAM_USED];
-	st->resident_objects = v[STK_ST_RESIDENT];
-	st->inflight_objects = v[STK_ST_INFLIGHT];
-	st->pinned_objects = v[STK_ST_PINNED];
-	st->clients = v[STK_ST_CLIENTS];
-	st->datasets = v[STK_ST_DATASETS];
-	st->prefetches = v[STK_ST_PREFETCHES];
+	}
+	/* Filled whole, then copied as far as the caller's struct goes (an older one). */
+	struct stk_stats all = { .size = st->size < sizeof(all) ? st->size : sizeof(all) };
+	all.client_gets = __atomic_load_n(&c->gets, __ATOMIC_RELAXED);
+	all.client_hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+	all.client_misses = __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+	all.client_bytes = __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+	all.client_wait_ns = __atomic_load_n(&c->wait_ns, __ATOMIC_RELAXED);
+	uint64_t v[STK_STATS_COUNT] = { 0 };
+	memcpy(v, rp.u.stats.v, rp.u.stats.n * sizeof(v[0]));
+	free(w);
+	all.gets = v[STK_ST_GETS];
+	all.hits_ram = v[STK_ST_HITS_RAM];
+	all.misses = v[STK_ST_MISSES];
+	all.fetches = v[STK_ST_FETCHES];
+	all.fetch_bytes = v[STK_ST_FETCH_BYTES];
+	all.fetch_ns = v[STK_ST_FETCH_NS];
+	all.fetch_errors = v[STK_ST_FETCH_ERRORS];
+	all.evictions = v[STK_ST_EVICTIONS];
+	all.ram_budget = v[STK_ST_RAM_BUDGET];
+	all.ram_used = v[STK_ST_RAM_USED];
+	all.resident_objects = v[STK_ST_RESIDENT];
+	all.inflight_objects = v[STK_ST_INFLIGHT];
+	all.pinned_objects = v[STK_ST_PINNED];
+	all.clients = v[STK_ST_CLIENTS];
+	all.datasets = v[STK_ST_DATASETS];
+	all.prefetches = v[STK_ST_PREFETCHES];
+	all.waits = v[STK_ST_WAITS];
+	all.stall_ns = v[STK_ST_STALL_NS];
+	all.stall_fetch_ns = v[STK_ST_STALL_FETCH_NS];
+	all.stall_delivery_ns = v[STK_ST_STALL_DELIVERY_NS];
+	all.stall_avoided_ns = v[STK_ST_AVOIDED_NS];
+	all.stall_avoided_model_ns = v[STK_ST_AVOIDED_MODEL_NS];
+	all.delivered_bytes = v[STK_ST_DELIVERED_BYTES];
+	all.self_stall_ns = v[STK_ST_SELF_STALL_NS];
+	all.self_stall_fetch_ns = v[STK_ST_SELF_STALL_FETCH_NS];
+	all.self_stall_avoided_ns = v[STK_ST_SELF_AVOIDED_NS];
+	memcpy(st, &all, all.size);
 	return 0;
 }

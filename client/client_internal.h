@@ -43,7 +43,7 @@ void stk__segs_fini(struct stk_segs *s);
  */
 
 #define GETB_CHUNK  1024 /* objects per GETB: well inside the daemon's waiting limit */
-#define STK_GOT_MAX 64	 /* objects a GOT reports at most */
+#define STK_REP_MAX 128	 /* WAITS entries a dataset keeps before sending them */
 /* stk_view.flags, private: got through the resident table (fast.c); its release clears a pin. */
 #define STK_VIEW_FAST_ 0x80000000u
 #define REPLY_SMALL    1024 /* room for every reply but ENDPOINTS (and STATUS with a long message) */
@@ -95,7 +95,7 @@ struct stk_client {
 	uint64_t pin_limit; /* bytes it may hold through pins: the daemon's client share */
 	size_t pin_len;	    /* bytes mapped at pins: the pins, then segment generations */
 	uint64_t pin_bytes; /* what it holds through pins now; atomic */
-	struct stk_dataset *datasets; /* every live dataset, for stk__got_flush_all; under mu */
+	struct stk_dataset *datasets; /* every live dataset, for stk__waits_flush_all; under mu */
 	uint64_t gets, hits, misses, bytes, wait_ns; /* atomics */
 };
 
@@ -114,8 +114,10 @@ struct stk_dataset {
 	uint32_t daemon_id;	       /* the daemon's id of the dataset: pin keys use it */
 	const struct stk_rt_entry *rt; /* the resident table, or NULL */
 	size_t rt_len;
-	uint32_t got[STK_GOT_MAX], ngot; /* got through the table, not told yet; under c->mu */
-	uint64_t got_t0;		 /* when got[0] was */
+	/* Gets not told yet (WAITS), under c->mu; nrep is read atomically without it. */
+	struct stk_wait_rec rep[STK_REP_MAX];
+	uint32_t nrep, nrep_got;	 /* entries, and of them got through the table */
+	uint64_t rep_t0;		 /* when rep[0] was added */
 	bool planned;			 /* stk_plan() was called: GOTs go at once */
 	struct stk_dataset *prev, *next; /* in c->datasets */
 };
@@ -148,17 +150,27 @@ int stk__fast_map_table(struct stk_dataset *ds, int fd, uint32_t cat_len);
 void stk__fast_unmap_table(struct stk_dataset *ds);
 /*
  * Gets index through the table: 0 with v filled, or -EAGAIN (do a GET).
- * The daemon is told (GOT) at once when ds has a plan and batch is false
- * (its prefetching follows the plan's cursor), else in batches: the caller
- * of a batch flushes after it.
+ * A single get (t0: when the caller began waiting) is reported in a WAITS
+ * entry with its wait, sent at once when ds has a plan (the daemon's
+ * prefetching follows the plan's cursor), else with others; a batch's (t0
+ * 0) is reported by its caller, stk__waits_batch().
  */
-int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bool batch);
+int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, uint64_t t0);
 /* Ends a view stk__fast_get() gave (its pin; the caller puts its segment view). */
 void stk__fast_release(struct stk_view *v);
-/* Tells the daemon what was got through the table and not told yet. */
-void stk__got_flush(struct stk_dataset *ds);
-/* The same for every dataset of c: its counters then count every get. */
-void stk__got_flush_all(struct stk_client *c);
+/*
+ * Reports a get, or a batch (n views; got: the views got through the table
+ * are not reported yet), with its wait: queued, sent when the queue is full
+ * or old.
+ */
+void stk__waits_add(struct stk_dataset *ds, const struct stk_view *v, size_t n, uint64_t wait_ns,
+		    bool got);
+/* Sends what is queued; with got_only, only when some entry is a get through the table. */
+void stk__waits_flush(struct stk_dataset *ds, bool got_only);
+/* Tells the daemon of the batch's views got through the table before a GETB for the rest. */
+void stk__waits_got(struct stk_dataset *ds, const struct stk_view *v, size_t n);
+/* stk__waits_flush for every dataset of c: its counters then count every get. */
+void stk__waits_flush_all(struct stk_client *c);
 
 /* get.c, called by the reading thread with c->mu held for a GET or GETB reply. */
 void stk__map_reply(struct stk_client *c, struct waiter *x);

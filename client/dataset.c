@@ -192,7 +192,7 @@ void stk_dataset_close(struct stk_dataset *ds)
 	if (!ds)
 		return;
 	/* CLOSE also ends, in the daemon, every hold still taken through this handle. */
-	stk__got_flush(ds);
+	stk__waits_flush(ds, false);
 	uint8_t msg[32];
 	long len = stk__enc_ds(msg, sizeof(msg), STK_MSG_CLOSE, 0, ds->id);
 	stk__post(ds->c, msg, (size_t)len);

@@ -9,18 +9,20 @@
  * the object's bytes stay where the entry says until the slot is cleared,
  * which is what releasing the view does.  Anything else (an odd seq, a full
  * bucket, a segment this connection was never sent, a forked child) falls
- * back to a GET.  The objects got this way are told to the daemon in GOT
- * messages, a few dozen at a time, so its plans move and its counters count.
+ * back to a GET.  Every get is told to the daemon in WAITS messages, with
+ * the time its caller waited, a few dozen at a time (docs/stall.md), so its
+ * plans move past the objects got here, and its counters count them.
  */
 #include "client_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define GOT_WAIT 2000000ull /* ns: a GOT is sent when the oldest entry is this old */
+#define REP_WAIT 2000000ull /* ns: queued WAITS entries go when the oldest is this old */
 
 int stk__fast_map_pins(struct stk_client *c, int fd, uint32_t buckets, uint64_t limit)
 {
@@ -71,55 +73,141 @@ void stk__fast_unmap_table(struct stk_dataset *ds)
 	ds->rt = NULL;
 }
 
-/* Takes the GOT entries to send, under c->mu. Returns how many were copied to out. */
-static uint32_t got_take(struct stk_dataset *ds, uint32_t *out)
+/* Takes the queued entries to send, under c->mu. Returns how many were copied to out. */
+static uint32_t rep_take(struct stk_dataset *ds, struct stk_wait_rec *out)
 {
-	uint32_t n = ds->ngot;
-	memcpy(out, ds->got, n * sizeof(*out));
-	/* Atomic: stk__got_flush() peeks at it without the lock. */
-	__atomic_store_n(&ds->ngot, 0, __ATOMIC_RELAXED);
+	uint32_t n = ds->nrep;
+	memcpy(out, ds->rep, n * sizeof(*out));
+	ds->nrep_got = 0;
+	/* Atomic: stk__waits_flush() peeks at it without the lock. */
+	__atomic_store_n(&ds->nrep, 0, __ATOMIC_RELAXED);
 	return n;
 }
 
-static void got_post(struct stk_dataset *ds, const uint32_t *idx, uint32_t n)
+/* Sends n entries, in messages of at most STK_REP_MAX. */
+static void rep_post(struct stk_dataset *ds, const struct stk_wait_rec *e, size_t n)
 {
-	uint8_t msg[STK_HDR_SIZE + 8 + 4 * STK_GOT_MAX];
+	uint8_t msg[STK_HDR_SIZE + 8 + STK_WAITS_ENTRY * STK_REP_MAX];
 	if (!n || __atomic_load_n(&ds->closed, __ATOMIC_ACQUIRE))
 		return;
-	long len = stk__enc_batch(msg, sizeof(msg), STK_MSG_GOT, 0, ds->id, idx, n);
-	if (len > 0)
-		stk__post(ds->c, msg, (size_t)len);
+	for (size_t off = 0; off < n; off += STK_REP_MAX) {
+		uint32_t k = (uint32_t)(n - off < STK_REP_MAX ? n - off : STK_REP_MAX);
+		long len = stk__enc_waits(msg, sizeof(msg), 0, ds->id, e + off, k);
+		if (len > 0)
+			stk__post(ds->c, msg, (size_t)len);
+	}
 }
 
-void stk__got_flush(struct stk_dataset *ds)
+/*
+ * Queues n entries (under c->mu), at most STK_REP_MAX; what must go now is
+ * copied to out.  Returns how many entries that is.
+ */
+static uint32_t rep_queue(struct stk_dataset *ds, const struct stk_wait_rec *e, uint32_t n,
+			  uint64_t now, bool at_once, struct stk_wait_rec *out)
+{
+	uint32_t k = 0;
+	if (ds->nrep + n > STK_REP_MAX)
+		k = rep_take(ds, out);
+	if (!ds->nrep)
+		ds->rep_t0 = now;
+	memcpy(ds->rep + ds->nrep, e, n * sizeof(*e));
+	for (uint32_t i = 0; i < n; i++)
+		ds->nrep_got += e[i].flags & STK_WAIT_GOT ? 1 : 0;
+	__atomic_store_n(&ds->nrep, ds->nrep + n, __ATOMIC_RELAXED);
+	/*
+	 * With a plan, the daemon prefetches from the plan's cursor: a step's
+	 * gets told only at the next step cost the demo a third more stall.
+	 */
+	if (ds->nrep == STK_REP_MAX || now - ds->rep_t0 > REP_WAIT || at_once)
+		k += rep_take(ds, out + k);
+	return k;
+}
+
+/* Queues (or sends) the n entries at e. */
+static void rep_add(struct stk_dataset *ds, const struct stk_wait_rec *e, size_t n, bool at_once)
 {
 	struct stk_client *c = ds->c;
-	uint32_t idx[STK_GOT_MAX], n;
-	if (!__atomic_load_n(&ds->ngot, __ATOMIC_RELAXED) || stk__forked(c))
+	struct stk_wait_rec out[2 * STK_REP_MAX];
+	if (stk__forked(c))
 		return;
+	if (n > STK_REP_MAX) { /* a large batch: what is queued, then it, at once */
+		stk__waits_flush(ds, false);
+		rep_post(ds, e, n);
+		return;
+	}
+	uint64_t now = stk__now_ns();
 	pthread_mutex_lock(&c->mu);
-	n = got_take(ds, idx);
+	uint32_t k = rep_queue(ds, e, (uint32_t)n, now, at_once, out);
 	pthread_mutex_unlock(&c->mu);
-	got_post(ds, idx, n);
+	rep_post(ds, out, k);
 }
 
-void stk__got_flush_all(struct stk_client *c)
+void stk__waits_add(struct stk_dataset *ds, const struct stk_view *v, size_t n, uint64_t wait_ns,
+		    bool got)
 {
-	uint32_t idx[STK_GOT_MAX];
+	struct stk_wait_rec one, *e = n == 1 ? &one : malloc(n * sizeof(*e));
+	bool any_got = false;
+	if (!e || !n) /* no memory: the daemon misses this report, nothing else */
+		return;
+	for (size_t i = 0; i < n; i++) {
+		bool fast = got && (v[i].flags & STK_VIEW_FAST_);
+		any_got |= fast;
+		e[i].index = v[i].index;
+		e[i].flags = (i ? STK_WAIT_CONT : 0) |
+			     (v[i].flags & STK_VIEW_HIT ? 0 : STK_WAIT_MISS) |
+			     (fast ? STK_WAIT_GOT : 0);
+		e[i].wait_ns = i ? 0 : wait_ns;
+	}
+	rep_add(ds, e, n, any_got);
+	if (e != &one)
+		free(e);
+}
+
+void stk__waits_got(struct stk_dataset *ds, const struct stk_view *v, size_t n)
+{
+	struct stk_wait_rec *e = malloc((n ? n : 1) * sizeof(*e));
+	size_t k = 0;
+	for (size_t i = 0; e && i < n; i++)
+		if (v[i].flags & STK_VIEW_FAST_)
+			e[k++] = (struct stk_wait_rec){ .index = v[i].index,
+							.flags = STK_WAIT_GOT | STK_WAIT_NONE };
+	if (k)
+		rep_add(ds, e, k, true);
+	free(e);
+	stk__waits_flush(ds, true);
+}
+
+void stk__waits_flush(struct stk_dataset *ds, bool got_only)
+{
+	struct stk_client *c = ds->c;
+	struct stk_wait_rec e[STK_REP_MAX];
+	uint32_t n = 0;
+	if (!__atomic_load_n(&ds->nrep, __ATOMIC_RELAXED) || stk__forked(c))
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (!got_only || ds->nrep_got)
+		n = rep_take(ds, e);
+	pthread_mutex_unlock(&c->mu);
+	rep_post(ds, e, n);
+}
+
+void stk__waits_flush_all(struct stk_client *c)
+{
+	struct stk_wait_rec e[STK_REP_MAX];
 	if (stk__forked(c))
 		return;
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		struct stk_dataset *ds = c->datasets;
-		while (ds && !ds->ngot)
+		while (ds && !ds->nrep)
 			ds = ds->next;
-		uint32_t n = ds ? got_take(ds, idx) : 0;
+		uint32_t n = ds ? rep_take(ds, e) : 0;
 		if (ds)
 			__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL);
 		pthread_mutex_unlock(&c->mu);
 		if (!ds)
 			return;
-		got_post(ds, idx, n);
+		rep_post(ds, e, n);
 		stk__ds_unref(ds);
 	}
 }
@@ -137,7 +225,7 @@ static void unpin(struct stk_client *c, uint64_t key)
 	}
 }
 
-int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bool batch)
+int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, uint64_t t0)
 {
 	struct stk_client *c = ds->c;
 	/* A connection known dead answers every get with its error, as a GET would. */
@@ -177,28 +265,22 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bo
 	if (__atomic_load_n(&e->seq, __ATOMIC_SEQ_CST) != seq)
 		goto unpin;
 	const uint8_t *base = NULL;
-	uint32_t idx[STK_GOT_MAX], n = 0;
-	uint64_t now = stk__now_ns();
+	struct stk_wait_rec out[2 * STK_REP_MAX];
+	uint32_t n = 0;
+	uint64_t now = t0 ? stk__now_ns() : 0;
 	pthread_mutex_lock(&c->mu);
 	int r = stk__segs_take(&c->segs, &g, -1, &base);
-	if (!r) {
-		if (!ds->ngot)
-			ds->got_t0 = now;
-		ds->got[ds->ngot] = index;
-		__atomic_store_n(&ds->ngot, ds->ngot + 1, __ATOMIC_RELAXED);
-		/*
-		 * With a plan, the daemon prefetches from the plan's cursor: a
-		 * step's gets told only at the next step (GOT_WAIT passed) cost
-		 * the demo a third more stall.  One send (no reply) per get.
-		 */
-		if (ds->ngot == STK_GOT_MAX || now - ds->got_t0 > GOT_WAIT ||
-		    (!batch && __atomic_load_n(&ds->planned, __ATOMIC_RELAXED)))
-			n = got_take(ds, idx);
+	if (!r && t0) {
+		struct stk_wait_rec rec = { .index = index,
+					    .flags = STK_WAIT_GOT,
+					    .wait_ns = now - t0 };
+		n = rep_queue(ds, &rec, 1, now, __atomic_load_n(&ds->planned, __ATOMIC_RELAXED),
+			      out);
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (r) /* a segment this connection has not mapped: a GET brings it */
 		goto unpin;
-	got_post(ds, idx, n);
+	rep_post(ds, out, n);
 	memset(v, 0, sizeof(*v));
 	v->data = base + g.off;
 	v->size = g.size;
@@ -207,6 +289,7 @@ int stk__fast_get(struct stk_dataset *ds, uint32_t index, struct stk_view *v, bo
 	v->seg = g.seg;
 	v->gen = g.gen;
 	v->ds = ds;
+	v->wait_ns = now - t0;
 	__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the view's */
 	return 0;
 unpin:

@@ -124,15 +124,11 @@ static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v, bo
 		stk__set_err("object index %zu is out of range (dataset has %u)", index, ds->count);
 		return -ERANGE;
 	}
-	if (fast) {
-		uint64_t t = stk__now_ns();
-		if (stk__fast_get(ds, (uint32_t)index, v, false) == 0) {
-			v->wait_ns = stk__now_ns() - t;
-			count_get(ds->c, v);
-			return 0;
-		}
+	if (fast && stk__fast_get(ds, (uint32_t)index, v, stk__now_ns()) == 0) {
+		count_get(ds->c, v);
+		return 0;
 	}
-	stk__got_flush(ds); /* the daemon's plan moves past them before this GET */
+	stk__waits_flush(ds, true); /* the daemon's plan moves past them before this GET */
 	uint8_t msg[32];
 	long len = stk__enc_obj(msg, sizeof(msg), STK_MSG_GET, 0, ds->id, (uint32_t)index);
 	struct waiter *w = stk__waiter_new(REPLY_SMALL);
@@ -167,6 +163,7 @@ static int get_view(struct stk_dataset *ds, size_t index, struct stk_view *v, bo
 		v->gen = rp.u.get.gen;
 		v->ds = ds;
 		count_get(c, v);
+		stk__waits_add(ds, v, 1, v->wait_ns, false);
 		__atomic_add_fetch(&ds->refs, 1, __ATOMIC_ACQ_REL); /* the hold's */
 	}
 	free(w);
@@ -264,7 +261,6 @@ static int get_batch_slow(struct stk_dataset *ds, const uint32_t *idx, size_t n,
 	uint8_t *msg = malloc(STK_MSG_MAX);
 	struct waiter *w = stk__waiter_new(REPLY_SMALL);
 	int r = msg && w ? 0 : -ENOMEM;
-	stk__got_flush(ds);
 	for (size_t off = 0; !r && off < n;) {
 		/* Chunks the daemon's per-client limit on waiting requests leaves room for. */
 		uint32_t k = (uint32_t)(n - off < GETB_CHUNK ? n - off : GETB_CHUNK);
@@ -313,7 +309,7 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 	int r = pos && sidx ? 0 : -ENOMEM;
 	size_t ns = 0;
 	for (size_t i = 0; !r && i < n; i++) {
-		if (stk__fast_get(ds, idx[i], &views[i], true) == 0)
+		if (stk__fast_get(ds, idx[i], &views[i], 0) == 0)
 			continue;
 		pos[ns] = (uint32_t)i;
 		sidx[ns++] = idx[i];
@@ -321,13 +317,14 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 	struct stk_view *sv = NULL;
 	uint8_t *state = NULL;
 	if (!r && ns) {
+		/* The daemon's plan moves past the resident ones before the GETB. */
+		stk__waits_got(ds, views, n);
 		sv = calloc(ns, sizeof(*sv));
 		state = calloc(ns, 1);
 		r = sv && state ? get_batch_slow(ds, sidx, ns, sv, state) : -ENOMEM;
 		for (size_t j = 0; sv && j < ns; j++)
 			views[pos[j]] = sv[j];
 	}
-	stk__got_flush(ds); /* one GOT for the batch's resident objects */
 	uint64_t wait = stk__now_ns() - t0;
 	if (r) {
 		/* All or nothing: give back what did arrive. */
@@ -350,6 +347,8 @@ int stk_get_batch(struct stk_dataset *ds, const uint32_t *idx, size_t n, struct 
 		__atomic_fetch_add(&c->misses, n - hits, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&c->bytes, bytes, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&c->wait_ns, wait, __ATOMIC_RELAXED);
+		/* One request; its resident objects are told now if not before the GETB. */
+		stk__waits_add(ds, views, n, wait, ns == 0);
 	}
 	free(pos);
 	free(sidx);

@@ -325,6 +325,21 @@ struct stk_stats {
 	uint64_t clients;
 	uint64_t datasets;
 	uint64_t prefetches; /* fetches started by plans rather than gets */
+	/*
+	 * Stall accounting (docs/stall.md), from the waits clients report: over
+	 * all clients, then this connection's own as the daemon counted them.
+	 * Appended in protocol 5; 0 from an older daemon.
+	 */
+	uint64_t waits;		    /* requests (gets, batch gets) clients reported */
+	uint64_t stall_ns;	    /* the sum of their waits */
+	uint64_t stall_fetch_ns;    /* of which for bytes not resident anywhere when asked */
+	uint64_t stall_delivery_ns; /* of which the rest: the bytes were resident */
+	uint64_t stall_avoided_ns;  /* estimate: what reading synchronously would have cost more */
+	uint64_t stall_avoided_model_ns; /* of which for objects this daemon never fetched */
+	uint64_t delivered_bytes;	 /* bytes of the objects clients got */
+	uint64_t self_stall_ns;		 /* this connection's stall_ns */
+	uint64_t self_stall_fetch_ns;	 /* this connection's stall_fetch_ns */
+	uint64_t self_stall_avoided_ns;	 /* this connection's stall_avoided_ns */
 };
 
 /* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */
@@ -347,6 +362,79 @@ struct stk_endpoint_stats {
  */
 STK_EXTERN int stk_endpoint_stats(struct stk_client *c, struct stk_endpoint_stats *out, size_t max,
 				  size_t *n);
+
+/*
+ * Per-connection and per-dataset totals (docs/stall.md): what `stoker top`
+ * shows.  The structs are fixed; fields to come take the reserved room,
+ * which reads 0 until then.
+ */
+
+/* One connection to the daemon (normally one process, or one DataLoader worker). */
+struct stk_daemon_client {
+	uint32_t pid; /* the process that connected, as the daemon sees it */
+	uint32_t uid;
+	uint64_t id;	       /* with pid, tells this connection from every other of the daemon */
+	uint64_t connected_ns; /* how long it has been connected */
+	uint64_t pinned_bytes; /* bytes held by its unreleased gets */
+	uint32_t open_datasets;
+	uint32_t reserved0;
+	/* What it reported of its gets; the names and meanings of struct stk_stats. */
+	uint64_t waits; /* requests: gets and batch gets */
+	uint64_t gets;	/* objects got */
+	uint64_t hits;	/* of which resident when asked for */
+	uint64_t delivered_bytes;
+	uint64_t stall_ns;
+	uint64_t stall_fetch_ns;
+	uint64_t stall_delivery_ns;
+	uint64_t stall_avoided_ns; /* an estimate */
+	uint64_t stall_avoided_model_ns;
+	uint64_t stall_unknown_gets; /* gets with no estimate of a synchronous read at all */
+	uint64_t reserved[8];
+};
+
+/* One dataset the daemon has listed, over every client that opened it. */
+struct stk_daemon_dataset {
+	uint32_t id;	   /* the daemon's number for it */
+	uint32_t users;	   /* handles open on it, over all clients */
+	uint32_t objects;  /* in its catalog */
+	uint32_t resident; /* objects resident in the cache */
+	uint32_t inflight; /* objects being fetched */
+	uint32_t failed;   /* objects whose last fetch failed */
+	uint64_t bytes;	   /* the objects' sizes summed */
+	uint64_t resident_bytes;
+	uint64_t waits; /* as in struct stk_daemon_client, over its clients */
+	uint64_t gets;
+	uint64_t hits;
+	uint64_t delivered_bytes;
+	uint64_t stall_ns;
+	uint64_t stall_fetch_ns;
+	uint64_t stall_delivery_ns;
+	uint64_t stall_avoided_ns; /* an estimate */
+	uint64_t stall_avoided_model_ns;
+	uint64_t stall_unknown_gets;
+	uint64_t reserved[8];
+	char label[64]; /* its stokerd --metrics-dataset name, or "" */
+	char uri[257];	/* its URI, cut to 256 bytes */
+};
+
+/*
+ * Copies the totals of up to max of the daemon's connections into out (this
+ * one included, with every get it made so far), newest first, and sets *n to
+ * how many it filled and *total (may be NULL) to how many connections there
+ * are.  One reply carries about 140 connections, so *n may be less than
+ * both max and *total.  Returns 0, -EPIPE, -ETIMEDOUT, -ECHILD (a forked
+ * child, see Fork above), -EPROTO (a malformed reply), -ENOMEM.
+ */
+STK_EXTERN int stk_daemon_clients(struct stk_client *c, struct stk_daemon_client *out, size_t max,
+				  size_t *n, size_t *total);
+
+/*
+ * The same for the daemon's datasets (those listed, open or still cached),
+ * newest first.  One reply carries at least 36 datasets (about 70 with URIs
+ * of 100 bytes).  The same errors as stk_daemon_clients().
+ */
+STK_EXTERN int stk_daemon_datasets(struct stk_client *c, struct stk_daemon_dataset *out, size_t max,
+				   size_t *n, size_t *total);
 
 /* Returns a static description of a negative errno returned by this library. */
 STK_EXTERN const char *stk_strerror(int err);

@@ -12,6 +12,7 @@
 
 #include "cache/cache.h"
 #include "common/loop.h"
+#include "common/stall.h"
 #include "proto/proto.h"
 
 #define STK_NONE UINT32_MAX
@@ -50,6 +51,40 @@ struct stk_config {
 	uint64_t dataset_grace_ns;    /* an unused dataset with nothing cached is freed after */
 	bool no_fast_gets;	      /* no resident tables: every get is a round trip */
 	bool prefault;		      /* RAM segments populated at start (STK_ARENA_PREFAULT) */
+	const char *metrics_addr;     /* --metrics HOST:PORT, or NULL for off */
+	bool metrics_explicit;	      /* given, not the default: failing to bind it is fatal */
+	/* --metrics-dataset NAME=PREFIX: datasets under PREFIX are labelled NAME in metrics */
+	struct stk_metrics_label {
+		char *name, *prefix;
+	} * labels;
+	unsigned nlabels;
+};
+
+#define STK_OBS_EP_MAX 32  /* endpoints modelled; the last one takes every endpoint past it */
+#define STK_OBS_TP_MAX 8   /* transports (URI schemes) counted */
+#define STK_OBS_ERRNO  134 /* errno values counted per transport; larger ones count as EIO */
+
+/* A backend endpoint (scheme://host[:port], or file): its model and whether it answers. */
+struct stk_obs_ep {
+	char name[96];
+	unsigned tp; /* index into stk_obs.tp */
+	struct stk_model model;
+	uint64_t attempts; /* fetches and listings started */
+	uint64_t reached;  /* fetches and listings that got an answer */
+};
+
+/* What stall accounting and the metrics keep (prefetch/obs.c); loop thread only. */
+struct stk_obs {
+	struct stk_stall all;
+	struct stk_stall *labels; /* per --metrics-dataset name */
+	struct stk_hist wait;	  /* per request */
+	struct stk_obs_ep ep[STK_OBS_EP_MAX];
+	unsigned nep;
+	const char *tp[STK_OBS_TP_MAX]; /* transport names */
+	struct stk_hist fetch[STK_OBS_TP_MAX];
+	uint64_t errors[STK_OBS_TP_MAX][STK_OBS_ERRNO];
+	unsigned ntp;
+	uint64_t sessions_ended;
 };
 
 /* An object in the demand queue: gets wait for it, since queued_at. */
@@ -137,6 +172,8 @@ struct stk_session {
 	uint64_t pinned_bytes;
 	uint64_t plan_entries;
 	unsigned open_handles, opening, waiting; /* waiting: GETs and OPENs */
+	struct stk_stall stall;			 /* what it reported (prefetch/obs.c) */
+	uint64_t connected_ns;			 /* when it connected */
 	struct stk_session *prev, *next;
 };
 
@@ -164,6 +201,9 @@ struct stk_daemon {
 	bool accept_paused, accept_retry_armed;
 	uint64_t accept_paused_at, accept_refused;
 	uint64_t st[STK_STATS_COUNT];
+	struct stk_obs obs;
+	struct stk_metrics *metrics; /* the metrics endpoint (metrics.c), or NULL */
+	uint64_t heartbeat_ns;	     /* the loop's last tick; atomic (read by metrics.c) */
 	/* Delivers a fetched object (err 0) or a failure to a waiting GET. Set by the server. */
 	void (*on_ready)(struct stk_daemon *d, struct stk_waiter *w, struct stk_object *o, bool hit,
 			 int err, const char *msg);
@@ -246,6 +286,42 @@ void stk__server_close_all(struct stk_daemon *d);
 /* Ends session s (its holds and pins go), logging why. */
 void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why);
 unsigned stk__server_sessions(const struct stk_daemon *d);
+
+/* obs.c: stall accounting and what metrics count. */
+int stk__obs_init(struct stk_daemon *d);
+void stk__obs_fini(struct stk_daemon *d);
+/* The endpoint of uri (fetched by tp): its index in d->obs.ep. */
+unsigned stk__obs_ep(struct stk_daemon *d, const struct stk_transport_ops *tp, const char *uri);
+/* Labels a new dataset (--metrics-dataset) and finds its endpoint. */
+void stk__obs_ds(struct stk_daemon *d, struct stk_ds *ds);
+/* A fetch of o starts now: returns its virtual start for stk__obs_fetch. */
+double stk__obs_fetch_begin(struct stk_daemon *d, struct stk_object *o, uint64_t now);
+/*
+ * A fetch of o begun at start (virtual v0) ended (err 0 or -errno; not
+ * submitted at all: -EAGAIN from the caller): feeds its endpoint's model and
+ * the histograms.
+ */
+void stk__obs_fetch(struct stk_daemon *d, struct stk_object *o, uint64_t start, double v0,
+		    uint64_t first_byte, uint64_t end, int err);
+/* A listing of uri ended: the endpoint was reached (err 0) or not. */
+void stk__obs_listed(struct stk_daemon *d, const char *uri, int err);
+/*
+ * The waits a client reported (WAITS: n entries at e, each STK_WAITS_ENTRY
+ * bytes) for handle hd's dataset: tallied per request, into the session,
+ * the dataset, its label and the totals.
+ */
+void stk__obs_waits(struct stk_daemon *d, struct stk_session *s, struct stk_handle *hd,
+		    const uint8_t *e, uint32_t n);
+/* Fills the STATS counters of stall accounting (self: the asking session). */
+void stk__obs_stats(const struct stk_daemon *d, const struct stk_session *self, uint64_t *st);
+/* One summary line for a session that ended, and for the daemon at shutdown. */
+void stk__obs_session_end(struct stk_daemon *d, struct stk_session *s);
+void stk__obs_shutdown(struct stk_daemon *d);
+
+/* metrics.c: the Prometheus endpoint, /healthz and /readyz on a thread of their own. */
+/* Starts serving cfg.metrics_addr (no-op when NULL). 0 or -errno, logged. */
+int stk__metrics_start(struct stk_daemon *d);
+void stk__metrics_stop(struct stk_daemon *d);
 
 /* listen.c: the listening socket. */
 int stk__server_start(struct stk_daemon *d);

@@ -265,6 +265,7 @@ static void open_done(struct stk_work *w)
 	uint32_t was = ds->count;
 	ds->open_waiters = NULL;
 	ds->revalidating = false;
+	stk__obs_listed(d, ds->uri, j->err);
 	if (!j->err)
 		j->err = ents_from_catalog(d, ds, &j->cat, j->msg, sizeof(j->msg));
 	bool big = j->cat.n >= TRIM_AT;
@@ -414,6 +415,7 @@ void stk__ds_open(struct stk_daemon *d, uint32_t domain, const char *uri, uint32
 		ready(d, w, NULL, err, msg);
 		return;
 	}
+	stk__obs_ds(d, ds);
 	ds->id = ++d->next_ds_id;
 	ds->next = d->datasets;
 	d->datasets = ds;

@@ -32,6 +32,8 @@ static void usage(FILE *f)
 	    "                            file:// is served. stokerd's own credentials files are\n"
 	    "                            never served, even below a root\n"
 	    "  -l, --log-level LEVEL     error, warn, info or debug (STOKER_LOG_LEVEL; info)\n"
+	    "      --log-format FORMAT   text or json: one event per line on stderr, secrets\n"
+	    "                            redacted (STOKER_LOG_FORMAT; text; docs/logging.md)\n"
 	    "  -f, --foreground          stay in the foreground (STOKER_FOREGROUND=1)\n"
 	    "      --hugetlb             RAM segments on hugetlb pages, which the operator must\n"
 	    "                            have reserved (vm.nr_hugepages; STOKER_HUGETLB=1)\n"
@@ -85,6 +87,12 @@ static void usage(FILE *f)
 	    "                            never share a RAM segment, so can never read each\n"
 	    "                            other's cached bytes; none shares everything\n"
 	    "                            (STOKER_ISOLATE; uid)\n"
+	    "  Observability:\n"
+	    "      --metrics HOST:PORT|off  serve /metrics (Prometheus), /healthz and /readyz\n"
+	    "                            (STOKER_METRICS; 127.0.0.1:9464; port 0: any free one)\n"
+	    "      --metrics-dataset NAME=PREFIX  count datasets whose URI starts with PREFIX\n"
+	    "                            under dataset=\"NAME\" in metrics; repeatable\n"
+	    "                            (STOKER_METRICS_DATASET, comma-separated)\n"
 	    "  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
 	    "  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
 	    "  -h, --help                this text\n"
@@ -115,6 +123,9 @@ enum {
 	OPT_PIN_WAIT,
 	OPT_DS_GRACE,
 	OPT_ISOLATE,
+	OPT_METRICS,
+	OPT_METRICS_DS,
+	OPT_LOG_FORMAT,
 	OPT_NO_FAST,
 	OPT_PREFAULT,
 	OPT_HUGETLB,
@@ -160,6 +171,45 @@ static void list_free(char **v, unsigned n)
 }
 
 /* Applies one setting; the same code serves flags and environment variables. */
+/*
+ * Adds "NAME=PREFIX[,NAME=PREFIX...]" to --metrics-dataset.  A name is a
+ * label value operators choose: letters, digits, '_', '-', '.', at most 64.
+ */
+static int add_labels(struct stk_config *c, const char *v)
+{
+	char *dup = strdup(v), *save = NULL;
+	int r = dup ? 0 : -ENOMEM;
+	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; !r && t;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+		size_t nl = eq ? (size_t)(eq - t) : 0;
+		if (!eq || !nl || nl > 64 || !eq[1] ||
+		    strspn(t, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			      "0123456789_-.") != nl) {
+			r = -EINVAL;
+			break;
+		}
+		void *l = realloc(c->labels, (c->nlabels + 1) * sizeof(*c->labels));
+		if (!l) {
+			r = -ENOMEM;
+			break;
+		}
+		c->labels = l;
+		c->labels[c->nlabels].name = strndup(t, nl);
+		c->labels[c->nlabels].prefix = strdup(eq + 1);
+		if (!c->labels[c->nlabels].name || !c->labels[c->nlabels].prefix) {
+			free(c->labels[c->nlabels].name);
+			free(c->labels[c->nlabels].prefix);
+			r = -ENOMEM;
+			break;
+		}
+		c->nlabels++;
+	}
+	free(dup);
+	return r;
+}
+
 static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 {
 	uint64_t n;
@@ -221,6 +271,16 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 			c->isolate = STK_ISOLATE_NONE;
 		else
 			r = -EINVAL;
+		break;
+	case OPT_LOG_FORMAT:
+		r = stk__log_set_format(v);
+		break;
+	case OPT_METRICS:
+		c->metrics_addr = strcmp(v, "off") ? v : NULL;
+		c->metrics_explicit = true;
+		break;
+	case OPT_METRICS_DS:
+		r = add_labels(c, v);
 		break;
 	case 'l':
 		r = stk__log_parse(v);
@@ -340,6 +400,7 @@ static void tick_cb(struct stk_op *op, int res)
 	struct stk_daemon *d = stk_container_of(op, struct stk_daemon, tick_op);
 	uint64_t now = stk__now_ns();
 	d->tick_armed = false;
+	__atomic_store_n(&d->heartbeat_ns, now, __ATOMIC_RELEASE); /* /healthz reads it */
 	stk__accept_resume(d);
 	if (d->nheld && stk__rt_recheck(d))
 		stk__sched_run(d);
@@ -399,6 +460,7 @@ int main(int argc, char **argv)
 	c->client_max_requests = 4096;
 	c->pin_wait_ns = 10 * 1000000000ull;
 	c->dataset_grace_ns = 60 * 1000000000ull;
+	c->metrics_addr = "127.0.0.1:9464";
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	c->http_threads = ncpu > 4 ? 4 : ncpu > 1 ? (unsigned)ncpu : 1;
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -412,6 +474,7 @@ int main(int argc, char **argv)
 		{ "STOKER_RAM", 'm' },
 		{ "STOKER_ALLOW_ROOT", 'r' },
 		{ "STOKER_LOG_LEVEL", 'l' },
+		{ "STOKER_LOG_FORMAT", OPT_LOG_FORMAT },
 		{ "STOKER_MAX_INFLIGHT", OPT_INFLIGHT },
 		{ "STOKER_WORKERS", OPT_WORKERS },
 		{ "STOKER_EMULATE_LATENCY_MS", OPT_LAT },
@@ -431,6 +494,8 @@ int main(int argc, char **argv)
 		{ "STOKER_PIN_WAIT", OPT_PIN_WAIT },
 		{ "STOKER_DATASET_GRACE", OPT_DS_GRACE },
 		{ "STOKER_ISOLATE", OPT_ISOLATE },
+		{ "STOKER_METRICS", OPT_METRICS },
+		{ "STOKER_METRICS_DATASET", OPT_METRICS_DS },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -449,6 +514,7 @@ int main(int argc, char **argv)
 		{ "ram", required_argument, 0, 'm' },
 		{ "allow-root", required_argument, 0, 'r' },
 		{ "log-level", required_argument, 0, 'l' },
+		{ "log-format", required_argument, 0, OPT_LOG_FORMAT },
 		{ "foreground", no_argument, 0, 'f' },
 		{ "max-inflight", required_argument, 0, OPT_INFLIGHT },
 		{ "workers", required_argument, 0, OPT_WORKERS },
@@ -468,6 +534,8 @@ int main(int argc, char **argv)
 		{ "client-max-pinned", required_argument, 0, OPT_MAX_PINNED },
 		{ "client-max-plan", required_argument, 0, OPT_MAX_PLAN },
 		{ "client-max-datasets", required_argument, 0, OPT_MAX_DATASETS },
+		{ "metrics", required_argument, 0, OPT_METRICS },
+		{ "metrics-dataset", required_argument, 0, OPT_METRICS_DS },
 		{ "client-max-requests", required_argument, 0, OPT_MAX_REQUESTS },
 		{ "pin-wait", required_argument, 0, OPT_PIN_WAIT },
 		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
@@ -628,11 +696,18 @@ int main(int argc, char **argv)
 		stk_err("cannot watch signals: %s", strerror(errno));
 		goto out;
 	}
+	r = stk__obs_init(d);
+	if (r)
+		goto out;
 	stk__server_init(d);
 	r = stk__server_start(d);
 	if (r)
 		goto out;
+	__atomic_store_n(&d->heartbeat_ns, stk__now_ns(), __ATOMIC_RELEASE);
 	tick_start(d);
+	r = stk__metrics_start(d);
+	if (r)
+		goto out;
 	stk_info("RAM budget %llu MiB, %u prefetches in flight, descriptor limit %llu",
 		 (unsigned long long)(c->ram >> 20), c->max_inflight,
 		 (unsigned long long)rl.rlim_cur);
@@ -657,9 +732,11 @@ int main(int argc, char **argv)
 		stk_warn("exiting with %u fetches unfinished", d->inflight);
 	stk__server_close_all(d);
 	run_while(d, sessions_pending, 1000000000u);
+	stk__obs_shutdown(d);
 	rc = 0;
 	stk_info("stopped");
 out:
+	stk__metrics_stop(d);
 	if (ready_pipe[1] >= 0)
 		close(ready_pipe[1]);
 	stk__server_stop_accepting(d);
@@ -675,5 +752,11 @@ out:
 		close(d->sig_fd);
 	list_free(c->roots, c->nroots);
 	list_free(c->allow_hosts, c->nallow_hosts);
+	for (unsigned i = 0; i < c->nlabels; i++) {
+		free(c->labels[i].name);
+		free(c->labels[i].prefix);
+	}
+	free(c->labels);
+	stk__obs_fini(d);
 	return rc;
 }

@@ -27,6 +27,7 @@ struct fetch_ctx {
 	struct stk_fetch f;
 	struct stk_daemon *d;
 	struct stk_object *o;
+	double v0; /* its start on its endpoint model's virtual clock (obs.c) */
 };
 
 struct stk_plan *stk__plan_new(struct stk_daemon *d, struct stk_ds *ds, struct stk_session *owner,
@@ -218,7 +219,11 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	struct stk_object *o = fc->o;
 	char fc_etag[sizeof(fc->f.etag)];
 	memcpy(fc_etag, fc->f.etag, sizeof(fc_etag));
+	uint64_t first_byte = __atomic_load_n(&fc->f.first_byte_ns, __ATOMIC_RELAXED);
+	uint64_t start = o->room->fetch_start, end = stk__now_ns();
+	double v0 = fc->v0;
 	free(fc);
+	stk__obs_fetch(d, o, start, v0, first_byte, end, err);
 	count(o, 0, -1, 0);
 	d->inflight--;
 	if (o->prefetched)
@@ -234,7 +239,7 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 	} else {
 		d->st[STK_ST_FETCHES]++;
 		d->st[STK_ST_FETCH_BYTES] += o->size;
-		o->fetch_ns = stk__now_ns() - o->room->fetch_start;
+		o->fetch_ns = end - start;
 		d->st[STK_ST_FETCH_NS] += o->fetch_ns;
 		/* The listing said nothing of its version: the one fetched is it. */
 		if (!o->version && fc_etag[0])
@@ -270,6 +275,7 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->f.done = fetch_done;
 	o->prefetched = prefetch;
 	o->room->fetch_start = stk__now_ns();
+	fc->v0 = stk__obs_fetch_begin(d, o, o->room->fetch_start);
 	count(o, 0, +1, 0);
 	d->inflight++;
 	if (prefetch) {
@@ -280,6 +286,8 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	if (q == STK_Q_QUEUED)
 		return true;
 	free(fc);
+	stk__obs_fetch(d, o, o->room->fetch_start, 0, 0, stk__now_ns(),
+		       q == STK_Q_BUSY ? -EAGAIN : q);
 	count(o, 0, -1, 0);
 	d->inflight--;
 	if (prefetch) {

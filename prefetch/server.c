@@ -399,22 +399,14 @@ static void on_releaseb(struct stk_daemon *d, struct stk_session *s, const struc
 }
 
 /*
- * Objects the client got through the resident table: counted as hits, and
- * its plan's cursor moves past them, as a GET would have moved it.
+ * The waits of the client's gets, and the objects it got through the
+ * resident table (counted as hits; its plan's cursor moves past them, as a
+ * GET would have moved it): prefetch/obs.c.
  */
-static void on_got(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
-		   struct stk_handle *hd)
+static void on_waits(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+		     struct stk_handle *hd)
 {
-	for (uint32_t i = 0; i < m->u.plan.n; i++) {
-		uint32_t idx = stk__get_u32(m->u.plan.idx + 4 * (size_t)i);
-		if (idx >= hd->ds->count)
-			continue;
-		d->st[STK_ST_GETS]++;
-		d->st[STK_ST_HITS_RAM]++;
-		if (hd->plan)
-			stk__plan_advance(d, hd->plan, idx);
-	}
-	stk__sched_run(d); /* the cursor moved: the window moves with it */
+	stk__obs_waits(d, s, hd, m->u.waits.e, m->u.waits.n);
 }
 
 static void on_release(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
@@ -486,6 +478,91 @@ static void on_endpoints(struct stk_daemon *d, struct stk_session *s, const stru
 	stk__send_msg(d, s, out, stk__enc_reply_endpoints(out, sizeof(out), &m->h, e, nep), -1);
 }
 
+static struct stk_stall_rec stall_rec(const struct stk_stall *t)
+{
+	return (struct stk_stall_rec){
+		.requests = t->requests,
+		.objects = t->objects,
+		.hits = t->hits,
+		.bytes = t->bytes,
+		.stall_ns = t->stall_ns,
+		.fetch_stall_ns = t->fetch_stall_ns,
+		.delivery_stall_ns = t->delivery_stall_ns,
+		.avoided_ns = t->avoided_ns,
+		.avoided_model_ns = t->avoided_model_ns,
+		.unknown_objects = t->unknown_objects,
+	};
+}
+
+/* Records one reply can hold at most: the encoder sends as many of them as fit. */
+#define LIST_CLIENTS  ((STK_LIST_REPLY_MAX - STK_HDR_SIZE - 4 - STK_LIST_HDR) / STK_CLIENT_REC)
+#define LIST_DATASETS ((STK_LIST_REPLY_MAX - STK_HDR_SIZE - 4 - STK_LIST_HDR) / STK_DATASET_REC_MIN)
+
+/*
+ * Every connection's totals, newest first, as many as one reply holds; the
+ * rest are counted in total only.  Any client of this daemon may see every
+ * other's pid, uid and totals, as it sees their sum in STATS.
+ */
+static void on_clients(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+		       struct stk_handle *hd)
+{
+	static struct stk_client_rec e[LIST_CLIENTS];
+	static uint8_t out[STK_LIST_REPLY_MAX];
+	uint64_t now = stk__now_ns();
+	uint32_t total = 0, n = 0;
+	for (const struct stk_session *x = d->sessions; x; x = x->next, total++) {
+		if (n == LIST_CLIENTS)
+			continue;
+		e[n++] = (struct stk_client_rec){
+			.pid = (uint32_t)x->pid,
+			.uid = (uint32_t)x->uid,
+			.id = x->connected_ns,
+			.age_ns = now > x->connected_ns ? now - x->connected_ns : 0,
+			.open = x->open_handles,
+			.pinned_bytes = x->pinned_bytes,
+			.stall = stall_rec(&x->stall),
+		};
+	}
+	stk__send_msg(d, s, out, stk__enc_reply_clients(out, sizeof(out), &m->h, total, e, n, NULL),
+		      -1);
+}
+
+/* Every listed dataset's state and totals, newest first, as many as one reply holds. */
+static void on_datasets(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+			struct stk_handle *hd)
+{
+	static struct stk_dataset_rec e[LIST_DATASETS];
+	static uint8_t out[STK_LIST_REPLY_MAX];
+	uint32_t total = 0, n = 0;
+	for (const struct stk_ds *ds = d->datasets; ds; ds = ds->next) {
+		if (!ds->ready) /* still being listed: not a dataset yet (nor in STATS) */
+			continue;
+		total++;
+		if (n == LIST_DATASETS)
+			continue;
+		const char *label = ds->label >= 0 && (unsigned)ds->label < d->cfg.nlabels
+					? d->cfg.labels[ds->label].name
+					: NULL;
+		e[n++] = (struct stk_dataset_rec){
+			.id = ds->id,
+			.users = ds->users,
+			.objects = ds->count,
+			.resident = ds->resident,
+			.inflight = ds->inflight,
+			.failed = ds->failed,
+			.bytes = ds->bytes,
+			.resident_bytes = ds->resident_bytes,
+			.stall = stall_rec(&ds->stall),
+			.label = label,
+			.label_len = (uint16_t)(label ? strnlen(label, STK_LABEL_MAX) : 0),
+			.uri = ds->uri,
+			.uri_len = (uint16_t)strnlen(ds->uri, STK_LIST_URI_MAX),
+		};
+	}
+	stk__send_msg(d, s, out,
+		      stk__enc_reply_datasets(out, sizeof(out), &m->h, total, e, n, NULL), -1);
+}
+
 static void on_stats(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
 		     struct stk_handle *hd)
 {
@@ -494,6 +571,7 @@ static void on_stats(struct stk_daemon *d, struct stk_session *s, const struct s
 	d->st[STK_ST_RESIDENT] = d->cache.resident;
 	d->st[STK_ST_INFLIGHT] = d->inflight;
 	d->st[STK_ST_PINNED] = d->pinned;
+	stk__obs_stats(d, s, d->st);
 	uint8_t out[REPLY_MAX];
 	stk__send_msg(d, s, out,
 		      stk__enc_reply_stats(out, sizeof(out), &m->h, d->st, STK_STATS_COUNT), -1);
@@ -525,7 +603,9 @@ static const struct msg_handler {
 	[STK_MSG_ENDPOINTS] = { .fn = on_endpoints },
 	[STK_MSG_GETB] = { .fn = on_getb, .needs_handle = true },
 	[STK_MSG_RELEASEB] = { .fn = on_releaseb, .needs_handle = true, .no_reply = true },
-	[STK_MSG_GOT] = { .fn = on_got, .needs_handle = true, .no_reply = true },
+	[STK_MSG_WAITS] = { .fn = on_waits, .needs_handle = true, .no_reply = true },
+	[STK_MSG_CLIENTS] = { .fn = on_clients },
+	[STK_MSG_DATASETS] = { .fn = on_datasets },
 };
 
 /* Decodes one datagram from s and hands it to its type's handler. */

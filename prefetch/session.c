@@ -54,6 +54,7 @@ void stk__session_kill(struct stk_daemon *d, struct stk_session *s, const char *
 		return;
 	s->dead = true;
 	stk_dbg("client pid %d: %s", (int)s->pid, why);
+	stk__obs_session_end(d, s);
 	for (uint32_t i = 0; i < s->npins; i++)
 		stk__unpin(d, s->pins[i].o);
 	s->npins = 0;
@@ -299,6 +300,7 @@ int stk__session_add(struct stk_daemon *d, int fd)
 			 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
 			 (unsigned)getegid());
 	s->outq_tail = &s->outq;
+	s->connected_ns = stk__now_ns();
 	s->refs = 2; /* alive + the in poll */
 	s->in_op.cb = in_cb;
 	int r = stk_loop_poll(d->loop, &s->in_op, fd, POLLIN);

@@ -131,6 +131,30 @@ long stk__enc_batch(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t
 	return stk__msg_end(&b);
 }
 
+long stk__enc_waits(void *mem, size_t cap, uint32_t seq, uint32_t ds, const struct stk_wait_rec *e,
+		    uint32_t n)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, STK_MSG_WAITS, 0, seq);
+	stk__put_u32(&b, ds);
+	stk__put_u32(&b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		stk__put_u32(&b, e[i].index);
+		stk__put_u32(&b, e[i].flags);
+		stk__put_u64(&b, e[i].wait_ns);
+	}
+	return stk__msg_end(&b);
+}
+
+void stk__wait_entry(const struct stk_msg *m, uint32_t i, struct stk_wait_rec *out)
+{
+	const uint8_t *p = m->u.waits.e + (size_t)i * STK_WAITS_ENTRY;
+	out->index = stk__get_u32(p);
+	out->flags = stk__get_u32(p + 4);
+	out->wait_ns = stk__get_u64(p + 8);
+}
+
 long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index)
 {
 	struct stk_buf b;
@@ -163,6 +187,14 @@ long stk__enc_endpoints(void *mem, size_t cap, uint32_t seq)
 	struct stk_buf b;
 	stk__buf_init(&b, mem, cap);
 	stk__msg_begin(&b, STK_MSG_ENDPOINTS, 0, seq);
+	return stk__msg_end(&b);
+}
+
+long stk__enc_list(void *mem, size_t cap, uint16_t type, uint32_t seq)
+{
+	struct stk_buf b;
+	stk__buf_init(&b, mem, cap);
+	stk__msg_begin(&b, type, 0, seq);
 	return stk__msg_end(&b);
 }
 
@@ -275,28 +307,6 @@ long stk__enc_reply_status(void *mem, size_t cap, const struct stk_msg_hdr *req,
 	return stk__msg_end(&b);
 }
 
-long stk__enc_reply_endpoints(void *mem, size_t cap, const struct stk_msg_hdr *req,
-			      const struct stk_endpoint_entry *e, uint32_t n)
-{
-	struct stk_buf b;
-	stk__buf_init(&b, mem, cap);
-	stk__reply_begin(&b, req, 0, NULL);
-	stk__put_u32(&b, n);
-	for (uint32_t i = 0; i < n; i++) {
-		uint16_t nl = e[i].name ? e[i].name_len : 0;
-		if (nl > STK_ENDPOINT_NAME_MAX)
-			nl = STK_ENDPOINT_NAME_MAX;
-		stk__put_u16(&b, nl);
-		stk__put_bytes(&b, e[i].name, nl);
-		stk__put_u64(&b, e[i].requests);
-		stk__put_u64(&b, e[i].retries);
-		stk__put_u64(&b, e[i].errors);
-		stk__put_u64(&b, e[i].bytes);
-		stk__put_u64(&b, e[i].busy_ns);
-	}
-	return stk__msg_end(&b);
-}
-
 static int fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -382,7 +392,6 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 	case STK_MSG_PLAN:
 	case STK_MSG_GETB:
 	case STK_MSG_RELEASEB:
-	case STK_MSG_GOT:
 		if (m->h.len < 8) {
 			fail(err, errlen, "%s body of %u bytes lacks ds and n",
 			     stk__msg_name(m->h.type), m->h.len);
@@ -399,6 +408,23 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 			return r;
 		m->u.plan.idx = b + 8;
 		m->handle = m->u.plan.ds;
+		return 0;
+	case STK_MSG_WAITS:
+		if (m->h.len < 8) {
+			fail(err, errlen, "WAITS body of %u bytes lacks ds and n", m->h.len);
+			return -EBADMSG;
+		}
+		m->u.waits.ds = stk__get_u32(b);
+		m->u.waits.n = stk__get_u32(b + 4);
+		if (m->u.waits.n > STK_WAITS_MAX) {
+			fail(err, errlen, "WAITS n=%u exceeds %u per message", m->u.waits.n,
+			     STK_WAITS_MAX);
+			return -EBADMSG;
+		}
+		if ((r = want_len(&m->h, 8 + (size_t)STK_WAITS_ENTRY * m->u.waits.n, err, errlen)))
+			return r;
+		m->u.waits.e = b + 8;
+		m->handle = m->u.waits.ds;
 		return 0;
 	case STK_MSG_GET:
 	case STK_MSG_RELEASE:
@@ -418,6 +444,8 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 		return 0;
 	case STK_MSG_STATS:
 	case STK_MSG_ENDPOINTS:
+	case STK_MSG_CLIENTS:
+	case STK_MSG_DATASETS:
 		return want_len(&m->h, 0, err, errlen);
 	default:
 		fail(err, errlen, "unknown message type %u", m->h.type);
@@ -554,6 +582,52 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 		r->u.endpoints.p = b + 4;
 		return 0;
 	}
+	case STK_MSG_CLIENTS:
+	case STK_MSG_DATASETS: {
+		const char *what = stk__msg_name(r->h.type & ~STK_MSG_REPLY);
+		if (n < STK_LIST_HDR)
+			return fail(err, errlen, "%s reply of %zu bytes lacks total and n", what,
+				    n);
+		uint32_t total = stk__get_u32(b), cnt = stk__get_u32(b + 4);
+		if (cnt > total)
+			return fail(err, errlen, "%s reply n=%u exceeds total=%u", what, cnt,
+				    total);
+		size_t off = STK_LIST_HDR;
+		bool clients = (r->h.type & ~STK_MSG_REPLY) == STK_MSG_CLIENTS;
+		for (uint32_t i = 0; i < cnt; i++) {
+			if (clients) {
+				if (n - off < STK_CLIENT_REC)
+					return fail(err, errlen, "CLIENTS record %u is truncated",
+						    i);
+				off += STK_CLIENT_REC;
+				continue;
+			}
+			if (n - off < STK_DATASET_FIXED + 2)
+				return fail(err, errlen, "DATASETS record %u is truncated", i);
+			off += STK_DATASET_FIXED;
+			uint16_t ll = get_u16(b + off);
+			if (ll > STK_LABEL_MAX)
+				return fail(err, errlen,
+					    "DATASETS record %u label_len=%u exceeds %u", i, ll,
+					    STK_LABEL_MAX);
+			if (n - off - 2 < (size_t)ll + 2)
+				return fail(err, errlen, "DATASETS record %u label overruns", i);
+			off += 2 + (size_t)ll;
+			uint16_t ul = get_u16(b + off);
+			if (ul > STK_LIST_URI_MAX)
+				return fail(err, errlen, "DATASETS record %u uri_len=%u exceeds %u",
+					    i, ul, STK_LIST_URI_MAX);
+			if (n - off - 2 < ul)
+				return fail(err, errlen, "DATASETS record %u uri overruns", i);
+			off += 2 + (size_t)ul;
+		}
+		if (off != n)
+			return fail(err, errlen, "%s reply has %zu trailing bytes", what, n - off);
+		r->u.list.total = total;
+		r->u.list.n = cnt;
+		r->u.list.p = b + STK_LIST_HDR;
+		return 0;
+	}
 	case STK_MSG_PLAN:
 	case STK_MSG_WARM:
 		if (n != 0)
@@ -563,19 +637,6 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
 	default:
 		return fail(err, errlen, "reply to unknown type %u", r->h.type & ~STK_MSG_REPLY);
 	}
-}
-
-const uint8_t *stk__endpoints_next(const uint8_t *p, struct stk_endpoint_entry *e)
-{
-	e->name_len = get_u16(p);
-	e->name = (const char *)p + 2;
-	p += 2 + e->name_len;
-	e->requests = stk__get_u64(p);
-	e->retries = stk__get_u64(p + 8);
-	e->errors = stk__get_u64(p + 16);
-	e->bytes = stk__get_u64(p + 24);
-	e->busy_ns = stk__get_u64(p + 32);
-	return p + 40;
 }
 
 int stk__catalog_walk(const void *buf, size_t len,
@@ -613,13 +674,14 @@ int stk__catalog_walk(const void *buf, size_t len,
 const char *stk__msg_name(uint16_t type)
 {
 	static const char *const names[] = {
-		[STK_MSG_HELLO] = "HELLO",     [STK_MSG_OPEN] = "OPEN",
-		[STK_MSG_PLAN] = "PLAN",       [STK_MSG_GET] = "GET",
-		[STK_MSG_RELEASE] = "RELEASE", [STK_MSG_STATS] = "STATS",
-		[STK_MSG_CLOSE] = "CLOSE",     [STK_MSG_WARM] = "WARM",
-		[STK_MSG_STATUS] = "STATUS",   [STK_MSG_ENDPOINTS] = "ENDPOINTS",
-		[STK_MSG_GETB] = "GETB",       [STK_MSG_RELEASEB] = "RELEASEB",
-		[STK_MSG_GOT] = "GOT",
+		[STK_MSG_HELLO] = "HELLO",	 [STK_MSG_OPEN] = "OPEN",
+		[STK_MSG_PLAN] = "PLAN",	 [STK_MSG_GET] = "GET",
+		[STK_MSG_RELEASE] = "RELEASE",	 [STK_MSG_STATS] = "STATS",
+		[STK_MSG_CLOSE] = "CLOSE",	 [STK_MSG_WARM] = "WARM",
+		[STK_MSG_STATUS] = "STATUS",	 [STK_MSG_ENDPOINTS] = "ENDPOINTS",
+		[STK_MSG_GETB] = "GETB",	 [STK_MSG_RELEASEB] = "RELEASEB",
+		[STK_MSG_WAITS] = "WAITS",	 [STK_MSG_CLIENTS] = "CLIENTS",
+		[STK_MSG_DATASETS] = "DATASETS",
 	};
 	type &= (uint16_t)~STK_MSG_REPLY;
 	return type >= 1 && type <= STK_MSG_TYPE_MAX ? names[type] : "unknown";

@@ -21,13 +21,13 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     4 /* 4: resident tables and pin areas (gets without a round trip) */
-#define STK_MSG_MAX	      65536u /* largest datagram either side sends */
+#define STK_PROTO_VERSION     5		  /* 5: WAITS (clients report their waits) */
+#define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
 #define STK_PLAN_CHUNK	      ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT	      16u  /* counters in a STATS reply, see stk_stats_field */
+#define STK_STATS_COUNT	      26u  /* counters in a STATS reply, see stk_stats_field */
 #define STK_ENDPOINT_NAME_MAX 127u /* bytes of an endpoint's name in an ENDPOINTS reply */
 
 enum stk_msg_type {
@@ -43,13 +43,32 @@ enum stk_msg_type {
 	STK_MSG_ENDPOINTS = 10, /* per-endpoint HTTP counters */
 	STK_MSG_GETB = 11,	/* many GETs: one reply per object, its position in header flags */
 	STK_MSG_RELEASEB = 12,	/* many RELEASEs; no reply */
-	STK_MSG_GOT = 13,	/* objects got through the resident table; no reply */
-	STK_MSG_TYPE_MAX = 13,
+	STK_MSG_WAITS = 13,	/* gets' waits, and objects got through the resident table;
+				 * no reply */
+	STK_MSG_CLIENTS = 14,	/* per-connection totals: a list */
+	STK_MSG_DATASETS = 15,	/* per-dataset totals: a list */
+	STK_MSG_TYPE_MAX = 15,
 	STK_MSG_REPLY = 0x8000, /* or'ed into the type of a reply */
 };
 
 /* Header flags. */
 #define STK_PLAN_RESET 0x1u /* PLAN: first chunk; replaces the previous plan */
+
+/* WAITS: n entries of { u32 index, u32 flags, u64 wait_ns } after ds and n. */
+#define STK_WAITS_ENTRY 16u
+#define STK_WAITS_MAX	((STK_MSG_MAX - STK_HDR_SIZE - 8u) / STK_WAITS_ENTRY)
+#define STK_WAIT_GOT	0x1u /* got through the resident table: a get the daemon did not see */
+#define STK_WAIT_MISS	0x2u /* not resident when asked for */
+#define STK_WAIT_CONT	0x4u /* the same request (a batch) as the entry before; wait_ns 0 */
+#define STK_WAIT_NONE	0x8u /* no request of its own (its wait comes in a later entry) */
+#define STK_WAIT_FLAGS	0xfu
+
+/* A WAITS entry: one object of a request; the request's first entry carries its wait. */
+struct stk_wait_rec {
+	uint32_t index;
+	uint32_t flags;
+	uint64_t wait_ns;
+};
 
 /* GET reply flags. */
 #define STK_GET_HIT	  0x1u /* resident when asked for */
@@ -74,6 +93,17 @@ enum stk_stats_field {
 	STK_ST_CLIENTS,
 	STK_ST_DATASETS,
 	STK_ST_PREFETCHES,
+	/* protocol 5: stall accounting (docs/stall.md) */
+	STK_ST_WAITS,
+	STK_ST_STALL_NS,
+	STK_ST_STALL_FETCH_NS,
+	STK_ST_STALL_DELIVERY_NS,
+	STK_ST_AVOIDED_NS,
+	STK_ST_AVOIDED_MODEL_NS,
+	STK_ST_DELIVERED_BYTES,
+	STK_ST_SELF_STALL_NS, /* the asking connection's */
+	STK_ST_SELF_STALL_FETCH_NS,
+	STK_ST_SELF_AVOIDED_NS,
 };
 
 struct stk_msg_hdr {
@@ -108,6 +138,10 @@ struct stk_msg {
 		struct {
 			uint32_t ds;
 		} ds; /* CLOSE, WARM, STATUS */
+		struct {
+			uint32_t ds, n;
+			const uint8_t *e; /* n entries of STK_WAITS_ENTRY bytes */
+		} waits;
 	} u;
 };
 
@@ -127,6 +161,56 @@ struct stk_endpoint_entry {
 	const char *name;
 	uint16_t name_len; /* at most STK_ENDPOINT_NAME_MAX bytes are sent */
 	uint64_t requests, retries, errors, bytes, busy_ns;
+};
+
+/*
+ * CLIENTS and DATASETS replies: u32 total (how many the daemon has), u32 n
+ * (how many follow), then n records.  A reply holds as many as fit
+ * STK_LIST_REPLY_MAX bytes, which is what libstoker's reader receives
+ * (REPLY_MAX in client/client_internal.h; raise both together).
+ */
+#define STK_LIST_REPLY_MAX  16384u
+#define STK_LIST_HDR	    8u	 /* total, n */
+#define STK_STALL_REC	    80u	 /* struct stk_stall_rec on the wire: 10 u64 */
+#define STK_CLIENT_REC	    116u /* a CLIENTS record: 36 bytes, then the stall totals */
+#define STK_DATASET_FIXED   120u /* a DATASETS record before its label and URI */
+#define STK_DATASET_REC_MIN (STK_DATASET_FIXED + 4u) /* with an empty label and URI */
+#define STK_LABEL_MAX	    63u	 /* bytes of a dataset's label in a DATASETS reply */
+#define STK_LIST_URI_MAX    256u /* bytes of a dataset's URI in a DATASETS reply */
+
+/* Stall totals (docs/stall.md, common/stall.h's struct stk_stall), in wire order. */
+struct stk_stall_rec {
+	uint64_t requests, objects, hits, bytes;
+	uint64_t stall_ns, fetch_stall_ns, delivery_stall_ns;
+	uint64_t avoided_ns, avoided_model_ns, unknown_objects;
+};
+
+/*
+ * A CLIENTS record: u32 pid, u32 uid, u64 id, u64 age_ns, u32 open, u64
+ * pinned_bytes, then the stall totals.
+ */
+struct stk_client_rec {
+	uint32_t pid, uid;
+	uint64_t id;	 /* the daemon's clock when it connected: with pid, names the connection */
+	uint64_t age_ns; /* how long it has been connected */
+	uint32_t open;	 /* dataset handles it has open */
+	uint64_t pinned_bytes; /* held by its unreleased GETs */
+	struct stk_stall_rec stall;
+};
+
+/*
+ * A DATASETS record: u32 id, users, objects, resident, inflight, failed; u64
+ * bytes, resident bytes; the stall totals; u16 label_len, label; u16
+ * uri_len, uri.  label and uri are not NUL-terminated.
+ */
+struct stk_dataset_rec {
+	uint32_t id, users, objects, resident, inflight, failed;
+	uint64_t bytes, resident_bytes;
+	struct stk_stall_rec stall;
+	const char *label; /* its --metrics-dataset name; at most STK_LABEL_MAX bytes are sent */
+	uint16_t label_len;
+	const char *uri; /* its first STK_LIST_URI_MAX bytes are sent */
+	uint16_t uri_len;
 };
 
 /* A GET reply's body. */
@@ -237,6 +321,12 @@ struct stk_reply {
 			uint32_t n;
 			const uint8_t *p;
 		} endpoints;
+		/* CLIENTS, DATASETS: n records of total, bounds already checked: read
+		 * them with stk__client_next or stk__dataset_next */
+		struct {
+			uint32_t total, n;
+			const uint8_t *p;
+		} list;
 	} u;
 };
 
@@ -266,12 +356,19 @@ long stk__enc_open(void *mem, size_t cap, uint32_t seq, uint32_t flags, const ch
 long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t ds,
 		   const uint32_t *idx, uint32_t n);
 /* GETB or RELEASEB (type) of n (<= STK_PLAN_CHUNK) object indices of dataset handle ds. */
+/* WAITS for dataset handle ds: n entries (at most STK_WAITS_MAX). */
+long stk__enc_waits(void *mem, size_t cap, uint32_t seq, uint32_t ds, const struct stk_wait_rec *e,
+		    uint32_t n);
+/* The i-th entry of a decoded WAITS. */
+void stk__wait_entry(const struct stk_msg *m, uint32_t i, struct stk_wait_rec *out);
 long stk__enc_batch(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds,
 		    const uint32_t *idx, uint32_t n);
 long stk__enc_obj(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds, uint32_t index);
 long stk__enc_ds(void *mem, size_t cap, uint16_t type, uint32_t seq, uint32_t ds);
 long stk__enc_stats(void *mem, size_t cap, uint32_t seq);
 long stk__enc_endpoints(void *mem, size_t cap, uint32_t seq);
+/* CLIENTS or DATASETS (type): no body. */
+long stk__enc_list(void *mem, size_t cap, uint16_t type, uint32_t seq);
 
 /*
  * Starts a reply to req: status, then the error message if status < 0.  The
@@ -317,6 +414,16 @@ long stk__enc_reply_status(void *mem, size_t cap, const struct stk_msg_hdr *req,
 			   const struct stk_ds_status *st);
 long stk__enc_reply_endpoints(void *mem, size_t cap, const struct stk_msg_hdr *req,
 			      const struct stk_endpoint_entry *e, uint32_t n);
+/*
+ * CLIENTS and DATASETS: total, then as many of the n records as fit cap and
+ * STK_MSG_MAX, in order (strings cut to their maximum); *sent (may be NULL)
+ * says how many.  Never -EMSGSIZE for want of room for records: only when
+ * not even the header fits.
+ */
+long stk__enc_reply_clients(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t total,
+			    const struct stk_client_rec *e, uint32_t n, uint32_t *sent);
+long stk__enc_reply_datasets(void *mem, size_t cap, const struct stk_msg_hdr *req, uint32_t total,
+			     const struct stk_dataset_rec *e, uint32_t n, uint32_t *sent);
 
 /*
  * Decodes a request datagram of len bytes.  Returns 0, or -EPROTO with a
@@ -335,6 +442,14 @@ int stk__reply_decode(const void *buf, size_t len, struct stk_reply *r, char *er
  * Returns where the next entry starts.  Call it r->u.endpoints.n times.
  */
 const uint8_t *stk__endpoints_next(const uint8_t *p, struct stk_endpoint_entry *e);
+
+/*
+ * Read the record at p (r->u.list.p first) of a CLIENTS or DATASETS reply
+ * that stk__reply_decode accepted, into e (whose strings point into the
+ * datagram).  Return where the next record starts.  Call r->u.list.n times.
+ */
+const uint8_t *stk__client_next(const uint8_t *p, struct stk_client_rec *e);
+const uint8_t *stk__dataset_next(const uint8_t *p, struct stk_dataset_rec *e);
 
 /*
  * The catalog: the object table of an opened dataset, passed as a sealed

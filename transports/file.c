@@ -81,6 +81,7 @@ struct chunk {
 	struct file_fetch *ff;
 	uint64_t off;
 	size_t len, pos;
+	uint64_t t_start; /* emulation: when its first read was queued */
 	bool busy;
 };
 
@@ -527,11 +528,17 @@ static void read_cb(struct stk_op *op, int res)
 		goto out;
 	}
 	if (F.bw && !ff->err) {
+		/*
+		 * The cap as the direct reader pays it: the chunk's bytes are due
+		 * len/bw after it began (or after the bytes before it), and the
+		 * read's own time counts toward that, rather than on top.
+		 */
 		uint64_t now = stk__now_ns();
-		uint64_t t = (F.bw_next > now ? F.bw_next : now) + ch->len * 1000000000u / F.bw;
+		uint64_t t = (F.bw_next > ch->t_start ? F.bw_next : ch->t_start) +
+			     ch->len * 1000000000u / F.bw;
 		F.bw_next = t;
 		ch->op.cb = next_cb;
-		if (stk_loop_timeout(F.loop, &ch->op, t - now) == 0) {
+		if (stk_loop_timeout(F.loop, &ch->op, t > now ? t - now : 0) == 0) {
 			ch->busy = true;
 			ff->busy++;
 			return;
@@ -552,6 +559,8 @@ static bool chunk_start(struct chunk *ch)
 	ch->off = ff->next_off;
 	ch->len = ff->f->size - ch->off < CHUNK ? (size_t)(ff->f->size - ch->off) : CHUNK;
 	ch->pos = 0;
+	if (F.bw)
+		ch->t_start = stk__now_ns();
 	ff->next_off += ch->len;
 	chunk_read(ch);
 	return ch->busy;
@@ -601,6 +610,11 @@ static void open_cb(struct stk_op *op, int res)
 		fail(ff, r, "%s", e);
 	} else {
 		stk__file_version(&st, ff->f->etag, sizeof(ff->f->etag));
+		/*
+		 * Bytes flow from here: a read's time is transfer, as a socket's
+		 * bytes after the first are.  The loop's thread: no other writer.
+		 */
+		ff->f->first_byte_ns = stk__now_ns();
 		for (int i = 0; i < CHUNKS_PER_OBJECT && chunk_start(&ff->ch[i]); i++)
 			;
 	}

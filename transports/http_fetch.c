@@ -104,6 +104,11 @@ static size_t on_write(char *p, size_t sz, size_t n, void *arg)
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
 	struct stk_fetch *f = pt->of->f;
+	if (!pt->got && !__atomic_load_n(&f->first_byte_ns, __ATOMIC_RELAXED)) {
+		uint64_t zero = 0; /* parts run on several threads: the first one sets it */
+		__atomic_compare_exchange_n(&f->first_byte_ns, &zero, stk__now_ns(), false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
 	if (f->fd < 0) {
 		memcpy((char *)f->buf + pt->off + pt->got, p, len);
 		pt->got += len;

@@ -29,6 +29,12 @@ struct stk_fetch {
 	void *arg;	/* the caller's */
 	void *priv;	/* the transport's */
 	char etag[128]; /* set by transports that have one, on success */
+	/*
+	 * When the first byte arrived (stk__now_ns), set by the transport, from
+	 * any thread with an atomic compare-and-swap from 0; 0 when it cannot
+	 * say.  Stall accounting's model of the endpoint uses it (docs/stall.md).
+	 */
+	uint64_t first_byte_ns;
 };
 
 /* A listed object. */

@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -350,4 +354,398 @@ Test(e2e_cli, warm_failure_names_the_cause, .init = e2e_init, .fini = e2e_fini, 
 	free(err);
 	e2e_daemon_stop(&e2e_d);
 	e2e_dataset_free(&ds);
+}
+
+/*
+ * Per-client and per-dataset totals: two connections of this process, each
+ * reading its own dataset, then `stoker stats --json` and `stoker top`.
+ */
+
+/*
+ * These tests have no .timeout of their own: with one, Criterion 2.4's
+ * runner leaks 96 bytes (calloc in libcriterion) under LeakSanitizer when
+ * this file's tests run with --jobs 2, so the ASan suite fails although
+ * every test passes (a do-nothing test with .timeout added here does the
+ * same).  Each bounds its own waits; ctest's TIMEOUT bounds the file.
+ */
+#define TOP_NA 5 /* objects of dataset top-a, read once by client A */
+#define TOP_NB 7 /* objects of dataset top-b, read twice by client B */
+
+struct two_clients {
+	struct e2e_dataset a, b;
+	struct stk_client *ca, *cb;
+	struct stk_dataset *da, *db;
+	uint64_t gets_a, gets_b;
+};
+
+static void two_clients_start(struct two_clients *t, const char *const *daemon_flags)
+{
+	static const uint64_t sa[TOP_NA] = { 1, 4096, 10000, 65536, 300000 };
+	static const uint64_t sb[TOP_NB] = { 0, 7, 4097, 8192, 50000, 100000, 1000000 };
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/top-a", e2e_d.root);
+	e2e_dataset_make(&t->a, dir, sa, TOP_NA, 0, 41);
+	snprintf(dir, sizeof(dir), "%s/top-b", e2e_d.root);
+	e2e_dataset_make(&t->b, dir, sb, TOP_NB, 1, 42);
+	e2e_daemon_start(&e2e_d, daemon_flags);
+	t->ca = e2e_connect(&e2e_d);
+	t->cb = e2e_connect(&e2e_d);
+	int r = stk_dataset_open(t->ca, t->a.uri, 0, &t->da);
+	cr_assert_eq(r, 0, "open %s: %s", t->a.uri, stk_errmsg());
+	r = stk_dataset_open(t->cb, t->b.uri, 0, &t->db);
+	cr_assert_eq(r, 0, "open %s: %s", t->b.uri, stk_errmsg());
+	for (size_t i = 0; i < t->a.n; i++)
+		cr_assert_eq(e2x_get_check(t->da, i, &t->a.o[i], NULL, NULL), 0);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < t->b.n; i++)
+			cr_assert_eq(e2x_get_check(t->db, i, &t->b.o[i], NULL, NULL), 0);
+	t->gets_a = TOP_NA;
+	t->gets_b = 2 * TOP_NB;
+	/* Each client's stats call sends its waits, and its reply says they were counted. */
+	e2e_stats(t->cb);
+	e2e_stats(t->ca);
+}
+
+static void two_clients_stop(struct two_clients *t)
+{
+	stk_dataset_close(t->da);
+	stk_dataset_close(t->db);
+	stk_close(t->ca);
+	stk_close(t->cb);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&t->a);
+	e2e_dataset_free(&t->b);
+}
+
+/* The number after "key": in json between from and to, or assert. Sets *at past it. */
+static uint64_t json_num(const char *from, const char *to, const char *key, const char **at)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(from, pat);
+	cr_assert(p && (!to || p < to), "no \"%s\" in %.400s", key, from);
+	char *end;
+	uint64_t v = strtoull(p + strlen(pat), &end, 10);
+	cr_assert(end > p + strlen(pat), "\"%s\" is not a number", key);
+	if (at)
+		*at = end;
+	return v;
+}
+
+/* The objects of the array "name" in json: where each begins ('{'), up to max. */
+static size_t json_objects(const char *json, const char *name, const char **obj, size_t max,
+			   const char **end)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": [", name);
+	const char *p = strstr(json, pat);
+	cr_assert_not_null(p, "no array \"%s\" in %s", name, json);
+	p += strlen(pat);
+	size_t n = 0;
+	int depth = 0;
+	for (; *p && !(depth == 0 && *p == ']'); p++) {
+		if (*p == '"') { /* skip strings: a URI may hold braces */
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			continue;
+		}
+		if (*p == '{' && depth++ == 0) {
+			cr_assert_lt(n, max);
+			obj[n++] = p;
+		} else if (*p == '}') {
+			depth--;
+		}
+	}
+	cr_assert_eq(*p, ']', "array \"%s\" does not end", name);
+	*end = p;
+	return n;
+}
+
+Test(e2e_cli, stats_json_has_per_client_and_per_dataset_totals, .init = e2e_init, .fini = e2e_fini)
+{
+	struct two_clients t;
+	two_clients_start(&t, NULL);
+
+	/* Through the library first: this process's two connections, newest first. */
+	struct stk_daemon_client cl[8];
+	size_t n = 0, total = 0;
+	int r = stk_daemon_clients(t.ca, cl, 8, &n, &total);
+	cr_assert_eq(r, 0, "stk_daemon_clients: %s", stk_errmsg());
+	cr_assert(n == 2 && total == 2, "%zu listed of %zu", n, total);
+	cr_assert(cl[0].pid == (uint32_t)getpid() && cl[1].pid == (uint32_t)getpid());
+	cr_assert_eq(cl[0].uid, (uint32_t)getuid());
+	cr_assert_neq(cl[0].id, cl[1].id, "two connections, one id");
+	cr_assert_eq(cl[0].gets, t.gets_b, "client B (the newer) got %llu",
+		     (unsigned long long)cl[0].gets);
+	cr_assert_eq(cl[1].gets, t.gets_a);
+	cr_assert(cl[0].open_datasets == 1 && cl[1].open_datasets == 1);
+	cr_assert_geq(cl[0].hits, TOP_NB, "B's second round found every object resident");
+	cr_assert(cl[0].stall_ns > 0 && cl[1].stall_ns > 0);
+	cr_assert_eq(cl[0].stall_ns, cl[0].stall_fetch_ns + cl[0].stall_delivery_ns);
+	cr_assert_gt(cl[0].connected_ns, 0);
+	size_t one = 9;
+	cr_assert_eq(stk_daemon_clients(t.ca, cl, 1, &one, NULL), 0);
+	cr_assert_eq(one, 1, "max caps what is filled");
+	struct stk_daemon_dataset ds[4];
+	r = stk_daemon_datasets(t.cb, ds, 4, &n, &total);
+	cr_assert_eq(r, 0, "stk_daemon_datasets: %s", stk_errmsg());
+	cr_assert(n == 2 && total == 2, "%zu listed of %zu", n, total);
+	/* The daemon names a directory without its last '/'. */
+	char want_uri[300];
+	snprintf(want_uri, sizeof(want_uri), "file://%s", t.b.dir);
+	cr_assert_str_eq(ds[0].uri, want_uri);
+	snprintf(want_uri, sizeof(want_uri), "file://%s", t.a.dir);
+	cr_assert_str_eq(ds[1].uri, want_uri);
+	cr_assert_str_eq(ds[0].label, "");
+	cr_assert(ds[0].objects == TOP_NB && ds[1].objects == TOP_NA && ds[0].users == 1);
+	cr_assert(ds[0].gets == t.gets_b && ds[1].gets == t.gets_a);
+	cr_assert_eq(ds[0].stall_ns, cl[0].stall_ns, "one client per dataset: the same stall");
+	cr_assert_eq(ds[1].bytes, t.a.bytes);
+	cr_assert_eq(ds[1].resident, TOP_NA, "everything fits the budget");
+
+	char *out, *err;
+	size_t len;
+	int st = e2e_run(
+	    (const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "stats", "--json", NULL },
+	    &out, &len, &err);
+	cr_assert_eq(exit_code(st), 0, "stoker stats --json exited %d: %s", exit_code(st), err);
+	static const char *const stall_keys[] = {
+		"waits",
+		"stall_ns",
+		"stall_fetch_ns",
+		"stall_delivery_ns",
+		"stall_avoided_ns",
+		"stall_avoided_model_ns",
+		"delivered_bytes",
+		"self_stall_ns",
+		"self_stall_fetch_ns",
+		"self_stall_avoided_ns",
+	};
+	for (size_t i = 0; i < sizeof(stall_keys) / sizeof(stall_keys[0]); i++)
+		json_num(out, NULL, stall_keys[i], NULL);
+	/* The top-level counters come first; the lists follow them. */
+	uint64_t stall = json_num(out, NULL, "stall_ns", NULL);
+	uint64_t waits = json_num(out, NULL, "waits", NULL);
+	uint64_t clients = json_num(out, NULL, "clients", NULL);
+	uint64_t delivered = json_num(out, NULL, "delivered_bytes", NULL);
+	cr_assert_gt(stall, 0);
+	cr_assert_eq(delivered, t.a.bytes + 2 * t.b.bytes);
+
+	const char *obj[8], *end;
+	size_t nc = json_objects(out, "per_client", obj, 8, &end);
+	cr_assert_eq(nc, 3, "two clients and the command itself: %zu", nc);
+	cr_assert_eq(clients, nc);
+	uint64_t sum_stall = 0, sum_waits = 0, sum_gets = 0;
+	unsigned mine = 0;
+	for (size_t i = 0; i < nc; i++) {
+		const char *lim = i + 1 < nc ? obj[i + 1] : end;
+		uint64_t pid = json_num(obj[i], lim, "pid", NULL);
+		uint64_t gets = json_num(obj[i], lim, "gets", NULL);
+		sum_stall += json_num(obj[i], lim, "stall_ns", NULL);
+		sum_waits += json_num(obj[i], lim, "waits", NULL);
+		sum_gets += gets;
+		json_num(obj[i], lim, "stall_avoided_ns", NULL);
+		json_num(obj[i], lim, "connected_ns", NULL);
+		if (pid == (uint64_t)getpid()) {
+			mine++;
+			cr_assert(gets == t.gets_a || gets == t.gets_b, "gets %llu",
+				  (unsigned long long)gets);
+		} else {
+			cr_assert_eq(gets, 0, "the stats command itself gets nothing");
+		}
+	}
+	cr_assert_eq(mine, 2);
+	cr_assert_eq(sum_stall, stall, "clients' stall_ns sum to %llu, stall_ns is %llu",
+		     (unsigned long long)sum_stall, (unsigned long long)stall);
+	cr_assert_eq(sum_waits, waits);
+	cr_assert_eq(sum_gets, t.gets_a + t.gets_b);
+
+	size_t nd = json_objects(out, "per_dataset", obj, 8, &end);
+	cr_assert_eq(nd, 2);
+	cr_assert_eq(json_num(out, NULL, "datasets", NULL), nd);
+	uint64_t ds_stall = 0;
+	for (size_t i = 0; i < nd; i++) {
+		const char *lim = i + 1 < nd ? obj[i + 1] : end;
+		ds_stall += json_num(obj[i], lim, "stall_ns", NULL);
+		uint64_t objects = json_num(obj[i], lim, "objects", NULL);
+		uint64_t gets = json_num(obj[i], lim, "gets", NULL);
+		const struct e2e_dataset *want = objects == TOP_NA ? &t.a : &t.b;
+		cr_assert_eq(gets, want == &t.a ? t.gets_a : t.gets_b);
+		cr_assert_eq(json_num(obj[i], lim, "users", NULL), 1);
+		char uri[320];
+		snprintf(uri, sizeof(uri), "\"uri\": \"file://%s\"", want->dir);
+		const char *u = strstr(obj[i], uri);
+		cr_assert(u && u < lim, "dataset %zu lacks %s", i, uri);
+	}
+	cr_assert_eq(ds_stall, stall, "datasets' stall_ns sum to %llu, stall_ns is %llu",
+		     (unsigned long long)ds_stall, (unsigned long long)stall);
+	free(out);
+	free(err);
+
+	/* For people: the stall lines, and both tables. */
+	st = e2e_run((const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "stats", NULL },
+		     &out, &len, &err);
+	cr_assert_eq(exit_code(st), 0, "stoker stats exited %d: %s", exit_code(st), err);
+	cr_assert(strstr(out, "stall_avoided_ns") && strstr(out, "(estimate)"), "%s", out);
+	cr_assert(strstr(out, "clients: 3") && strstr(out, "datasets: 2"), "%s", out);
+	cr_assert(strstr(out, "/top-a ") && strstr(out, "/top-b "), "%s", out);
+	free(out);
+	free(err);
+	two_clients_stop(&t);
+}
+
+/* How many lines of text begin (after spaces) with word. */
+static unsigned lines_starting(const char *text, const char *word)
+{
+	unsigned n = 0;
+	size_t wl = strlen(word);
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *p = l;
+		while (*p == ' ')
+			p++;
+		if (!strncmp(p, word, wl) && (p[wl] == ' ' || p[wl] == '\n'))
+			n++;
+	}
+	return n;
+}
+
+Test(e2e_cli, top_once_prints_both_tables, .init = e2e_init, .fini = e2e_fini)
+{
+	struct two_clients t;
+	char label[320];
+	snprintf(label, sizeof(label), "alpha=file://%s/top-a", e2e_d.root);
+	two_clients_start(&t, (const char *[]){ "--metrics-dataset", label, NULL });
+	char *out, *err;
+	size_t len;
+	uint64_t t0 = e2x_now_ns();
+	int st = e2e_run((const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "top", "--once",
+					   "--interval", "0.2", NULL },
+			 &out, &len, &err);
+	uint64_t took = e2x_now_ns() - t0;
+	cr_assert_eq(exit_code(st), 0, "stoker top --once exited %d: %s", exit_code(st), err);
+	cr_assert_str_empty(err, "stoker top wrote to stderr: %s", err);
+	cr_assert_geq(took, 200000000ull, "one interval passes before the frame (its rates)");
+	cr_assert_null(strchr(out, '\033'), "escape codes in a frame for a pipe:\n%s", out);
+	cr_assert(strstr(out, "stoker top: stokerd at ") && strstr(out, e2e_d.sock), "%s", out);
+	cr_assert(strstr(out, "clients 2 ") && strstr(out, "datasets 2 "), "%s", out);
+	cr_assert(strstr(out, "stall avoided (estimate)"), "%s", out);
+	cr_assert(strstr(out, "\nclients (2 shown of 2)\n") &&
+		      strstr(out, "\ndatasets (2 shown of 2)\n"),
+		  "%s", out);
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	cr_assert_eq(lines_starting(out, pid), 2, "a row per connection of pid %s:\n%s", pid, out);
+	/* top-a by its label, top-b by the end of its URI. */
+	cr_assert(strstr(out, " alpha "), "no row for the labelled dataset:\n%s", out);
+	cr_assert(strstr(out, "/top-b "), "no row for top-b:\n%s", out);
+	free(out);
+	free(err);
+
+	/* A bad interval is a usage error. */
+	st = e2e_run((const char *[]){ STOKER_CLI_PATH, "--socket", e2e_d.sock, "top", "--interval",
+				       "0", NULL },
+		     &out, &len, &err);
+	cr_assert_eq(exit_code(st), 2, "exit %d", exit_code(st));
+	cr_assert(strstr(err, "--interval '0'"), "%s", err);
+	free(out);
+	free(err);
+	two_clients_stop(&t);
+}
+
+/* top on a pseudo-terminal redraws, and Ctrl-C leaves the terminal as it found it. */
+Test(e2e_cli, top_redraws_on_a_terminal, .init = e2e_init, .fini = e2e_fini)
+{
+	struct two_clients t;
+	two_clients_start(&t, NULL);
+	int master;
+	fflush(NULL);
+	pid_t pid = forkpty(&master, NULL, NULL, &(struct winsize){ .ws_row = 40, .ws_col = 120 });
+	cr_assert_geq(pid, 0, "forkpty: %s", strerror(errno));
+	if (pid == 0) {
+		execl(STOKER_CLI_PATH, STOKER_CLI_PATH, "--socket", e2e_d.sock, "top", "--interval",
+		      "0.1", (char *)NULL);
+		_exit(127);
+	}
+	static char screen[1 << 20];
+	size_t got = 0;
+	unsigned frames = 0;
+	uint64_t deadline = e2x_now_ns() + 20000000000ull;
+	/* Reads until five frames came (the first one at once, then every 0.1 s). */
+	while (frames < 5 && e2x_now_ns() < deadline) {
+		struct pollfd pfd = { .fd = master, .events = POLLIN };
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		ssize_t n = read(master, screen + got, sizeof(screen) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		screen[got] = 0;
+		frames = 0;
+		for (const char *p = screen; (p = strstr(p, "\033[H\033[2J")); p++)
+			frames++;
+	}
+	cr_assert_geq(frames, 5, "%u frames in:\n%s", frames, screen);
+	cr_assert(strstr(screen, "\033[?1049h"), "no alternate screen");
+	cr_assert(strstr(screen, "/top-a ") && strstr(screen, "/top-b "), "%s", screen);
+	cr_assert_eq(kill(pid, SIGINT), 0);
+	/* Drains what comes until the terminal closes: the restore is the last word. */
+	for (;;) {
+		struct pollfd pfd = { .fd = master, .events = POLLIN };
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		ssize_t n = read(master, screen + got, sizeof(screen) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		screen[got] = 0;
+	}
+	int st = e2x_wait_child(pid, 10);
+	cr_assert_eq(exit_code(st), 0, "stoker top after Ctrl-C: exit %d", exit_code(st));
+	const char leave[] = "\033[?25h\033[?1049l";
+	cr_assert(got >= sizeof(leave) - 1 &&
+		      !memcmp(screen + got - (sizeof(leave) - 1), leave, sizeof(leave) - 1),
+		  "the terminal is not restored at the end");
+	close(master);
+	two_clients_stop(&t);
+}
+
+/* The daemon going away: a message that says so, and status 1. */
+Test(e2e_cli, top_says_when_the_daemon_goes_away, .init = e2e_init, .fini = e2e_fini)
+{
+	e2e_daemon_start(&e2e_d, NULL);
+	char op[200], ep[200];
+	snprintf(op, sizeof(op), "%s/top.stdout", e2e_d.dir);
+	snprintf(ep, sizeof(ep), "%s/top.stderr", e2e_d.dir);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(126);
+		execl(STOKER_CLI_PATH, STOKER_CLI_PATH, "--socket", e2e_d.sock, "top", "--interval",
+		      "1.5", (char *)NULL);
+		_exit(127);
+	}
+	/* Once top is connected (a second client), the daemon stops. */
+	struct stk_client *c = e2e_connect(&e2e_d);
+	uint64_t deadline = e2x_now_ns() + 10000000000ull;
+	while (e2e_stats(c).clients < 2 && e2x_now_ns() < deadline)
+		e2x_sleep_ms(20);
+	cr_assert_eq(e2e_stats(c).clients, 2, "stoker top never connected");
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	int st = e2x_wait_child(pid, 20);
+	cr_assert_eq(exit_code(st), 1, "stoker top exited %d", exit_code(st));
+	char msg[2048] = "";
+	FILE *f = fopen(ep, "r");
+	cr_assert_not_null(f);
+	size_t n = fread(msg, 1, sizeof(msg) - 1, f);
+	msg[n] = 0;
+	fclose(f);
+	cr_assert(strstr(msg, "stoker: top: lost stokerd") &&
+		      strstr(msg, "stokerd closed the connection"),
+		  "stderr: %s", msg);
 }

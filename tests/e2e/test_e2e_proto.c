@@ -148,7 +148,8 @@ static void still_alive(int fd, const char *after)
 	int32_t st = 0;
 	char msg[256];
 	enum outcome o = exchange(fd, buf, (size_t)n, 4242, &st, msg, sizeof(msg));
-	cr_assert_eq(o, GOT_OK, "after %s the session no longer answers STATS (%d)", after, o);
+	cr_assert_eq(o, GOT_OK, "after %s the session no longer answers STATS (%d: %s)", after, o,
+		     msg);
 }
 
 struct bad {

@@ -510,8 +510,13 @@ int main(int argc, char **argv)
 		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, fill, 3));
 		dgram(in,
 		      stk__enc_batch(msg, sizeof(msg), STK_MSG_RELEASEB, ++in->seq, 1, fill, 3));
-		static const uint32_t got[] = { 0, 0, 9, 5 };
-		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GOT, ++in->seq, 1, got, 4));
+		/* Waits: gets through the table, a batch, absurd waits and flags, a bad index. */
+		static const struct stk_wait_rec got[] = {
+			{ 0, STK_WAIT_GOT, 1000 },	 { 0, STK_WAIT_GOT | STK_WAIT_NONE, 0 },
+			{ 9, STK_WAIT_GOT, UINT64_MAX }, { 5, STK_WAIT_CONT | STK_WAIT_MISS, 7 },
+			{ 1, 0xffffffffu, 5 },		 { 2, STK_WAIT_MISS, 3000000 },
+		};
+		dgram(in, stk__enc_waits(msg, sizeof(msg), ++in->seq, 1, got, 6));
 		rec(in, FZ_TICK, NULL, 0);
 		pin(in, 1, 0, false);
 		dgram(in, stk__enc_batch(msg, sizeof(msg), STK_MSG_GETB, ++in->seq, 1, fill, 3));
@@ -536,6 +541,29 @@ int main(int argc, char **argv)
 		obj(in, STK_MSG_GET, 1, 7);
 		stats(in);
 		save("seed-pin-area-garbage", in);
+	}
+	{
+		/*
+		 * The per-client and per-dataset lists: before HELLO, empty, with a
+		 * dataset and waits, with a body, and after a second client came.
+		 */
+		struct input *in = begin();
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_CLIENTS, ++in->seq));
+		hello(in);
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_DATASETS, ++in->seq));
+		open_ds(in, "ds", 0);
+		obj(in, STK_MSG_GET, 1, 0);
+		static const struct stk_wait_rec w[] = { { 0, STK_WAIT_MISS, 5000 } };
+		dgram(in, stk__enc_waits(msg, sizeof(msg), ++in->seq, 1, w, 1));
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_CLIENTS, ++in->seq));
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_DATASETS, ++in->seq));
+		raw(in, STK_MSG_DATASETS, "body", 4);
+		rec(in, FZ_RECONNECT, NULL, 0);
+		hello(in);
+		open_ds(in, "ds/sub", 0);
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_CLIENTS, ++in->seq));
+		dgram(in, stk__enc_list(msg, sizeof(msg), STK_MSG_DATASETS, ++in->seq));
+		save("seed-clients-datasets", in);
 	}
 	return 0;
 }

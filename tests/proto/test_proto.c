@@ -442,3 +442,303 @@ Test(proto, decoded_requests_name_their_handle)
 	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(m.handle, 0);
 }
+
+static struct stk_stall_rec stall_of(uint64_t base)
+{
+	return (struct stk_stall_rec){ .requests = base + 1,
+				       .objects = base + 2,
+				       .hits = base + 3,
+				       .bytes = base + 4,
+				       .stall_ns = base + 5,
+				       .fetch_stall_ns = base + 6,
+				       .delivery_stall_ns = base + 7,
+				       .avoided_ns = base + 8,
+				       .avoided_model_ns = base + 9,
+				       .unknown_objects = base + 10 };
+}
+
+static void assert_stall(const struct stk_stall_rec *t, uint64_t base)
+{
+	struct stk_stall_rec w = stall_of(base);
+	cr_assert(t->requests == w.requests && t->objects == w.objects && t->hits == w.hits &&
+		      t->bytes == w.bytes && t->stall_ns == w.stall_ns &&
+		      t->fetch_stall_ns == w.fetch_stall_ns &&
+		      t->delivery_stall_ns == w.delivery_stall_ns &&
+		      t->avoided_ns == w.avoided_ns && t->avoided_model_ns == w.avoided_model_ns &&
+		      t->unknown_objects == w.unknown_objects,
+		  "stall totals of base %llu differ", (unsigned long long)base);
+}
+
+Test(proto, list_requests_have_no_body)
+{
+	static const uint16_t types[] = { STK_MSG_CLIENTS, STK_MSG_DATASETS };
+	for (unsigned i = 0; i < 2; i++) {
+		struct stk_msg m;
+		long n = stk__enc_list(buf, sizeof(buf), types[i], 40 + i);
+		cr_assert_eq(n, STK_HDR_SIZE);
+		cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+		cr_assert_eq(m.h.type, types[i]);
+		cr_assert_eq(m.h.seq, 40 + i);
+		cr_assert_eq(m.handle, 0, "%s names no dataset", stk__msg_name(types[i]));
+		/* A body is refused, naming the type. */
+		struct stk_buf b;
+		stk__buf_init(&b, buf, sizeof(buf));
+		stk__msg_begin(&b, types[i], 0, 1);
+		stk__put_u32(&b, 7);
+		n = stk__msg_end(&b);
+		cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), -EBADMSG);
+		cr_assert(strstr(err, stk__msg_name(types[i])) && strstr(err, "4 bytes"), "%s",
+			  err);
+	}
+	cr_assert_str_eq(stk__msg_name(STK_MSG_CLIENTS), "CLIENTS");
+	cr_assert_str_eq(stk__msg_name(STK_MSG_DATASETS | STK_MSG_REPLY), "DATASETS");
+	cr_assert_eq(STK_MSG_TYPE_MAX, STK_MSG_DATASETS);
+}
+
+Test(proto, clients_reply_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_CLIENTS, .seq = 21 };
+	struct stk_client_rec in[2] = {
+		{ .pid = 4242,
+		  .uid = 1000,
+		  .id = 1ull << 60,
+		  .age_ns = 123456789,
+		  .open = 3,
+		  .pinned_bytes = 1ull << 33,
+		  .stall = stall_of(100) },
+		{ .pid = UINT32_MAX, .uid = 0, .id = 1, .stall = stall_of(1ull << 50) },
+	};
+	uint32_t sent = 99;
+	decode_reply(stk__enc_reply_clients(buf, sizeof(buf), &req, 5, in, 2, &sent), &req, &r);
+	cr_assert_eq(sent, 2);
+	cr_assert_eq(r.u.list.total, 5);
+	cr_assert_eq(r.u.list.n, 2);
+	cr_assert_eq(r.h.len, 4 + STK_LIST_HDR + 2 * STK_CLIENT_REC);
+	const uint8_t *p = r.u.list.p;
+	struct stk_client_rec e;
+	p = stk__client_next(p, &e);
+	cr_assert(e.pid == 4242 && e.uid == 1000 && e.id == 1ull << 60 && e.age_ns == 123456789 &&
+		  e.open == 3 && e.pinned_bytes == 1ull << 33);
+	assert_stall(&e.stall, 100);
+	p = stk__client_next(p, &e);
+	cr_assert(e.pid == UINT32_MAX && e.uid == 0 && e.id == 1 && e.age_ns == 0);
+	assert_stall(&e.stall, 1ull << 50);
+	cr_assert_eq(p, buf + STK_HDR_SIZE + r.h.len, "the records end where the datagram does");
+
+	/* None. */
+	decode_reply(stk__enc_reply_clients(buf, sizeof(buf), &req, 0, NULL, 0, &sent), &req, &r);
+	cr_assert(sent == 0 && r.u.list.total == 0 && r.u.list.n == 0);
+}
+
+Test(proto, datasets_reply_round_trip)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr req = { .type = STK_MSG_DATASETS, .seq = 22 };
+	static char longuri[STK_LIST_URI_MAX + 50], longlabel[STK_LABEL_MAX + 9];
+	memset(longuri, 'u', sizeof(longuri));
+	memset(longlabel, 'l', sizeof(longlabel));
+	const char *uri = "file:///data/train/";
+	struct stk_dataset_rec in[3] = {
+		{ .id = 7,
+		  .users = 2,
+		  .objects = 1000001,
+		  .resident = 500,
+		  .inflight = 4,
+		  .failed = 1,
+		  .bytes = 1ull << 40,
+		  .resident_bytes = 1ull << 30,
+		  .stall = stall_of(7),
+		  .label = "train",
+		  .label_len = 5,
+		  .uri = uri,
+		  .uri_len = (uint16_t)strlen(uri) },
+		{ .id = 8, .label = NULL, .label_len = 9, .uri = NULL, .uri_len = 3 },
+		{ .id = 9,
+		  .label = longlabel,
+		  .label_len = sizeof(longlabel),
+		  .uri = longuri,
+		  .uri_len = sizeof(longuri),
+		  .stall = stall_of(9) },
+	};
+	uint32_t sent;
+	decode_reply(stk__enc_reply_datasets(buf, sizeof(buf), &req, 3, in, 3, &sent), &req, &r);
+	cr_assert_eq(sent, 3);
+	cr_assert(r.u.list.total == 3 && r.u.list.n == 3);
+	const uint8_t *p = r.u.list.p;
+	struct stk_dataset_rec e;
+	p = stk__dataset_next(p, &e);
+	cr_assert(e.id == 7 && e.users == 2 && e.objects == 1000001 && e.resident == 500 &&
+		  e.inflight == 4 && e.failed == 1 && e.bytes == 1ull << 40 &&
+		  e.resident_bytes == 1ull << 30);
+	assert_stall(&e.stall, 7);
+	cr_assert(e.label_len == 5 && !memcmp(e.label, "train", 5));
+	cr_assert(e.uri_len == strlen(uri) && !memcmp(e.uri, uri, e.uri_len));
+	p = stk__dataset_next(p, &e);
+	cr_assert(e.id == 8 && e.label_len == 0 && e.uri_len == 0, "NULL strings go as empty");
+	p = stk__dataset_next(p, &e);
+	cr_assert_eq(e.label_len, STK_LABEL_MAX, "a long label is cut, not refused");
+	cr_assert_eq(e.uri_len, STK_LIST_URI_MAX, "a long URI is cut to its first bytes");
+	cr_assert_eq(memcmp(e.uri, longuri, STK_LIST_URI_MAX), 0);
+	assert_stall(&e.stall, 9);
+	cr_assert_eq(p, buf + STK_HDR_SIZE + r.h.len);
+}
+
+Test(proto, list_replies_hold_what_fits)
+{
+	struct stk_reply r;
+	struct stk_msg_hdr creq = { .type = STK_MSG_CLIENTS, .seq = 1 };
+	struct stk_msg_hdr dreq = { .type = STK_MSG_DATASETS, .seq = 2 };
+	static struct stk_client_rec cl[1000];
+	static struct stk_dataset_rec ds[400];
+	static char uri[STK_LIST_URI_MAX];
+	memset(uri, 'x', sizeof(uri));
+	for (unsigned i = 0; i < 1000; i++)
+		cl[i] = (struct stk_client_rec){ .pid = i, .stall = stall_of(i) };
+	for (unsigned i = 0; i < 400; i++)
+		ds[i] = (struct stk_dataset_rec){ .id = i, .uri = uri, .uri_len = sizeof(uri) };
+
+	/* Cut to the room given: as many whole records as fit, and total says the rest. */
+	uint32_t sent;
+	long n = stk__enc_reply_clients(buf, STK_LIST_REPLY_MAX, &creq, 1000, cl, 1000, &sent);
+	decode_reply(n, &creq, &r);
+	uint32_t want = (STK_LIST_REPLY_MAX - STK_HDR_SIZE - 4 - STK_LIST_HDR) / STK_CLIENT_REC;
+	cr_assert_eq(sent, want, "sent %u, want %u", sent, want);
+	cr_assert(r.u.list.n == want && r.u.list.total == 1000);
+	cr_assert_leq(n, STK_LIST_REPLY_MAX);
+	struct stk_client_rec e;
+	const uint8_t *p = r.u.list.p;
+	for (uint32_t i = 0; i < r.u.list.n; i++)
+		p = stk__client_next(p, &e);
+	cr_assert_eq(e.pid, want - 1, "in order");
+
+	/* Never past one datagram, whatever the room. */
+	static uint8_t huge[2 * STK_MSG_MAX];
+	n = stk__enc_reply_clients(huge, sizeof(huge), &creq, 1000, cl, 1000, &sent);
+	cr_assert_gt(n, 0);
+	cr_assert_leq(n, STK_MSG_MAX);
+	cr_assert_eq(sent, (STK_MSG_MAX - STK_HDR_SIZE - 4 - STK_LIST_HDR) / STK_CLIENT_REC);
+
+	n = stk__enc_reply_datasets(buf, STK_LIST_REPLY_MAX, &dreq, 400, ds, 400, &sent);
+	decode_reply(n, &dreq, &r);
+	want = (STK_LIST_REPLY_MAX - STK_HDR_SIZE - 4 - STK_LIST_HDR) /
+	       (STK_DATASET_REC_MIN + STK_LIST_URI_MAX);
+	cr_assert_eq(sent, want, "sent %u, want %u", sent, want);
+	cr_assert(r.u.list.n == want && r.u.list.total == 400);
+
+	/* Room for not even the header: refused. */
+	cr_assert_eq(stk__enc_reply_clients(buf, 20, &creq, 1, cl, 1, &sent), -EMSGSIZE);
+	cr_assert_eq(stk__enc_reply_datasets(buf, 20, &dreq, 1, ds, 1, NULL), -EMSGSIZE);
+	/* Room for the header only: an empty list, with its total. */
+	n = stk__enc_reply_clients(buf, STK_HDR_SIZE + 4 + STK_LIST_HDR, &creq, 3, cl, 3, &sent);
+	decode_reply(n, &creq, &r);
+	cr_assert(sent == 0 && r.u.list.n == 0 && r.u.list.total == 3);
+}
+
+/* Rewrites the u32 at body offset off of the datagram in buf. */
+static void poke_u32(size_t off, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		buf[STK_HDR_SIZE + off + i] = (uint8_t)(v >> (8 * i));
+}
+
+static void poke_u16(size_t off, uint16_t v)
+{
+	buf[STK_HDR_SIZE + off] = (uint8_t)v;
+	buf[STK_HDR_SIZE + off + 1] = (uint8_t)(v >> 8);
+}
+
+/* Patches the header's len to a datagram of n bytes. */
+static void relen(size_t n)
+{
+	uint32_t body = (uint32_t)(n - STK_HDR_SIZE);
+	for (int i = 0; i < 4; i++)
+		buf[8 + i] = (uint8_t)(body >> (8 * i));
+}
+
+/* Asserts the reply in buf (n bytes) is refused, with needle in the message. */
+static void refused(size_t n, const char *needle)
+{
+	struct stk_reply r;
+	relen(n);
+	err[0] = 0;
+	cr_assert_eq(stk__reply_decode(buf, n, &r, err, sizeof(err)), -EPROTO,
+		     "accepted; want \"%s\"", needle);
+	cr_assert(strstr(err, needle), "\"%s\" lacks \"%s\"", err, needle);
+}
+
+Test(proto, list_replies_check_every_length)
+{
+	struct stk_msg_hdr creq = { .type = STK_MSG_CLIENTS, .seq = 1 };
+	struct stk_msg_hdr dreq = { .type = STK_MSG_DATASETS, .seq = 2 };
+	struct stk_client_rec cl[2] = { { .pid = 1 }, { .pid = 2 } };
+	struct stk_dataset_rec ds[2] = {
+		{ .id = 1, .label = "lab", .label_len = 3, .uri = "file:///a/", .uri_len = 10 },
+		{ .id = 2, .uri = "file:///b/", .uri_len = 10 },
+	};
+	/* Body offsets: status 0, total 4, n 8, records from 12. */
+	const size_t N = 8, REC = 12;
+
+	/* CLIENTS: no total and n, n past total, a record cut short, bytes left over. */
+	long n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	refused(STK_HDR_SIZE + 4 + 6, "lacks total and n");
+	n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	poke_u32(4, 1);
+	refused((size_t)n, "n=2 exceeds total=1");
+	n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	refused((size_t)n - 1, "CLIENTS record 1 is truncated");
+	n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	poke_u32(N, 3);
+	poke_u32(4, 3);
+	refused((size_t)n, "CLIENTS record 2 is truncated");
+	n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	poke_u32(N, 1);
+	refused((size_t)n, "CLIENTS reply has 116 trailing bytes");
+	/* A huge n over a short body fails at once, without reading past it. */
+	n = stk__enc_reply_clients(buf, sizeof(buf), &creq, 2, cl, 2, NULL);
+	poke_u32(4, UINT32_MAX);
+	poke_u32(N, UINT32_MAX);
+	refused((size_t)n, "record 2 is truncated");
+
+	/* DATASETS: a label or URI past its maximum or the body, a record cut short. */
+	const size_t L0 = REC + STK_DATASET_FIXED; /* record 0's label_len */
+	const size_t U0 = L0 + 2 + 3;		   /* its uri_len */
+	const size_t R1 = U0 + 2 + 10;		   /* record 1 */
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	refused(STK_HDR_SIZE + 4 + 7, "DATASETS reply of 7 bytes lacks total and n");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u16(L0, STK_LABEL_MAX + 1);
+	refused((size_t)n, "record 0 label_len=64 exceeds 63");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u16(U0, STK_LIST_URI_MAX + 1);
+	refused((size_t)n, "record 0 uri_len=257 exceeds 256");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u16(R1 + STK_DATASET_FIXED, 60); /* record 1's label runs past the end */
+	refused((size_t)n, "record 1 label overruns");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u16(R1 + STK_DATASET_FIXED + 2, 11); /* record 1's URI one byte too long */
+	refused((size_t)n, "record 1 uri overruns");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	refused(STK_HDR_SIZE + R1 + STK_DATASET_FIXED + 1, "record 1 is truncated");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	refused(STK_HDR_SIZE + R1 + STK_DATASET_FIXED + 3, "record 1 label overruns");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	refused(STK_HDR_SIZE + R1 + STK_DATASET_FIXED + 4 + 5, "record 1 uri overruns");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u32(N, 1);
+	refused((size_t)n, "DATASETS reply has 134 trailing bytes");
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	poke_u32(N, 3);
+	poke_u32(4, 3);
+	refused((size_t)n, "DATASETS record 2 is truncated");
+
+	/* And the untouched reply still decodes: the checks above fail on what they poke. */
+	struct stk_reply r;
+	n = stk__enc_reply_datasets(buf, sizeof(buf), &dreq, 2, ds, 2, NULL);
+	decode_reply(n, &dreq, &r);
+	cr_assert_eq(r.u.list.n, 2);
+	/* An error reply to either decodes as one. */
+	decode_reply(stk__enc_reply_err(buf, sizeof(buf), &creq, -ENOMEM, "out of memory"), &creq,
+		     &r);
+	cr_assert_eq(r.status, -ENOMEM);
+}
