@@ -2,7 +2,7 @@
 /*
  * stoker-bench internals: the simulated trainer (trainer.c), hot delivery of
  * resident objects (hot.c), the daemon it spawns and the demo dataset it
- * builds (daemon.c), and the report (stoker-bench.c, report.c).
+ * builds (daemon.c), and the report (stoker-bench.c, report.c, html.c).
  *
  * Every int function returns 0 or a negative errno and has already printed
  * a sentence naming what failed to stderr, so callers only unwind.
@@ -58,6 +58,20 @@ struct bench_run_cfg {
 	struct bench_emul emul; /* paid by the direct reader itself */
 };
 
+/*
+ * What each step of one trainer run did: when it began (seconds from the
+ * run's start), how long it waited for its batch (the step's stall), how
+ * long it computed, and the batch's bytes.  The runner mallocs the arrays;
+ * bench_steps_free() frees them.
+ */
+struct bench_steps {
+	size_t n; /* steps recorded */
+	double *start_s;
+	double *wait_s;
+	double *compute_s;
+	uint64_t *bytes;
+};
+
 /* The result of one trainer run of one mode. */
 struct bench_result {
 	double wall_s;	   /* first load to end of last compute */
@@ -74,7 +88,18 @@ struct bench_result {
 	uint64_t client_gets, client_hits;
 	uint64_t d_fetches, d_prefetches, d_fetch_bytes, d_evictions, d_fetch_errors;
 	double d_fetch_s;
+	/*
+	 * stoker: the stall stokerd counted from the waits this run's
+	 * connection reported (stk_stats() self_* fields, taken after the last
+	 * step), and the daemon-wide share of its avoided-stall estimate that
+	 * rests on its model alone; 0 from a daemon older than protocol 5.
+	 */
+	double self_stall_s, self_stall_fetch_s, self_stall_avoided_s;
+	double d_stall_avoided_model_s;
+	uint64_t d_waits, d_delivered_bytes;
 	uint32_t resident_at_start; /* stoker: objects already cached when the run began */
+	/* Owned by the run; the medians of median_result() hold none (n 0). */
+	struct bench_steps steps;
 };
 
 /* At most this many --repeat runs or --hot rounds. */
@@ -172,6 +197,12 @@ int bench_write_random(int fd, const char *path, uint64_t size, uint64_t seed, v
 uint64_t bench_touch(const void *buf, uint64_t len);
 
 /* --- the two readers (trainer.c) --- */
+/* Allocates s for n steps, zeroed.  Returns 0 or -ENOMEM (s then empty). */
+int bench_steps_alloc(struct bench_steps *s, size_t n);
+/* Frees what bench_steps_alloc() allocated and empties s; s may be empty. */
+void bench_steps_free(struct bench_steps *s);
+/* Both fill r->steps, which the caller frees with bench_steps_free(), also
+ * when they fail. */
 int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
 		     struct bench_result *r);
 int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg *rc,

@@ -158,6 +158,8 @@ int bench_daemon_start(struct bench_daemon *d, const char *stokerd, const char *
 	argv[argc++] = allow_root;
 	argv[argc++] = "--log-level";
 	argv[argc++] = "warn";
+	argv[argc++] = "--metrics"; /* a private daemon: no port of its own */
+	argv[argc++] = "off";
 	if (em->latency_ms > 0) {
 		snprintf(lat, sizeof(lat), "%g", em->latency_ms);
 		argv[argc++] = "--emulate-latency";

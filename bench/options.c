@@ -43,6 +43,10 @@ static void usage(FILE *f)
 	    "  --emulate-bandwidth MBPS  EMULATED slow backend: cap on MB/s (10^6 B) of all reads\n"
 	    "                         (the started daemon and the direct reader both pay these)\n"
 	    "  --json                 print one JSON object on stdout instead of the report\n"
+	    "  --report FILE.html     also write the A/B runs as one self-contained HTML page\n"
+	    "                         (inline SVG, nothing fetched): per-step wait and compute\n"
+	    "                         of each mode, MB/s over time, the stall split, the stall\n"
+	    "                         avoided as measured and as stokerd reported it\n"
 	    "  --demo                 make a %u-file dataset (%u KiB..%u MiB), emulate a slow\n"
 	    "                         backend (+%g ms, %g MB/s) and run A/B; removes it after\n"
 	    "  --hot                  for each of --hot-sizes, make a dataset (kept under\n"
@@ -185,7 +189,8 @@ int bench_parse_options(int argc, char **argv, struct options *o)
 		O_HOT_S,
 		O_HOT_SIZES,
 		O_WARM,
-		O_DATASET
+		O_DATASET,
+		O_REPORT
 	};
 	static const struct option lo[] = {
 		{ "dataset", required_argument, NULL, O_DATASET },
@@ -201,6 +206,7 @@ int bench_parse_options(int argc, char **argv, struct options *o)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "report", required_argument, NULL, O_REPORT },
 		{ "demo", no_argument, NULL, O_DEMO },
 		{ "hot", no_argument, NULL, O_HOT },
 		{ "hot-seconds", required_argument, NULL, O_HOT_S },
@@ -300,6 +306,13 @@ int bench_parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_JSON:
 			o->json = true;
+			break;
+		case O_REPORT:
+			if (!*optarg) {
+				fprintf(stderr, "stoker-bench: --report wants a file name\n");
+				return -EINVAL;
+			}
+			o->report = optarg;
 			break;
 		case O_DEMO:
 			o->demo = true;

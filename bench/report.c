@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <stoker.h>
@@ -39,6 +40,7 @@ static double median_of(double *v, size_t n)
 void median_result(const struct bench_result *runs, size_t n, struct bench_result *m)
 {
 	*m = runs[0];
+	memset(&m->steps, 0, sizeof(m->steps)); /* the runs own theirs */
 	if (n == 1)
 		return;
 	MEDIAN_FIELD(m, runs, n, wall_s);
@@ -49,6 +51,10 @@ void median_result(const struct bench_result *runs, size_t n, struct bench_resul
 	MEDIAN_FIELD(m, runs, n, step_p99_ms);
 	MEDIAN_FIELD(m, runs, n, step_max_ms);
 	MEDIAN_FIELD(m, runs, n, d_fetch_s);
+	MEDIAN_FIELD(m, runs, n, self_stall_s);
+	MEDIAN_FIELD(m, runs, n, self_stall_fetch_s);
+	MEDIAN_FIELD(m, runs, n, self_stall_avoided_s);
+	MEDIAN_FIELD(m, runs, n, d_stall_avoided_model_s);
 	{
 		double v[MAX_REPEAT];
 
@@ -61,6 +67,29 @@ void median_result(const struct bench_result *runs, size_t n, struct bench_resul
 static double ratio(double a, double b)
 {
 	return b > 0 ? a / b : 0;
+}
+
+void stall_compare(const struct ctx *x, struct stall_cmp *c)
+{
+	const struct bench_result *s = &x->stoker;
+
+	memset(c, 0, sizeof(*c));
+	c->measured_s = x->direct.stall_s - s->stall_s;
+	c->reported_s = s->self_stall_avoided_s;
+	c->ratio = c->measured_s > 0 ? c->reported_s / c->measured_s : NAN;
+	c->model_s = s->d_stall_avoided_model_s;
+	c->daemon_s = s->self_stall_s;
+	c->fetch_s = s->self_stall_fetch_s;
+	c->delivery_s =
+	    s->self_stall_s > s->self_stall_fetch_s ? s->self_stall_s - s->self_stall_fetch_s : 0;
+	c->bench_s = s->stall_s;
+	c->have_accounting = s->d_waits > 0 || s->self_stall_s > 0;
+}
+
+/* v, or JSON null where it is not a number. */
+static json_t *real_or_null(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
 }
 
 /* --- report --- */
@@ -100,14 +129,33 @@ static json_t *result_json(const struct bench_result *r, const struct bench_resu
 						      (json_int_t)r->d_evictions, "fetch_errors",
 						      (json_int_t)r->d_fetch_errors, "fetch_s",
 						      r->d_fetch_s));
+			/* stall_s, fetch_s, delivery_s and avoided_s are this
+			 * connection's, as stokerd counted them; the rest are
+			 * daemon-wide (a started daemon served this run alone). */
+			json_object_set_new(
+			    o, "daemon_stall",
+			    json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "stall_s", r->self_stall_s,
+				      "fetch_s", r->self_stall_fetch_s, "delivery_s",
+				      r->self_stall_s > r->self_stall_fetch_s
+					  ? r->self_stall_s - r->self_stall_fetch_s
+					  : 0.0,
+				      "avoided_s", r->self_stall_avoided_s, "avoided_model_s",
+				      r->d_stall_avoided_model_s, "waits", (json_int_t)r->d_waits,
+				      "delivered_bytes", (json_int_t)r->d_delivered_bytes));
 		}
 	}
 	if (n > 1) {
 		json_t *a = json_array();
 
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, json_pack("{s:f,s:f}", "wall_s", runs[i].wall_s,
-							   "stall_s", runs[i].stall_s));
+		for (size_t i = 0; i < n; i++) {
+			json_t *e = json_pack("{s:f,s:f}", "wall_s", runs[i].wall_s, "stall_s",
+					      runs[i].stall_s);
+
+			if (stoker && runs[i].have_stats)
+				json_object_set_new(e, "stall_avoided_reported_s",
+						    json_real(runs[i].self_stall_avoided_s));
+			json_array_append_new(a, e);
+		}
 		json_object_set_new(o, "runs", a);
 	}
 	return o;
@@ -444,6 +492,35 @@ static json_t *hot_json(const struct ctx *x)
 	return o;
 }
 
+/* The stall avoided both ways and the split of the stoker run's stall. */
+static void print_stall(const struct ctx *x)
+{
+	struct stall_cmp c;
+	char r[16];
+
+	stall_compare(x, &c);
+	printf("\nstall avoided (measured): %.2f s (direct stall - stoker stall), "
+	       "%.0f%% of the direct stall; wall time %.2fx shorter\n",
+	       c.measured_s, 100 * ratio(c.measured_s, x->direct.stall_s),
+	       ratio(x->direct.wall_s, x->stoker.wall_s));
+	printf("stall avoided (reported by stokerd): %.2f s; reported / measured = %s",
+	       c.reported_s, fig(r, sizeof(r), 3, c.ratio));
+	if (c.model_s > 0)
+		printf(" (%.2f s of it, daemon-wide, from its model alone)", c.model_s);
+	putchar('\n');
+	printf("stall split: direct %.2f s, all fetch (every byte read while the trainer "
+	       "waited)\n",
+	       x->direct.stall_s);
+	if (c.have_accounting)
+		printf("             stoker %.2f s as the bench measured it, %.2f s as stokerd "
+		       "counted it: fetch %.2f s, delivery %.2f s\n",
+		       c.bench_s, c.daemon_s, c.fetch_s, c.delivery_s);
+	else
+		printf("             stoker %.2f s as the bench measured it; stokerd reported no "
+		       "stall accounting (a daemon before protocol 5?)\n",
+		       c.bench_s);
+}
+
 bool emulating(const struct options *o)
 {
 	return o->emul.latency_ms > 0 || o->emul.bandwidth_mb_s > 0;
@@ -499,14 +576,8 @@ void report_text(const struct ctx *x)
 			       (unsigned long long)x->stoker.d_fetch_errors, x->stoker.get_wait_s);
 		printf("checksums: %s\n", x->checksums_match ? "every run read identical bytes"
 							     : "MISMATCH (see above)");
-		if (x->ran_direct && x->ran_stoker) {
-			double avoided = x->direct.stall_s - x->stoker.stall_s;
-
-			printf("\nstall avoided (measured): %.2f s (direct stall - stoker stall), "
-			       "%.0f%% of the direct stall; wall time %.2fx shorter\n",
-			       avoided, 100 * ratio(avoided, x->direct.stall_s),
-			       ratio(x->direct.wall_s, x->stoker.wall_s));
-		}
+		if (x->ran_direct && x->ran_stoker)
+			print_stall(x);
 	}
 	if (x->ran_warm)
 		printf("warm: %u/%u objects, %.1f MB resident in %.3f s: %.1f MB/s (cold)%s\n",
@@ -541,6 +612,8 @@ int report_json(const struct ctx *x)
 			(json_int_t)o->batch, "compute_ms", o->compute_ms, "seed",
 			(json_int_t)o->seed, "repeat", (json_int_t)o->repeat, "cold_start",
 			x->cache_dropped, "ram", x->spawn ? x->ram : NULL);
+	if (o->report)
+		json_object_set_new(cfg, "report", json_string(o->report));
 	json_object_set_new(root, "config", cfg);
 	if (emulating(o))
 		json_object_set_new(root, "emulation",
@@ -552,9 +625,21 @@ int report_json(const struct ctx *x)
 	if (x->ran_stoker)
 		json_object_set_new(root, "stoker",
 				    result_json(&x->stoker, x->runs_stoker, o->repeat, true));
-	if (x->ran_direct && x->ran_stoker)
-		json_object_set_new(root, "stall_avoided_measured_s",
-				    json_real(x->direct.stall_s - x->stoker.stall_s));
+	if (x->ran_direct && x->ran_stoker) {
+		struct stall_cmp c;
+
+		stall_compare(x, &c);
+		json_object_set_new(root, "stall_avoided_measured_s", json_real(c.measured_s));
+		json_object_set_new(root, "stall_avoided_reported_s", json_real(c.reported_s));
+		json_object_set_new(root, "stall_avoided_ratio", real_or_null(c.ratio));
+		json_object_set_new(
+		    root, "stall_split",
+		    json_pack("{s:{s:f},s:{s:f,s:o,s:o,s:o}}", "direct", "fetch_s",
+			      x->direct.stall_s, "stoker", "measured_s", c.bench_s, "daemon_s",
+			      c.have_accounting ? json_real(c.daemon_s) : json_null(), "fetch_s",
+			      c.have_accounting ? json_real(c.fetch_s) : json_null(), "delivery_s",
+			      c.have_accounting ? json_real(c.delivery_s) : json_null()));
+	}
 	if (x->ran_direct || x->ran_stoker)
 		json_object_set_new(root, "checksums_match", json_boolean(x->checksums_match));
 	if (x->ran_warm)

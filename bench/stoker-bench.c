@@ -323,6 +323,24 @@ int main(int argc, char **argv)
 		free(x);
 		return ret > 0 ? 0 : 2;
 	}
+	if (x->o.report && !ab_wanted(&x->o)) {
+		fprintf(stderr, "stoker-bench: --report draws the trainer's runs; with --hot or "
+				"--warm-only add --mode\n");
+		free(x);
+		return 2;
+	}
+	if (x->o.report) {
+		/* Say so now, not after the runs, when the page cannot be written. */
+		FILE *f = fopen(x->o.report, "a");
+
+		if (!f) {
+			fprintf(stderr, "stoker-bench: --report %s: %s\n", x->o.report,
+				strerror(errno));
+			free(x);
+			return 2;
+		}
+		fclose(f);
+	}
 	install_signals();
 	x->cache_dropped = true;
 	x->spawn = !x->o.socket;
@@ -412,6 +430,12 @@ int main(int argc, char **argv)
 		x->ran_hot = true;
 	}
 
+	if (x->o.report && (x->ran_direct || x->ran_stoker)) {
+		if (report_html(x, x->o.report))
+			bad = true;
+		else
+			fprintf(stderr, "stoker-bench: report written to %s\n", x->o.report);
+	}
 	if (x->o.json)
 		ret = report_json(x) ? -EIO : ret;
 	else
@@ -420,6 +444,10 @@ int main(int argc, char **argv)
 out:
 	if (ret == -EINTR)
 		fprintf(stderr, "stoker-bench: interrupted\n");
+	for (unsigned i = 0; i < MAX_REPEAT; i++) {
+		bench_steps_free(&x->runs_direct[i].steps);
+		bench_steps_free(&x->runs_stoker[i].steps);
+	}
 	bench_dataset_free(&x->ds);
 	if (x->demo_dir[0])
 		bench_rmtree(x->demo_dir);

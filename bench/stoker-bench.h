@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stoker-bench's own state, shared by its driver (stoker-bench.c), its options
- * (options.c) and its report (report.c).
+ * (options.c) and its reports (report.c; html.c for --report).
  */
 #ifndef STOKER_BENCH_CLI_H
 #define STOKER_BENCH_CLI_H
@@ -52,6 +52,7 @@ struct options {
 	uint64_t seed;
 	double hot_s;
 	bool json, demo, hot, warm_only;
+	const char *report; /* --report FILE.html, or NULL */
 	bool steps_set, batch_set, compute_set, lat_set, bw_set, repeat_set;
 	/* --hot-sizes: the object sizes of --hot and how many objects of each */
 	uint64_t hot_size[BENCH_HOT_MAX_SIZES];
@@ -87,6 +88,25 @@ struct ctx {
 	bool checksums_match;
 };
 
+/*
+ * The A/B stall comparison of the medians over --repeat, which the text,
+ * JSON and HTML reports all print: the stall avoided as the bench measured
+ * it and as stokerd reported it, and the split of the stoker run's stall.
+ */
+struct stall_cmp {
+	double measured_s;    /* direct stall - stoker stall */
+	double reported_s;    /* stokerd's stall avoided for the stoker run's connection */
+	double ratio;	      /* reported / measured; NAN when measured <= 0 */
+	double model_s;	      /* daemon-wide avoided stall resting on its model alone */
+	double daemon_s;      /* the stoker run's stall as stokerd counted it */
+	double fetch_s;	      /* of which for bytes not resident when asked */
+	double delivery_s;    /* of which the rest */
+	double bench_s;	      /* the stoker run's stall as the bench measured it */
+	bool have_accounting; /* stokerd reported stall accounting (protocol 5) */
+};
+/* Fills *c from the medians of x; meaningful when both modes ran. */
+void stall_compare(const struct ctx *x, struct stall_cmp *c);
+
 /* Per-metric medians of n runs into *m; counts equal in every run stay exact. */
 void median_result(const struct bench_result *runs, size_t n, struct bench_result *m);
 /* Whether the options ask for the slow-backend emulation. */
@@ -100,5 +120,11 @@ int bench_parse_options(int argc, char **argv, struct options *o);
 /* The human report, and the --json one (0, or -1 if it could not be written). */
 void report_text(const struct ctx *x);
 int report_json(const struct ctx *x);
+/*
+ * --report (html.c): writes one self-contained HTML page about the A/B runs
+ * of x to path (inline SVG and CSS, no script, nothing fetched from a
+ * network).  Returns 0, or a negative errno after saying why on stderr.
+ */
+int report_html(const struct ctx *x, const char *path);
 
 #endif

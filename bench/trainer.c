@@ -197,6 +197,55 @@ static void step_stats(double *v, size_t n, struct bench_result *r)
 	r->step_max_ms = v[n - 1] * 1e3;
 }
 
+int bench_steps_alloc(struct bench_steps *s, size_t n)
+{
+	size_t m = n ? n : 1;
+
+	memset(s, 0, sizeof(*s));
+	s->start_s = calloc(m, sizeof(*s->start_s));
+	s->wait_s = calloc(m, sizeof(*s->wait_s));
+	s->compute_s = calloc(m, sizeof(*s->compute_s));
+	s->bytes = calloc(m, sizeof(*s->bytes));
+	if (!s->start_s || !s->wait_s || !s->compute_s || !s->bytes) {
+		bench_steps_free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void bench_steps_free(struct bench_steps *s)
+{
+	if (!s)
+		return;
+	free(s->start_s);
+	free(s->wait_s);
+	free(s->compute_s);
+	free(s->bytes);
+	memset(s, 0, sizeof(*s));
+}
+
+/*
+ * Ends step s, which began at t0 (t_start: the run's start) and waited until
+ * t1 for its batch of bytes: records it, computes (sleeps compute_ms) and
+ * records how long that took.  Returns 0, or -EINTR when bench_stop is set.
+ */
+static int end_step(struct bench_result *r, double *step, unsigned long s, double t_start,
+		    double t0, double t1, uint64_t bytes, double compute_ms)
+{
+	struct bench_steps *st = &r->steps;
+	int ret;
+
+	step[s] = t1 - t0;
+	r->stall_s += step[s];
+	st->start_s[s] = t0 - t_start;
+	st->wait_s[s] = step[s];
+	st->bytes[s] = bytes;
+	st->n = s + 1;
+	ret = bench_sleep(compute_ms / 1e3);
+	st->compute_s[s] = bench_now() - t1;
+	return ret;
+}
+
 /* --- direct reader --- */
 
 /*
@@ -262,7 +311,7 @@ int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg 
 	memset(r, 0, sizeof(*r));
 	buf = malloc(ds->max_size ? ds->max_size : 1);
 	step = calloc(rc->steps ? rc->steps : 1, sizeof(*step));
-	if (!buf || !step) {
+	if (!buf || !step || bench_steps_alloc(&r->steps, rc->steps)) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -273,6 +322,7 @@ int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg 
 	t_start = bench_now();
 	for (unsigned long s = 0; s < rc->steps; s++) {
 		double t0 = bench_now();
+		uint64_t bytes = 0;
 
 		for (unsigned long j = 0; j < rc->batch; j++) {
 			const struct bench_file *f = &ds->files[rc->order[s * rc->batch + j]];
@@ -281,12 +331,11 @@ int bench_run_direct(const struct bench_dataset *ds, const struct bench_run_cfg 
 			if (ret)
 				goto out;
 			r->checksum += bench_touch(buf, f->size);
-			r->bytes += f->size;
+			bytes += f->size;
 			r->objects++;
 		}
-		step[s] = bench_now() - t0;
-		r->stall_s += step[s];
-		ret = bench_sleep(rc->compute_ms / 1e3);
+		r->bytes += bytes;
+		ret = end_step(r, step, s, t_start, t0, bench_now(), bytes, rc->compute_ms);
 		if (ret)
 			goto out;
 	}
@@ -385,6 +434,11 @@ err:
 	return ret;
 }
 
+/*
+ * The run's totals from stk_stats() on the trainer's own connection, taken
+ * after the last get: the library sends the waits it has not yet reported
+ * before it asks, so the self_* stall figures cover every get of the run.
+ */
 static void fetch_stats(struct stk_client *c, struct bench_result *r)
 {
 	struct stk_stats st = { .size = sizeof(st) };
@@ -400,6 +454,12 @@ static void fetch_stats(struct stk_client *c, struct bench_result *r)
 	r->d_evictions = st.evictions;
 	r->d_fetch_errors = st.fetch_errors;
 	r->d_fetch_s = (double)st.fetch_ns / 1e9;
+	r->self_stall_s = (double)st.self_stall_ns / 1e9;
+	r->self_stall_fetch_s = (double)st.self_stall_fetch_ns / 1e9;
+	r->self_stall_avoided_s = (double)st.self_stall_avoided_ns / 1e9;
+	r->d_stall_avoided_model_s = (double)st.stall_avoided_model_ns / 1e9;
+	r->d_waits = st.waits;
+	r->d_delivered_bytes = st.delivered_bytes;
 }
 
 int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg *rc,
@@ -423,7 +483,7 @@ int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg 
 		goto out;
 	plan = malloc(n * sizeof(*plan));
 	step = calloc(rc->steps ? rc->steps : 1, sizeof(*step));
-	if (!plan || !step) {
+	if (!plan || !step || bench_steps_alloc(&r->steps, rc->steps)) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -443,6 +503,8 @@ int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg 
 	}
 	r->plan_s = bench_now() - t0;
 	for (unsigned long s = 0; s < rc->steps; s++) {
+		uint64_t bytes = 0;
+
 		if (s)
 			t0 = bench_now();
 		for (unsigned long j = 0; j < rc->batch; j++) {
@@ -460,16 +522,15 @@ int bench_run_stoker(const struct bench_dataset *ds, const struct bench_run_cfg 
 				goto out;
 			}
 			r->checksum += bench_touch(v.data, v.size);
-			r->bytes += v.size;
+			bytes += v.size;
 			r->objects++;
 			r->get_wait_s += (double)v.wait_ns / 1e9;
 			if (v.flags & STK_VIEW_HIT)
 				r->hits++;
 			stk_release(&v);
 		}
-		step[s] = bench_now() - t0;
-		r->stall_s += step[s];
-		ret = bench_sleep(rc->compute_ms / 1e3);
+		r->bytes += bytes;
+		ret = end_step(r, step, s, t_start, t0, bench_now(), bytes, rc->compute_ms);
 		if (ret)
 			goto out;
 	}
