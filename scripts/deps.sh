@@ -5,8 +5,10 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git ca-certificates
       liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
-      libjansson-dev libexpat1-dev libcriterion-dev
+      libjansson-dev libexpat1-dev libcriterion-dev libmicrohttpd-dev
       fio python3 nginx-light clang-format
+      prometheus   # promtool checks stokerd's /metrics in the tests
+      chromium     # renders stoker-bench's HTML report in the tests
       clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
