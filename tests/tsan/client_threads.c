@@ -5,14 +5,19 @@
  * in batches while the daemon evicts and refills them (a RAM budget under
  * the dataset's size), so the resident-table path (pins, GOT batching,
  * segment mappings), the GET path and their fallbacks all race.  Every view
- * is checked byte for byte.  A plain main(): Criterion aborts under TSan.
+ * is checked byte for byte.  Meanwhile a thread scrapes the daemon's
+ * /metrics, /healthz and /readyz (its libmicrohttpd thread against the
+ * loop's snapshots) and once wedges the loop for a second (STOKER_TEST_HOOKS).
+ * A plain main(): Criterion aborts under TSan.
  *
  *   tsan_client_threads [SECONDS]      (STOKERD_PATH is compiled in)
  *
  * Exits 0 when every get returned the right bytes; TSan's own exit code (66)
  * when it saw a race.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +43,7 @@ static uint64_t hashes[NOBJ], sizes[NOBJ];
 static struct stk_dataset *ds;
 static atomic_ulong gets, hits, bad;
 static atomic_bool stop;
+static atomic_ulong scrapes, scrape_bad;
 
 static uint64_t mix(uint64_t z)
 {
@@ -120,6 +127,77 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/* One HTTP/1.0 request to the metrics port: the status code, or -1. */
+static int http(int port, const char *method, const char *path)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	char buf[4096];
+	int n =
+	    snprintf(buf, sizeof(buf), "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", method, path);
+	int status = -1;
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    write(fd, buf, (size_t)n) == n) {
+		ssize_t k = read(fd, buf, sizeof(buf) - 1);
+		if (k > 12) {
+			buf[k] = 0;
+			sscanf(buf, "HTTP/%*s %d", &status);
+		}
+		while (read(fd, buf, sizeof(buf)) > 0) /* the whole body */
+			;
+	}
+	if (fd >= 0)
+		close(fd);
+	return status;
+}
+
+static int metrics_port;
+
+static void *scraper(void *arg)
+{
+	bool wedged = false;
+	while (!atomic_load(&stop)) {
+		static const char *const paths[] = { "/metrics", "/healthz", "/readyz" };
+		for (unsigned i = 0; i < 3; i++) {
+			int st = http(metrics_port, "GET", paths[i]);
+			atomic_fetch_add(&scrapes, 1);
+			/* /healthz may say 503 while the loop is wedged; nothing else may fail. */
+			if (st != 200 && !(st == 503 && i == 1 && wedged)) {
+				fprintf(stderr, "GET %s: %d\n", paths[i], st);
+				atomic_fetch_add(&scrape_bad, 1);
+			}
+		}
+		if (!wedged && atomic_load(&gets) > 1000) {
+			int st = http(metrics_port, "POST", "/test/wedge?seconds=1");
+			wedged = st == 202 || st == 200; /* accepted: it runs on the loop */
+			if (!wedged) {
+				fprintf(stderr, "POST /test/wedge: %d\n", st);
+				atomic_fetch_add(&scrape_bad, 1);
+			}
+		}
+	}
+	return arg;
+}
+
+/* The port stokerd's log says it serves metrics on, or 0 after 10 s. */
+static int find_port(const char *log)
+{
+	for (int i = 0; i < 500; i++) {
+		char line[1024];
+		FILE *f = fopen(log, "re");
+		while (f && fgets(line, sizeof(line), f)) {
+			const char *p = strstr(line, "serving http://127.0.0.1:");
+			if (p)
+				return fclose(f), atoi(p + strlen("serving http://127.0.0.1:"));
+		}
+		if (f)
+			fclose(f);
+		usleep(20000);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3;
@@ -133,11 +211,11 @@ int main(int argc, char **argv)
 	 * 8 MiB for ~13 MB of objects: the daemon evicts all the time; the
 	 * client may hold it all (8 threads, batches of 8 objects of up to 64 KiB).
 	 */
-	const char *args[] = { STOKERD_PATH, "--foreground", "--socket",
-			       sock,	     "--allow-root", root,
-			       "--ram",	     "8M",	     "--client-max-pinned",
-			       "8M",	     "--log-level",  "warn",
-			       NULL };
+	const char *args[] = { STOKERD_PATH,	      "--foreground", "--socket",    sock,
+			       "--allow-root",	      root,	      "--ram",	     "8M",
+			       "--client-max-pinned", "8M",	      "--log-level", "info",
+			       "--metrics",	      "127.0.0.1:0",  NULL };
+	setenv("STOKER_TEST_HOOKS", "1", 1);
 	pid_t d = stk_test_spawn(STOKERD_PATH, args, NULL, log);
 	if (d < 0) {
 		fprintf(stderr, "cannot start %s: %s\n", STOKERD_PATH, strerror((int)-d));
@@ -155,14 +233,22 @@ int main(int argc, char **argv)
 		kill(d, SIGKILL);
 		return 2;
 	}
-	pthread_t t[NTHREADS];
+	metrics_port = find_port(log);
+	if (!metrics_port) {
+		fprintf(stderr, "stokerd never said where it serves metrics (see %s)\n", log);
+		kill(d, SIGKILL);
+		return 2;
+	}
+	pthread_t t[NTHREADS], sc;
 	for (uintptr_t i = 0; i < NTHREADS; i++)
 		pthread_create(&t[i], NULL, reader, (void *)(i + 1));
+	pthread_create(&sc, NULL, scraper, NULL);
 	struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
 	nanosleep(&ts, NULL);
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < NTHREADS; i++)
 		pthread_join(t[i], NULL);
+	pthread_join(sc, NULL);
 	struct stk_stats st = { .size = sizeof(st) };
 	r = stk_stats(c, &st);
 	stk_dataset_close(ds);
@@ -170,16 +256,17 @@ int main(int argc, char **argv)
 	kill(d, SIGTERM);
 	int ws = 0;
 	waitpid(d, &ws, 0);
-	printf("tsan_client_threads: %lu gets by %d threads (%lu hits), %lu failed; daemon: %llu "
-	       "gets, %llu evictions, exit %d\n",
+	printf("tsan_client_threads: %lu gets by %d threads (%lu hits), %lu failed; %lu metrics "
+	       "requests, %lu failed; daemon: %llu gets, %llu evictions, exit %d\n",
 	       atomic_load(&gets), NTHREADS, atomic_load(&hits), atomic_load(&bad),
-	       (unsigned long long)st.gets, (unsigned long long)st.evictions,
-	       WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+	       atomic_load(&scrapes), atomic_load(&scrape_bad), (unsigned long long)st.gets,
+	       (unsigned long long)st.evictions, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
 	char cmd[96];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd)) {
 	}
 	bool ok = !r && !atomic_load(&bad) && atomic_load(&gets) > 1000 && st.evictions > 0 &&
-		  WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+		  atomic_load(&scrapes) > 30 && !atomic_load(&scrape_bad) && WIFEXITED(ws) &&
+		  WEXITSTATUS(ws) == 0;
 	return ok ? 0 : 1;
 }
