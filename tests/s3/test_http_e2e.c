@@ -287,6 +287,21 @@ Test(http_e2e, busy_engine_fetches_whole_objects, .init = setup, .fini = teardow
 	cr_assert_eq(st.resident, N, "%u of %u objects resident", st.resident, N);
 	for (unsigned i = 0; i < N; i++)
 		check_object(ds, i, 500 + i, SIZE);
+	/*
+	 * Stall accounting through the HTTP engine (first bytes stamped on its
+	 * threads) and a manifest (an endpoint per object): every get was a hit
+	 * the daemon had fetched, so each avoided about a synchronous read, and
+	 * never more than its own fetch took.
+	 */
+	struct stk_stats sts = { .size = sizeof(sts) };
+	cr_assert_eq(stk_stats(d.c, &sts), 0);
+	cr_expect_eq(sts.waits, N, "%llu waits reported", (unsigned long long)sts.waits);
+	cr_expect_eq(sts.stall_fetch_ns, 0, "a resident object's wait counted as fetch stall");
+	cr_expect_gt(sts.stall_avoided_ns, 0, "no stall avoided by %u prefetched objects", N);
+	cr_expect_leq(sts.stall_avoided_ns, sts.fetch_ns,
+		      "avoided %llu ns, more than the fetches took (%llu ns)",
+		      (unsigned long long)sts.stall_avoided_ns, (unsigned long long)sts.fetch_ns);
+	cr_expect_eq(sts.stall_avoided_model_ns, 0, "every object was fetched here");
 
 	/* 4 parts (the 4 idle connections), then whole objects (plain GETs, no
 	 * Range): 19 GETs if no part finished before the burst was handed over,
