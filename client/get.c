@@ -202,8 +202,9 @@ int stk_get_fd(struct stk_dataset *ds, size_t index, int *fd, uint64_t *size)
 		return r;
 	int mfd = memfd_create("stoker:object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	r = mfd < 0 ? -errno : 0;
+	/* pwrite: the descriptor's offset stays at 0, where a reader starts. */
 	for (uint64_t off = 0; !r && off < v.size;) {
-		ssize_t k = write(mfd, (const char *)v.data + off, v.size - off);
+		ssize_t k = pwrite(mfd, (const char *)v.data + off, v.size - off, (off_t)off);
 		if (k < 0 && errno != EINTR)
 			r = -errno;
 		else if (k > 0)
