@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       fio python3 nginx-light clang-format
       prometheus   # promtool checks stokerd's /metrics in the tests
       chromium     # renders stoker-bench's HTML report in the tests
+      python3-torch python3-numpy python3-pil # real data loaders under the shim
       clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
