@@ -287,6 +287,12 @@ void stk__server_close_all(struct stk_daemon *d);
 void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why);
 unsigned stk__server_sessions(const struct stk_daemon *d);
 
+/* follow.c: prefetch for plan-less gets, following their stream. */
+/* A plan-less get of ds's object index (a GET, or one through the resident table). */
+void stk__follow(struct stk_daemon *d, struct stk_ds *ds, uint32_t index);
+/* Frees what follows ds's stream (its implicit plan too). */
+void stk__follow_free(struct stk_daemon *d, struct stk_ds *ds);
+
 /* obs.c: stall accounting and what metrics count. */
 int stk__obs_init(struct stk_daemon *d);
 void stk__obs_fini(struct stk_daemon *d);

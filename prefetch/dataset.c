@@ -236,6 +236,7 @@ static int ents_from_catalog(struct stk_daemon *d, struct stk_ds *ds, struct stk
 
 static void ds_free(struct stk_daemon *d, struct stk_ds *ds)
 {
+	stk__follow_free(d, ds);
 	ents_free(d, ds, ds->ents, ds->count);
 	stk__rt_free(ds);
 	if (ds->catalog_fd >= 0)
@@ -426,8 +427,10 @@ void stk__ds_open(struct stk_daemon *d, uint32_t domain, const char *uri, uint32
 
 void stk__ds_unuse(struct stk_daemon *d, struct stk_ds *ds)
 {
-	if (ds->users && --ds->users == 0)
+	if (ds->users && --ds->users == 0) {
 		ds->idle_since = stk__now_ns();
+		stk__follow_free(d, ds); /* nobody reads it: no stream to follow */
+	}
 }
 
 void stk__ds_sweep(struct stk_daemon *d, uint64_t now)
@@ -451,6 +454,7 @@ void stk__ds_free_all(struct stk_daemon *d)
 	while (d->datasets) {
 		struct stk_ds *ds = d->datasets;
 		d->datasets = ds->next;
+		stk__follow_free(d, ds);
 		while (ds->plans)
 			stk__plan_free(d, ds->plans);
 		ds_free(d, ds);

@@ -171,6 +171,8 @@ void stk__obs_waits(struct stk_daemon *d, struct stk_session *s, struct stk_hand
 			d->st[STK_ST_HITS_RAM]++;
 			if (hd->plan)
 				stk__plan_advance(d, hd->plan, w.index);
+			else
+				stk__follow(d, ds, w.index);
 			got = true;
 		}
 		if (w.flags & STK_WAIT_NONE)

@@ -521,6 +521,8 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 	d->st[STK_ST_GETS]++;
 	if (plan)
 		stk__plan_advance(d, plan, index);
+	else
+		stk__follow(d, ds, index);
 	if (o->state == STK_OBJ_RESIDENT) {
 		d->st[STK_ST_HITS_RAM]++;
 		d->on_ready(d, w, o, true, 0, NULL);
