@@ -50,6 +50,7 @@ struct stk_config {
 				       * after this long */
 	uint64_t dataset_grace_ns;    /* an unused dataset with nothing cached is freed after */
 	bool no_fast_gets;	      /* no resident tables: every get is a round trip */
+	bool no_follow;		      /* plan-less gets' stream not followed (follow.c) */
 	bool prefault;		      /* RAM segments populated at start (STK_ARENA_PREFAULT) */
 	const char *metrics_addr;     /* --metrics HOST:PORT, or NULL for off */
 	bool metrics_explicit;	      /* given, not the default: failing to bind it is fatal */
@@ -270,6 +271,8 @@ bool stk__rt_recheck(struct stk_daemon *d);
 void stk__rt_forget(struct stk_daemon *d, struct stk_object *o);
 /* Tells s's client, through its pin area, that segment seg generation gen is current. */
 void stk__seg_sent(struct stk_session *s, uint32_t seg, uint32_t gen);
+/* The bytes of the objects s pins through its pin area now (what its client says). */
+uint64_t stk__pins_bytes(const struct stk_session *s);
 /* Gives s a pin area: returns the fd to send it (the caller closes it), or -errno. */
 int stk__pins_create(struct stk_daemon *d, struct stk_session *s);
 void stk__pins_free(struct stk_daemon *d, struct stk_session *s);

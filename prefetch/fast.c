@@ -163,6 +163,29 @@ static bool pinned_by(const struct stk_session *s, const struct stk_object *o)
 	return false;
 }
 
+uint64_t stk__pins_bytes(const struct stk_session *s)
+{
+	uint64_t bytes = 0;
+	const struct stk_ds *ds = NULL;
+	if (!s->pin_area)
+		return 0;
+	for (size_t i = 0; i < (size_t)s->pin_buckets * STK_PIN_WAYS; i++) {
+		uint64_t key = __atomic_load_n(&s->pin_area[i], __ATOMIC_RELAXED);
+		if (!key)
+			continue;
+		uint32_t id = (uint32_t)(key >> 32), index = (uint32_t)key;
+		if (!ds || ds->id != id) {
+			ds = NULL;
+			for (uint32_t h = 0; h < s->nhandles && !ds; h++)
+				if (s->handles[h].ds && s->handles[h].ds->id == id)
+					ds = s->handles[h].ds;
+		}
+		if (ds && index < ds->count)
+			bytes += ds->ents[index].o->size;
+	}
+	return bytes;
+}
+
 /* The first live session with a pin on o, or NULL. */
 static struct stk_session *pinner(const struct stk_daemon *d, const struct stk_object *o)
 {

@@ -110,7 +110,7 @@ static struct stk_follow *follow_new(struct stk_daemon *d, struct stk_ds *ds)
 
 void stk__follow(struct stk_daemon *d, struct stk_ds *ds, uint32_t index)
 {
-	if (index >= ds->count)
+	if (index >= ds->count || d->cfg.no_follow)
 		return;
 	struct stk_follow *f = ds->follow ? ds->follow : follow_new(d, ds);
 	if (!f) /* no memory: no prefetch for plan-less gets, nothing else lost */

@@ -45,6 +45,9 @@ static void usage(FILE *f)
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
 	    "                            (STOKER_NO_URING=1)\n"
 	    "      --no-direct           never read files with O_DIRECT (STOKER_NO_DIRECT=1)\n"
+	    "      --no-follow           no prefetch for clients without a plan beyond what\n"
+	    "                            they warm: their gets' stream is not followed\n"
+	    "                            (STOKER_NO_FOLLOW=1)\n"
 	    "      --no-fast-gets        no resident tables: every get of a resident object\n"
 	    "                            is a round trip to the daemon (STOKER_NO_FAST_GETS=1)\n"
 	    "      --emulate-latency MS  EMULATION for demos: add MS before each file:// object\n"
@@ -127,6 +130,7 @@ enum {
 	OPT_METRICS_DS,
 	OPT_LOG_FORMAT,
 	OPT_NO_FAST,
+	OPT_NO_FOLLOW,
 	OPT_PREFAULT,
 	OPT_HUGETLB,
 };
@@ -507,6 +511,7 @@ int main(int argc, char **argv)
 	c->no_direct = env_true("STOKER_NO_DIRECT");
 	c->hugetlb = env_true("STOKER_HUGETLB");
 	c->no_fast_gets = env_true("STOKER_NO_FAST_GETS");
+	c->no_follow = env_true("STOKER_NO_FOLLOW");
 	c->prefault = env_true("STOKER_PREFAULT");
 
 	static const struct option opts[] = {
@@ -542,6 +547,7 @@ int main(int argc, char **argv)
 		{ "isolate", required_argument, 0, OPT_ISOLATE },
 		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
 		{ "no-fast-gets", no_argument, 0, OPT_NO_FAST },
+		{ "no-follow", no_argument, 0, OPT_NO_FOLLOW },
 		{ "prefault", no_argument, 0, OPT_PREFAULT },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -567,6 +573,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_FAST:
 			c->no_fast_gets = true;
+			break;
+		case OPT_NO_FOLLOW:
+			c->no_follow = true;
 			break;
 		case OPT_PREFAULT:
 			c->prefault = true;

@@ -93,20 +93,24 @@ out:
 }
 
 /*
- * Whether getting o would take s past --client-max-pinned.  A client that
- * holds nothing may always get one object (it fits the budget, or the get
- * failed before this).
+ * Whether getting o would take s past --client-max-pinned: its GETs' holds
+ * and what it pins through its pin area count together, so holding objects
+ * both ways never gets a client more than its share.  A client that holds
+ * nothing may always get one object (it fits the budget, or the get failed
+ * before this).
  */
 static bool over_pin_limit(struct stk_daemon *d, struct stk_session *s, struct stk_object *o,
 			   char *e, size_t len)
 {
-	if (!s->pinned_bytes || s->pinned_bytes + o->size <= d->cfg.client_max_pinned)
+	uint64_t fast = stk__pins_bytes(s), held = s->pinned_bytes + fast;
+	if (!held || held + o->size <= d->cfg.client_max_pinned)
 		return false;
 	snprintf(e, len,
-		 "GET %s: this client holds %llu bytes in %u unreleased views; another %llu would "
-		 "pass its limit of %llu (--client-max-pinned): release views first",
-		 o->uri, (unsigned long long)s->pinned_bytes, s->npins, (unsigned long long)o->size,
-		 (unsigned long long)d->cfg.client_max_pinned);
+		 "GET %s: this client holds %llu bytes in %u unreleased views (and %llu more read "
+		 "without a round trip); another %llu would pass its limit of %llu "
+		 "(--client-max-pinned): release views first",
+		 o->uri, (unsigned long long)s->pinned_bytes, s->npins, (unsigned long long)fast,
+		 (unsigned long long)o->size, (unsigned long long)d->cfg.client_max_pinned);
 	return true;
 }
 

@@ -78,7 +78,8 @@ Test(e2e_client, stopped_daemon_times_out_every_waiting_call, .init = e2e_init, 
 	struct e2e_dataset ds;
 	make(&ds, 100000);
 	cr_assert_eq(setenv("STOKER_TIMEOUT", "0.5", 1), 0);
-	e2e_daemon_start(&e2e_d, NULL);
+	/* --no-follow: object 0 must still be absent (a resident one needs no daemon). */
+	e2e_daemon_start(&e2e_d, (const char *[]){ "--no-follow", NULL });
 	struct stk_client *c = e2e_connect(&e2e_d);
 	struct stk_dataset *sds;
 	int r = stk_dataset_open(c, ds.uri, 0, &sds);

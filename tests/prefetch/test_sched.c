@@ -49,6 +49,7 @@ static void setup_n(uint32_t n, uint64_t size, uint64_t budget, unsigned infligh
 	cr_assert_eq(stk__cache_init(&d.cache, &stk_tier_ram, budget, 0, err, sizeof(err)), 0, "%s",
 		     err);
 	d.cfg.max_inflight = inflight;
+	d.cfg.no_follow = true; /* demand alone; follow.c's prefetch: tests/e2e/test_e2e_follow.c */
 	d.on_ready = on_ready;
 	ds.count = n;
 	ds.uri = "rec://ds/";
