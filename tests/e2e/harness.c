@@ -154,7 +154,8 @@ void e2e_daemon_start(struct e2e_daemon *d, const char *const *extra)
 	cr_assert_not_null(envp);
 	size_t k = 0;
 	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "STOKER_", 7))
+		if (strncmp(environ[i], "STOKER_", 7) ||
+		    !strncmp(environ[i], "STOKER_TEST_HOOKS=", 18)) /* a test asks for them */
 			envp[k++] = environ[i];
 
 	pid_t pid = stk_test_spawn(STOKERD_PATH, argv, envp, d->log);
@@ -571,4 +572,49 @@ int e2x_fd_count(pid_t pid)
 		n++;
 	closedir(dir);
 	return n - 2;
+}
+
+/* How many listening TCP sockets process pid holds (from /proc). */
+int e2x_tcp_listeners(pid_t pid)
+{
+	unsigned long inodes[256];
+	size_t ni = 0;
+	static const char *const tabs[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	for (size_t t = 0; t < 2; t++) {
+		FILE *f = fopen(tabs[t], "r");
+		char line[512];
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned st;
+			unsigned long ino;
+			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*s %*s %lu", &st, &ino) ==
+				2 &&
+			    st == 0x0A && ni < 256)
+				inodes[ni++] = ino;
+		}
+		fclose(f);
+	}
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *dp = opendir(dir);
+	cr_assert_not_null(dp, "%s: %s", dir, strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(dp))) {
+		char p[384], link[64];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		ssize_t l = readlink(p, link, sizeof(link) - 1);
+		unsigned long ino;
+		if (l <= 0)
+			continue;
+		link[l] = 0;
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		for (size_t i = 0; i < ni; i++)
+			if (inodes[i] == ino)
+				n++;
+	}
+	closedir(dp);
+	return n;
 }

@@ -155,4 +155,7 @@ uint64_t e2x_now_ns(void);
 /* Waits for a forked child; returns its wait status, or -1 after timeout_s (then kills it). */
 int e2x_wait_child(pid_t pid, int timeout_s);
 
+/* How many listening TCP sockets process pid holds (from /proc). */
+int e2x_tcp_listeners(pid_t pid);
+
 #endif

@@ -254,98 +254,18 @@ static unsigned metrics_port(const struct e2e_daemon *d)
 	return 0;
 }
 
-/*
- * e2e_daemon_start with STOKER_TEST_HOOKS=1 in the daemon's environment (the
- * harness passes no STOKER_* variable through).
- */
+/* e2e_daemon_start at log level info (the port is in the log), with STOKER_TEST_HOOKS=1. */
 static void start_with_hooks(struct e2e_daemon *d, const char *const *extra)
 {
-	const char *argv[32];
-	size_t n = 0;
-	const char *base[] = { STOKERD_PATH,   "--foreground", "--socket", d->sock,
-			       "--allow-root", d->root,	       "--ram",	   "256M" };
-	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
-		argv[n++] = base[i];
+	const char *argv[32] = { "--log-level", "info" };
+	size_t n = 2;
 	for (size_t i = 0; extra && extra[i]; i++) {
 		cr_assert_lt(n, sizeof(argv) / sizeof(argv[0]) - 1);
 		argv[n++] = extra[i];
 	}
 	argv[n] = NULL;
-	size_t ne = 0;
-	while (environ[ne])
-		ne++;
-	char **envp = calloc(ne + 2, sizeof(*envp));
-	cr_assert_not_null(envp);
-	size_t k = 0;
-	for (size_t i = 0; i < ne; i++)
-		if (strncmp(environ[i], "STOKER_", 7))
-			envp[k++] = environ[i];
-	envp[k++] = "STOKER_TEST_HOOKS=1";
-	pid_t pid = stk_test_spawn(STOKERD_PATH, argv, envp, d->log);
-	free(envp);
-	cr_assert_gt(pid, 0, "start %s: %s", STOKERD_PATH, strerror(-pid));
-	d->pid = pid;
-	uint64_t deadline = e2x_now_ns() + 20000000000ull;
-	for (;;) {
-		struct stk_client *c;
-		if (e2x_connect(d->sock, &c) == 0) {
-			stk_close(c);
-			return;
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			d->pid = 0;
-			e2e_dump_log(d);
-			cr_assert_fail("stokerd exited before it listened (status 0x%x)", st);
-		}
-		cr_assert_lt(e2x_now_ns(), deadline, "stokerd did not listen");
-		e2x_sleep_ms(10);
-	}
-}
-
-/* How many listening TCP sockets process pid holds (from /proc). */
-static int tcp_listeners(pid_t pid)
-{
-	unsigned long inodes[256];
-	size_t ni = 0;
-	static const char *const tabs[] = { "/proc/net/tcp", "/proc/net/tcp6" };
-	for (size_t t = 0; t < 2; t++) {
-		FILE *f = fopen(tabs[t], "r");
-		char line[512];
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			unsigned st;
-			unsigned long ino;
-			if (sscanf(line, " %*u: %*s %*s %x %*s %*s %*s %*s %*s %lu", &st, &ino) ==
-				2 &&
-			    st == 0x0A && ni < 256)
-				inodes[ni++] = ino;
-		}
-		fclose(f);
-	}
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	DIR *dp = opendir(dir);
-	cr_assert_not_null(dp, "%s: %s", dir, strerror(errno));
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(dp))) {
-		char p[384], link[64];
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		ssize_t l = readlink(p, link, sizeof(link) - 1);
-		unsigned long ino;
-		if (l <= 0)
-			continue;
-		link[l] = 0;
-		if (sscanf(link, "socket:[%lu]", &ino) != 1)
-			continue;
-		for (size_t i = 0; i < ni; i++)
-			if (inodes[i] == ino)
-				n++;
-	}
-	closedir(dp);
-	return n;
+	cr_assert_eq(setenv("STOKER_TEST_HOOKS", "1", 1), 0);
+	e2e_daemon_start(d, argv);
 }
 
 /* A TCP socket listening on 127.0.0.1:port (0: any free port); *port gets it. */
@@ -447,7 +367,7 @@ Test(metrics, scrape_during_gets_matches_stats, .init = init, .fini = fini, .tim
 						   "--metrics", "127.0.0.1:0", "--metrics-dataset",
 						   label, "--emulate-latency", "5", NULL });
 	unsigned port = metrics_port(&e2e_d);
-	cr_assert_eq(tcp_listeners(e2e_d.pid), 1, "the metrics socket is not listening");
+	cr_assert_eq(e2x_tcp_listeners(e2e_d.pid), 1, "the metrics socket is not listening");
 
 	struct reply r = http("GET", port, "/healthz");
 	cr_assert_eq(r.status, 200, "/healthz: %ld %s", r.status, r.body);
@@ -803,7 +723,7 @@ Test(metrics, off_listens_on_nothing, .init = init, .fini = fini, .timeout = 60)
 			 (const char *[]){ "--log-level", "info", "--metrics", "off", NULL });
 	struct stk_client *c = e2e_connect(&e2e_d); /* started through, past metrics */
 	stk_close(c);
-	cr_assert_eq(tcp_listeners(e2e_d.pid), 0, "stokerd --metrics off listens on TCP");
+	cr_assert_eq(e2x_tcp_listeners(e2e_d.pid), 0, "stokerd --metrics off listens on TCP");
 	cr_assert(!e2e_log_contains(&e2e_d, "metrics: serving"));
 	e2e_daemon_stop(&e2e_d);
 }
