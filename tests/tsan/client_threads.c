@@ -188,8 +188,9 @@ static int find_port(const char *log)
 		FILE *f = fopen(log, "re");
 		while (f && fgets(line, sizeof(line), f)) {
 			const char *p = strstr(line, "serving http://127.0.0.1:");
-			if (p)
-				return fclose(f), atoi(p + strlen("serving http://127.0.0.1:"));
+			int port;
+			if (p && sscanf(p, "serving http://127.0.0.1:%d/", &port) == 1)
+				return fclose(f), port;
 		}
 		if (f)
 			fclose(f);
