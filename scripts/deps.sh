@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       prometheus   # promtool checks stokerd's /metrics in the tests
       chromium     # renders stoker-bench's HTML report in the tests
       python3-torch python3-numpy python3-pil # real data loaders under the shim
+      python3-pip python3-setuptools # the offline `pip install ./python` test
       clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm

@@ -311,10 +311,19 @@ class Dataset(_Closable):
         for _, h in cvs:
             h.unref()
 
-    def plan(self, indices):
-        """Tells the daemon the order in which objects will be read (replaces the last plan)."""
+    def plan(self, indices, shared=False):
+        """Tells the daemon the order in which objects will be read (replaces the last plan).
+
+        shared=False: this dataset handle's own gets will follow the order.
+        shared=True: the plan-less gets of every connection in this client's
+        plan group (Client(plan_group=...) or $STOKER_PLAN_GROUP; e.g. the
+        DataLoader workers of one rank, each with its own connection) will
+        follow it, interleaved; this handle need not get anything.
+        """
+        if shared and not hasattr(lib, "stk_plan_shared"):
+            raise NotImplementedError("plan(shared=True): this libstoker has no stk_plan_shared")
         a, ptr, n = _u32_array(indices)
-        _check(lib.stk_plan(self._h.ptr(), ptr, n))
+        _check((lib.stk_plan_shared if shared else lib.stk_plan)(self._h.ptr(), ptr, n))
 
     def warm(self):
         """Asks the daemon to fetch every object (in index order, evicting nothing); returns at once."""
@@ -345,14 +354,18 @@ class Client(_Closable):
 
     socket: the daemon's socket path (None: $STOKER_SOCKET, else
     /run/stoker/stoker.sock).  timeout: seconds a call waits for a silent
-    daemon (None: $STOKER_TIMEOUT, else 30; 0: never).
+    daemon (None: $STOKER_TIMEOUT, else 30; 0: never).  plan_group: the
+    plan group this connection joins (None: $STOKER_PLAN_GROUP, unset: none);
+    see Dataset.plan(shared=True).
     """
 
-    def __init__(self, socket=None, timeout=None):
+    def __init__(self, socket=None, timeout=None, plan_group=None):
         opts = _lib.ConnectOpts()
         opts.opts_size = ctypes.sizeof(opts)
         self._sock = None if socket is None else (socket.encode() if isinstance(socket, str) else bytes(socket))
         opts.socket_path = self._sock
+        self._group = None if plan_group is None else str(plan_group).encode()
+        opts.plan_group = self._group
         if timeout is not None:
             opts.timeout_ms = _lib.STK_TIMEOUT_NEVER if timeout == 0 else max(1, int(timeout * 1000))
         out = ctypes.c_void_p()

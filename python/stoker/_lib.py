@@ -16,7 +16,8 @@ WARM_NAMES = {0: "none", 1: "running", 2: "done", 3: "full"}
 
 
 class ConnectOpts(ctypes.Structure):
-    _fields_ = [("opts_size", c_size_t), ("socket_path", c_char_p), ("timeout_ms", c_u32)]
+    _fields_ = [("opts_size", c_size_t), ("socket_path", c_char_p), ("timeout_ms", c_u32),
+                ("plan_group", c_char_p)]
 
 
 class View(ctypes.Structure):
@@ -48,6 +49,12 @@ def _candidates():
     here = os.path.dirname(os.path.abspath(__file__))
     for p in sorted(glob.glob(os.path.join(here, "libstoker.so*"))):
         yield p
+    try:  # written by `cmake --install` next to the installed package
+        from ._install import LIBDIR
+    except ImportError:
+        pass
+    else:
+        yield os.path.join(LIBDIR, "libstoker.so.0")
     found = ctypes.util.find_library("stoker")
     if found:
         yield found
@@ -92,6 +99,8 @@ _decl("stk_dataset_bytes", c_u64, _ds_p)
 _decl("stk_dataset_object", c_int, _ds_p, c_size_t, POINTER(c_char_p), POINTER(c_u64))
 _decl("stk_dataset_find", c_int, _ds_p, c_char_p, POINTER(c_size_t))
 _decl("stk_plan", c_int, _ds_p, POINTER(c_u32), c_size_t)
+if hasattr(lib, "stk_plan_shared"):  # libstoker >= 0.6; Dataset.plan(shared=True) says so otherwise
+    _decl("stk_plan_shared", c_int, _ds_p, POINTER(c_u32), c_size_t)
 _decl("stk_get", c_int, _ds_p, c_size_t, POINTER(View))
 _decl("stk_release", None, POINTER(View))
 _decl("stk_get_batch", c_int, _ds_p, POINTER(c_u32), c_size_t, POINTER(View))
