@@ -15,7 +15,7 @@
 
 #include "log.h"
 
-enum { OP_POLL = 1, OP_TIMEOUT, OP_READ, OP_OPENAT2 };
+enum { OP_POLL = 1, OP_TIMEOUT, OP_READ, OP_OPENAT2, OP_WRITE };
 
 #define stk_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -308,6 +308,10 @@ static void io_work(struct stk_work *w)
 		do
 			r = pread(op->fd, op->buf, op->len, (off_t)op->off);
 		while (r < 0 && errno == EINTR);
+	} else if (op->kind == OP_WRITE) {
+		do
+			r = pwrite(op->fd, op->buf, op->len, (off_t)op->off);
+		while (r < 0 && errno == EINTR);
 	} else {
 		r = syscall(SYS_openat2, op->fd, op->path, &op->how, sizeof(op->how));
 	}
@@ -333,6 +337,28 @@ int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size
 		if (!sqe)
 			return -EBUSY;
 		io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+		io_uring_sqe_set_data(sqe, op);
+		return 0;
+	}
+	op->work.work = io_work;
+	op->work.done = io_done;
+	stk_loop_work(l, &op->work);
+	return 0;
+}
+
+int stk_loop_write(struct stk_loop *l, struct stk_op *op, int fd, const void *buf, size_t len,
+		   uint64_t off)
+{
+	op->kind = OP_WRITE;
+	op->fd = fd;
+	op->buf = (void *)buf; /* only read from: the op's buffer field is shared with reads */
+	op->len = len;
+	op->off = off;
+	if (l->uring) {
+		struct io_uring_sqe *sqe = get_sqe(l);
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
 		io_uring_sqe_set_data(sqe, op);
 		return 0;
 	}

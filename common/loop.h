@@ -35,7 +35,7 @@ struct stk_work {
 };
 
 struct stk_op {
-	/* res: bytes read, the new fd, revents for a poll, 0 for a timer, or -errno. */
+	/* res: bytes read or written, the new fd, revents for a poll, 0 for a timer, or -errno. */
 	void (*cb)(struct stk_op *op, int res);
 	/* The rest is private to the loop. */
 	int kind;
@@ -74,6 +74,13 @@ int stk_loop_timeout(struct stk_loop *l, struct stk_op *op, uint64_t ns);
 /* pread(fd, buf, len, off): res is the byte count (maybe short) or -errno. */
 int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size_t len,
 		  uint64_t off);
+
+/*
+ * pwrite(fd, buf, len, off): res is the byte count (maybe short) or -errno.
+ * len must fit an int (the result does): callers write in chunks.
+ */
+int stk_loop_write(struct stk_loop *l, struct stk_op *op, int fd, const void *buf, size_t len,
+		   uint64_t off);
 
 /* openat2(dirfd, path, how): res is the new fd or -errno. path must outlive the op. */
 int stk_loop_openat2(struct stk_loop *l, struct stk_op *op, int dirfd, const char *path,

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git ca-certificates
-      liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+      liburing-dev libcurl4-openssl-dev libssl-dev libzstd-dev libxxhash-dev
       libjansson-dev libexpat1-dev libcriterion-dev libmicrohttpd-dev
       fio python3 nginx-light clang-format
       prometheus   # promtool checks stokerd's /metrics in the tests
