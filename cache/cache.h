@@ -122,7 +122,7 @@ struct stk_ds {
 	struct stk_stall stall;
 	int16_t label;		   /* its --metrics-dataset name's index, or -1 */
 	int16_t ep;		   /* the endpoint of its URI (prefetch/obs.c), or -1 */
-	struct stk_follow *follow; /* plan-less gets' stream (prefetch/follow.c), or NULL */
+	struct stk_follow *follow; /* plan-less gets' streams, one per plan group (follow.c) */
 };
 
 /* The object table: a hash table of every object some dataset lists, chained. */

@@ -220,7 +220,8 @@ static ssize_t read_next(struct stk_client *c, uint8_t *buf, size_t cap, int *rf
 		pthread_mutex_unlock(&c->mu);
 		if (probe) {
 			uint8_t msg[64];
-			long len = stk__enc_hello(msg, sizeof(msg), probe, (uint32_t)getpid());
+			long len = stk__enc_hello_group(msg, sizeof(msg), probe, (uint32_t)getpid(),
+							c->group);
 			ssize_t s;
 			do
 				s = send(c->fd, msg, (size_t)len, MSG_NOSIGNAL);
@@ -446,6 +447,41 @@ static int connect_timeout(const struct stk_connect_opts *opts, uint32_t *ms)
 	return 0;
 }
 
+/*
+ * The plan group from opts or $STOKER_PLAN_GROUP, as the nonzero hash HELLO
+ * carries (FNV-1a), or 0 for none.  Returns 0, or -EINVAL for a bad name.
+ */
+static int plan_group(const struct stk_connect_opts *opts, uint64_t *group)
+{
+	const char *name = OPT_HAS(opts, plan_group) ? opts->plan_group : NULL;
+	const char *what = "stk_connect_opts.plan_group";
+	if (!name) {
+		name = getenv("STOKER_PLAN_GROUP");
+		what = "STOKER_PLAN_GROUP";
+	}
+	*group = 0;
+	if (!name || !*name)
+		return 0;
+	uint64_t h = 0xcbf29ce484222325ull;
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++, n++) {
+		if (*p <= ' ' || *p >= 0x7f) {
+			stk__set_err("%s: byte %zu (0x%02x) is a space, a control character or "
+				     "not ASCII; a plan group is 1 to %d printable ASCII bytes",
+				     what, n, *p, STK_PLAN_GROUP_MAX);
+			return -EINVAL;
+		}
+		if (n == STK_PLAN_GROUP_MAX) {
+			stk__set_err("%s=%.32s...: a plan group is at most %d bytes", what, name,
+				     STK_PLAN_GROUP_MAX);
+			return -EINVAL;
+		}
+		h = (h ^ *p) * 0x100000001b3ull;
+	}
+	*group = h ? h : 1;
+	return 0;
+}
+
 /* Why connect(2) said EACCES, for the message: "; what was closed to this user", or "". */
 static const char *eacces_hint(const char *path)
 {
@@ -474,6 +510,9 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	int r = connect_timeout(opts, &timeout_ms);
 	if (r)
 		return r;
+	uint64_t group;
+	if ((r = plan_group(opts, &group)))
+		return r;
 
 	struct stk_client *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -482,6 +521,7 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 	c->pid = getpid();
 	c->next_seq = 1;
 	c->timeout_ms = timeout_ms;
+	c->group = group;
 	memcpy(c->path, sa.sun_path, sizeof(c->path));
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
@@ -515,7 +555,7 @@ int stk_connect(const struct stk_connect_opts *opts, struct stk_client **out)
 		goto err;
 	}
 	uint8_t msg[64];
-	long len = stk__enc_hello(msg, sizeof(msg), 0, (uint32_t)getpid());
+	long len = stk__enc_hello_group(msg, sizeof(msg), 0, (uint32_t)getpid(), c->group);
 	struct waiter *w = stk__waiter_new(REPLY_SMALL);
 	if (!w) {
 		r = -ENOMEM;

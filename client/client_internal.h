@@ -21,6 +21,8 @@ struct stk_segs {
 	struct stk_seg_map **v; /* by segment index: newest generation first */
 	uint32_t n;
 	const uint32_t *gens; /* the daemon's word on which are open (STK_SEG_GENS), or NULL */
+	struct stk_map_hooks hooks; /* stk_set_map_hooks(); hooks.mapped NULL: none */
+	pid_t hooks_pid;	    /* the process that installed them: a forked child calls none */
 };
 /*
  * Counts a view into g's segment, mapping it from fd first if this client
@@ -33,6 +35,7 @@ int stk__segs_take(struct stk_segs *s, const struct stk_get_where *g, int fd, co
 void stk__segs_put(struct stk_segs *s, uint32_t seg, uint32_t gen);
 /* Unmaps every mapping no view uses of a segment the daemon has closed. */
 void stk__segs_trim(struct stk_segs *s);
+/* Unmaps everything (reported to the hooks, which are then released). */
 void stk__segs_fini(struct stk_segs *s);
 
 /*
@@ -78,6 +81,7 @@ struct stk_client {
 	int fd;
 	pid_t pid;	     /* the process that connected; see forked() */
 	uint32_t timeout_ms; /* 0: never */
+	uint64_t group;	     /* plan group: the hash of its name (HELLO), or 0 for none */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;

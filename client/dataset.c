@@ -235,7 +235,8 @@ int stk_dataset_find(const struct stk_dataset *ds, const char *key, size_t *inde
 	return -ENOENT;
 }
 
-int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
+/* Sends order[0..n) in PLAN chunks, the first with RESET, each with flags. */
+static int send_plan(struct stk_dataset *ds, const uint32_t *order, size_t n, uint16_t flags)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (order[i] >= ds->count) {
@@ -253,18 +254,45 @@ int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
 	size_t off = 0;
 	do {
 		uint32_t k = (uint32_t)(n - off < STK_PLAN_CHUNK ? n - off : STK_PLAN_CHUNK);
-		long len = stk__enc_plan(msg, STK_MSG_MAX, 0, off == 0 ? STK_PLAN_RESET : 0, ds->id,
-					 order + off, k);
+		long len = stk__enc_plan(msg, STK_MSG_MAX, 0,
+					 (uint16_t)(flags | (off == 0 ? STK_PLAN_RESET : 0)),
+					 ds->id, order + off, k);
 		struct stk_reply rp;
 		r = stk__call(ds->c, msg, (size_t)len, w);
 		if (!r)
 			r = stk__reply(w, STK_MSG_PLAN, &rp);
 		off += k;
 	} while (!r && off < n);
-	if (!r)
-		__atomic_store_n(&ds->planned, true, __ATOMIC_RELAXED);
 out:
 	free(msg);
 	free(w);
 	return r;
+}
+
+int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n)
+{
+	int r = send_plan(ds, order, n, 0);
+	if (!r)
+		__atomic_store_n(&ds->planned, true, __ATOMIC_RELAXED);
+	return r;
+}
+
+int stk_plan_shared(struct stk_dataset *ds, const uint32_t *order, size_t n)
+{
+	if (!ds->c->group) {
+		stk__set_err(
+		    "stk_plan_shared: this connection has no plan group; set "
+		    "STOKER_PLAN_GROUP (or stk_connect_opts.plan_group) before connecting, "
+		    "the same in every process whose gets the order describes");
+		return -EINVAL;
+	}
+	if (!n) {
+		stk__set_err("stk_plan_shared: an empty order");
+		return -EINVAL;
+	}
+	/*
+	 * Not planned: this handle's own gets stay plan-less, so they are the
+	 * group's and move the shared plan like any worker's.
+	 */
+	return send_plan(ds, order, n, STK_PLAN_SHARED);
 }

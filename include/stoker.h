@@ -30,12 +30,13 @@
  * replies would go to whichever process read first, and its releases would
  * end the parent's holds.  So in any process other than the one that
  * connected, every call that would talk to the daemon (stk_dataset_open(),
- * stk_plan(), stk_get(), stk_get_fd(), stk_warm(), stk_dataset_status(),
- * stk_stats(), stk_endpoint_stats()) returns -ECHILD at once without touching
- * the socket, with stk_errmsg() "this stoker client was connected by pid P; a
- * forked child must call stk_connect() for its own connection".  (-ECHILD
- * because nothing else in this library or the daemon returns it, so a
- * binding can map it to an error of its own; read it as "this is a child".)
+ * stk_plan(), stk_plan_shared(), stk_get(), stk_get_fd(), stk_warm(),
+ * stk_dataset_status(), stk_stats(), stk_endpoint_stats()) returns -ECHILD at
+ * once without touching the socket, with stk_errmsg() "this stoker client
+ * was connected by pid P; a forked child must call stk_connect() for its own
+ * connection".  (-ECHILD because nothing else in this library or the
+ * daemon returns it, so a binding can map it to an error of its own; read it
+ * as "this is a child".)
  * What the child inherited stays usable locally: views stay mapped and
  * readable, descriptors from stk_get_fd() are the child's own copies, and
  * stk_dataset_count(), stk_dataset_bytes(), stk_dataset_object() and
@@ -101,7 +102,18 @@ struct stk_connect_opts {
 	 * STK_TIMEOUT_NEVER: wait forever.
 	 */
 	uint32_t timeout_ms;
+	/*
+	 * The connection's plan group (see stk_plan_shared()): NULL takes
+	 * $STOKER_PLAN_GROUP; "" (or that variable unset or empty) is no
+	 * group.  1 to STK_PLAN_GROUP_MAX bytes of printable ASCII without
+	 * spaces.  Only its hash goes to the daemon, and groups are per trust
+	 * domain: connections of another uid never share one with this one.
+	 */
+	const char *plan_group;
 };
+
+/* The longest plan group name (stk_connect_opts.plan_group, $STOKER_PLAN_GROUP). */
+#define STK_PLAN_GROUP_MAX 128
 
 /*
  * Connects to stokerd and performs the versioned handshake.
@@ -120,12 +132,20 @@ struct stk_connect_opts {
  * queued for the timeout ends the same way.  Any datagram received restarts
  * the clock; time with no call waiting does not count.
  *
+ * Plan group: $STOKER_PLAN_GROUP (or opts->plan_group) names the group whose
+ * plan-less gets this connection's are (stk_plan_shared()).  A DataLoader
+ * worker that connects for itself, forked or spawned, inherits the variable
+ * and so joins its main process's group; so do the shim's connections.
+ *
  * Returns 0 with *out set on success; -ENOENT or -ECONNREFUSED when no daemon
  * listens there; -EACCES when the socket's mode shuts this user out (the
  * message says so) or when the daemon refuses this user (stk_errmsg() is the
  * daemon's "uid N is not allowed to use this stokerd"); -ETIMEDOUT as above;
  * -EPROTO when the daemon speaks another protocol version; -EINVAL when
- * $STOKER_TIMEOUT is not a number of seconds; -ENAMETOOLONG; -ENOMEM.
+ * $STOKER_TIMEOUT is not a number of seconds or the plan group (opts or
+ * $STOKER_PLAN_GROUP) is too long or holds a space, a control character or
+ * a byte past ASCII (stk_errmsg() names the variable or field);
+ * -ENAMETOOLONG; -ENOMEM.
  * The caller frees *out with stk_close().
  *
  * The client belongs to the calling process.  A child forked after this call
@@ -200,6 +220,38 @@ STK_EXTERN int stk_dataset_find(const struct stk_dataset *ds, const char *key, s
  */
 STK_EXTERN int stk_plan(struct stk_dataset *ds, const uint32_t *order, size_t n);
 
+/*
+ * Tells the daemon the order in which the plan-less gets of this
+ * connection's plan group will come on this dataset: the gets of every
+ * connection of the group (stk_connect_opts.plan_group, $STOKER_PLAN_GROUP)
+ * that did not call stk_plan() on its handle, this one's included.  Made for
+ * a DataLoader whose main process draws each epoch's order and whose worker
+ * processes read it, interleaved, each on a connection of its own: the main
+ * process calls this once an epoch, before the workers read, and the
+ * workers need do nothing but connect in the same group.  Without it the
+ * daemon follows the group's gets and predicts each epoch from the last
+ * one's order (docs/ARCHITECTURE.md, "Following plan-less gets"), which a
+ * reshuffled epoch defeats.
+ *
+ * The order replaces the group's previous one on this dataset at once (its
+ * cursor at the start); it moves as the group's gets keep to it, any
+ * connection's get marking its position done, so readers that interleave
+ * never pass an object another has still to read.  Once the gets have
+ * passed its end, an object got again starts an epoch that is predicted from
+ * the order the gets came in, until the next call.  Each group has its own
+ * plan on each dataset (ranks of one node use one group each), and gets of
+ * connections without a group are followed apart from all groups.  The plan
+ * lives while a connection of the group has the dataset open.  Call it from
+ * one connection per group: chunks of two callers would interleave.
+ *
+ * Returns 0; -EINVAL when this connection has no plan group (stk_errmsg()
+ * says how to set one) or n is 0; -ERANGE naming the first index out of
+ * range; -E2BIG past the daemon's --client-max-plan entries; -ENOTSUP when
+ * the daemon runs with --no-follow; -ENOMEM; -EPIPE; -ECHILD in a forked
+ * child.
+ */
+STK_EXTERN int stk_plan_shared(struct stk_dataset *ds, const uint32_t *order, size_t n);
+
 /* A read-only view of one object, filled in by stk_get(). */
 struct stk_view {
 	const void *data; /* NULL when size == 0 */
@@ -263,6 +315,59 @@ STK_EXTERN void stk_release_batch(struct stk_view *views, size_t n);
  * the descriptor.
  */
 STK_EXTERN void stk_release_index(struct stk_dataset *ds, size_t index);
+
+/*
+ * Reports wait_ns that the caller spent after a get moving object index
+ * onward (an H2D copy that its compute waited for; gpu/'s pipe reports the
+ * time it blocked on a copy).  The daemon counts it as delivery stall
+ * (stall_ns and stall_delivery_ns of stk_stats() and of every total it
+ * keeps), not as a get or a request of its own, and no stall avoided
+ * (docs/stall.md).  Queued with the dataset's other wait reports and sent
+ * with them: by the dataset's next get once the queue is 2 ms old, or by
+ * stk_stats(), stk_dataset_close() and stk_close().
+ * Returns 0; -EINVAL for a NULL ds or an index past the catalog; -ECHILD
+ * in a forked child (nothing is sent).
+ */
+STK_EXTERN int stk_report_wait(struct stk_dataset *ds, uint32_t index, uint64_t wait_ns);
+
+/*
+ * Calls that see every segment mapping a client makes, for code that must
+ * register memory with a device before it can use it: pinning for CUDA
+ * (gpu/'s stk_gpu_pin_arena()), memory regions for RDMA.  Each mapping is a
+ * whole, page-aligned, read-only range the library maps once and keeps
+ * while it may hand out views into it (docs/ARCHITECTURE.md, "Delivery").
+ */
+struct stk_map_hooks {
+	size_t size; /* set to sizeof(struct stk_map_hooks) */
+	/* Required. The client mapped [base, base + len) and may hand out views into it. */
+	void (*mapped)(void *arg, const void *base, size_t len);
+	/* Required. The client is about to unmap [base, base + len); no view uses it. */
+	void (*unmapping)(void *arg, const void *base, size_t len);
+	/*
+	 * Optional - may be NULL.  Called once, after the last unmapping call,
+	 * when the hooks are removed or the client is freed: frees arg.
+	 */
+	void (*release)(void *arg);
+	void *arg;
+};
+
+/*
+ * Installs hooks on c (h is copied), or removes them (h NULL).  Installing
+ * reports every mapping c already holds to mapped, then each new one as it
+ * is made; before a mapping is unmapped (its last view released, the daemon
+ * closed it, or the client is freed after stk_close() and its last view),
+ * unmapping is called.  Removing reports every mapping held to unmapping,
+ * then calls release.  The hooks run on whichever thread maps or unmaps
+ * (any thread calling stk_get(), stk_release() and the like), with c's lock
+ * held: they must be quick and must not call this library.  A mapping's
+ * unmapping comes only once no view into it is held, so a registration
+ * that lives from mapped to unmapping covers every view's bytes for the
+ * view's whole life.  In a forked child no hook is called.
+ * Returns 0; -EINVAL for a NULL c, a size too small, or a NULL mapped or
+ * unmapping; -EBUSY when c has hooks already (remove them first); -ECHILD
+ * in a forked child.
+ */
+STK_EXTERN int stk_set_map_hooks(struct stk_client *c, const struct stk_map_hooks *h);
 
 /*
  * Warms a dataset: the daemon fetches its objects in index order without

@@ -151,6 +151,7 @@ struct stk_session {
 	gid_t gid;
 	pid_t pid;
 	uint32_t domain; /* its trust domain: uid, gid or 0, as --isolate says */
+	uint64_t group;	 /* its plan group (HELLO; 0: none): the stream of its plan-less gets */
 	bool authorized;
 	bool hello; /* HELLO came first, as the protocol requires */
 	bool dead;
@@ -290,10 +291,26 @@ void stk__server_close_all(struct stk_daemon *d);
 void stk__session_drop(struct stk_daemon *d, struct stk_session *s, const char *why);
 unsigned stk__server_sessions(const struct stk_daemon *d);
 
-/* follow.c: prefetch for plan-less gets, following their stream. */
-/* A plan-less get of ds's object index (a GET, or one through the resident table). */
-void stk__follow(struct stk_daemon *d, struct stk_ds *ds, uint32_t index);
-/* Frees what follows ds's stream (its implicit plan too). */
+/* follow.c: prefetch for plan-less gets, following their stream per plan group. */
+/*
+ * A plan-less get of ds's object index (a GET, or one through the resident
+ * table) by a connection of plan group group (0: none).
+ */
+void stk__follow(struct stk_daemon *d, struct stk_ds *ds, uint64_t group, uint32_t index);
+/*
+ * A chunk of a shared PLAN (n LE u32 indices at le_idx) for group's stream
+ * on ds; reset: its first chunk, which replaces the stream's plan.  0, or
+ * -errno with err filled in (-ENOTSUP under --no-follow, -EINVAL for a
+ * chunk continuing nothing, -ERANGE, -E2BIG past --client-max-plan,
+ * -ENOMEM); on error the group's stream is forgotten.
+ */
+int stk__follow_plan(struct stk_daemon *d, struct stk_ds *ds, uint64_t group, bool reset,
+		     const uint8_t *le_idx, uint32_t n, char *err, size_t errlen);
+/* A handle on ds of a client of group closed: frees the group's stream if no live one has ds. */
+void stk__follow_unuse(struct stk_daemon *d, struct stk_ds *ds, uint64_t group);
+/* The plan following group's stream on ds, or NULL; *shared (may be NULL): a shared one. */
+const struct stk_plan *stk__follow_plan_of(const struct stk_ds *ds, uint64_t group, bool *shared);
+/* Frees what follows ds's streams (their implicit plans too). */
 void stk__follow_free(struct stk_daemon *d, struct stk_ds *ds);
 
 /* obs.c: stall accounting and what metrics count. */

@@ -166,13 +166,18 @@ void stk__obs_waits(struct stk_daemon *d, struct stk_session *s, struct stk_hand
 		stk__wait_entry(&m, i, &w);
 		if (w.index >= ds->count)
 			continue;
+		if (w.flags & STK_WAIT_COPY) {
+			/* After the get: neither a get nor a request, and nothing it avoided. */
+			stk__stall_copy(w.wait_ns < bound ? w.wait_ns : bound, t, nt);
+			continue;
+		}
 		if (w.flags & STK_WAIT_GOT) {
 			d->st[STK_ST_GETS]++;
 			d->st[STK_ST_HITS_RAM]++;
 			if (hd->plan)
 				stk__plan_advance(d, hd->plan, w.index);
 			else
-				stk__follow(d, ds, w.index);
+				stk__follow(d, ds, s->group, w.index);
 			got = true;
 		}
 		if (w.flags & STK_WAIT_NONE)

@@ -522,7 +522,7 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 	if (plan)
 		stk__plan_advance(d, plan, index);
 	else
-		stk__follow(d, ds, index);
+		stk__follow(d, ds, w->s ? w->s->group : 0, index);
 	if (o->state == STK_OBJ_RESIDENT) {
 		d->st[STK_ST_HITS_RAM]++;
 		d->on_ready(d, w, o, true, 0, NULL);

@@ -273,6 +273,8 @@ static void on_hello(struct stk_daemon *d, struct stk_session *s, const struct s
 		      fd);
 	if (fd >= 0)
 		close(fd);
+	if (!s->hello)
+		s->group = m->u.hello.group; /* later HELLOs are probes: the first one's holds */
 	s->hello = true;
 }
 
@@ -304,10 +306,42 @@ static void on_open(struct stk_daemon *d, struct stk_session *s, const struct st
 		     m->u.open.flags & STK_DS_MANIFEST, w, open_ready);
 }
 
+/*
+ * A chunk of a shared plan: the order of the plan-less gets of s's plan
+ * group on hd's dataset (prefetch/follow.c).  It is no plan of hd's: hd's
+ * own gets stay plan-less, and no entry counts against s's limit (the plan
+ * is bounded by --client-max-plan on its own).
+ */
+static void plan_shared(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
+			struct stk_handle *hd)
+{
+	char err[320];
+	if (!s->group) {
+		snprintf(err, sizeof(err),
+			 "shared PLAN for %s: this connection has no plan group (set "
+			 "STOKER_PLAN_GROUP before connecting)",
+			 hd->ds->uri);
+		stk__reply_err(d, s, &m->h, -EINVAL, err);
+		return;
+	}
+	int r = stk__follow_plan(d, hd->ds, s->group, m->h.flags & STK_PLAN_RESET, m->u.plan.idx,
+				 m->u.plan.n, err, sizeof(err));
+	if (r) {
+		stk__reply_err(d, s, &m->h, r, err);
+		return;
+	}
+	reply_ok(d, s, &m->h);
+	stk__sched_run(d);
+}
+
 static void on_plan(struct stk_daemon *d, struct stk_session *s, const struct stk_msg *m,
 		    struct stk_handle *hd)
 {
 	char err[256];
+	if (m->h.flags & STK_PLAN_SHARED) {
+		plan_shared(d, s, m, hd);
+		return;
+	}
 	if ((m->h.flags & STK_PLAN_RESET) || !hd->plan) {
 		plan_drop(d, s, hd);
 		hd->plan = stk__plan_new(d, hd->ds, s, false);
@@ -424,8 +458,10 @@ static void on_close(struct stk_daemon *d, struct stk_session *s, const struct s
 {
 	release(d, s, m->handle, STK_NONE);
 	plan_drop(d, s, hd);
-	stk__ds_unuse(d, hd->ds);
+	struct stk_ds *ds = hd->ds;
+	stk__ds_unuse(d, ds);
 	hd->ds = NULL;
+	stk__follow_unuse(d, ds, s->group);
 	s->open_handles--;
 	stk__sched_run(d);
 }

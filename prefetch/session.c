@@ -62,9 +62,12 @@ void stk__session_kill(struct stk_daemon *d, struct stk_session *s, const char *
 	for (uint32_t i = 0; i < s->nhandles; i++) {
 		stk__plan_free(d, s->handles[i].plan);
 		s->handles[i].plan = NULL;
-		if (s->handles[i].ds)
-			stk__ds_unuse(d, s->handles[i].ds);
+		struct stk_ds *ds = s->handles[i].ds;
 		s->handles[i].ds = NULL;
+		if (ds) {
+			stk__ds_unuse(d, ds);
+			stk__follow_unuse(d, ds, s->group); /* s is dead: others of its group */
+		}
 	}
 	s->open_handles = 0;
 	s->plan_entries = 0;

@@ -80,7 +80,7 @@ long stk__msg_end(struct stk_buf *b)
 	return (long)b->len;
 }
 
-long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid)
+long stk__enc_hello_group(void *mem, size_t cap, uint32_t seq, uint32_t pid, uint64_t group)
 {
 	struct stk_buf b;
 	stk__buf_init(&b, mem, cap);
@@ -88,7 +88,14 @@ long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid)
 	stk__put_u32(&b, STK_PROTO_MAGIC);
 	stk__put_u32(&b, STK_PROTO_VERSION);
 	stk__put_u32(&b, pid);
+	if (group)
+		stk__put_u64(&b, group);
 	return stk__msg_end(&b);
+}
+
+long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid)
+{
+	return stk__enc_hello_group(mem, cap, seq, pid, 0);
 }
 
 long stk__enc_open(void *mem, size_t cap, uint32_t seq, uint32_t flags, const char *uri)
@@ -358,11 +365,13 @@ int stk__msg_decode(const void *buf, size_t len, struct stk_msg *m, char *err, s
 	m->handle = 0;
 	switch (m->h.type) {
 	case STK_MSG_HELLO:
-		if ((r = want_len(&m->h, 12, err, errlen)))
+		/* The plan group is optional: 12 bytes without one, 20 with. */
+		if ((r = want_len(&m->h, m->h.len == 20 ? 20 : 12, err, errlen)))
 			return r;
 		m->u.hello.magic = stk__get_u32(b);
 		m->u.hello.version = stk__get_u32(b + 4);
 		m->u.hello.pid = stk__get_u32(b + 8);
+		m->u.hello.group = m->h.len == 20 ? stk__get_u64(b + 12) : 0;
 		if (m->u.hello.magic != STK_PROTO_MAGIC) {
 			fail(err, errlen, "HELLO magic 0x%08x is not stoker's", m->u.hello.magic);
 			return -EBADMSG;

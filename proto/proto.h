@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define STK_PROTO_MAGIC	      0x314b5453u /* "STK1" */
-#define STK_PROTO_VERSION     5		  /* 5: WAITS (clients report their waits) */
+#define STK_PROTO_VERSION     6		  /* 6: plan groups (HELLO group, PLAN SHARED) */
 #define STK_MSG_MAX	      65536u	  /* largest datagram either side sends */
 #define STK_HDR_SIZE	      12u
 #define STK_URI_MAX	      4096u
@@ -53,6 +53,11 @@ enum stk_msg_type {
 
 /* Header flags. */
 #define STK_PLAN_RESET 0x1u /* PLAN: first chunk; replaces the previous plan */
+/*
+ * PLAN: the plan of the plan-less gets of every connection in the sender's
+ * plan group (HELLO's group) on this dataset, not of this handle's gets.
+ */
+#define STK_PLAN_SHARED 0x2u
 
 /* WAITS: n entries of { u32 index, u32 flags, u64 wait_ns } after ds and n. */
 #define STK_WAITS_ENTRY 16u
@@ -61,7 +66,9 @@ enum stk_msg_type {
 #define STK_WAIT_MISS	0x2u /* not resident when asked for */
 #define STK_WAIT_CONT	0x4u /* the same request (a batch) as the entry before; wait_ns 0 */
 #define STK_WAIT_NONE	0x8u /* no request of its own (its wait comes in a later entry) */
-#define STK_WAIT_FLAGS	0xfu
+/* Time after the get moving the object onward (an H2D copy): delivery stall, no get of its own. */
+#define STK_WAIT_COPY  0x10u
+#define STK_WAIT_FLAGS 0x1fu
 
 /* A WAITS entry: one object of a request; the request's first entry carries its wait. */
 struct stk_wait_rec {
@@ -122,6 +129,7 @@ struct stk_msg {
 	union {
 		struct {
 			uint32_t magic, version, pid;
+			uint64_t group; /* the connection's plan group; 0: none */
 		} hello;
 		struct {
 			uint32_t flags;
@@ -352,6 +360,8 @@ long stk__msg_end(struct stk_buf *b);
 
 /* Builders for requests, each a whole datagram; return its size or -EMSGSIZE. */
 long stk__enc_hello(void *mem, size_t cap, uint32_t seq, uint32_t pid);
+/* HELLO of a connection in plan group group (0: none, the same as stk__enc_hello). */
+long stk__enc_hello_group(void *mem, size_t cap, uint32_t seq, uint32_t pid, uint64_t group);
 long stk__enc_open(void *mem, size_t cap, uint32_t seq, uint32_t flags, const char *uri);
 long stk__enc_plan(void *mem, size_t cap, uint32_t seq, uint16_t flags, uint32_t ds,
 		   const uint32_t *idx, uint32_t n);

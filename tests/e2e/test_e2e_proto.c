@@ -194,6 +194,9 @@ static const struct bad bads[] = {
 	  12, -EPROTO, "magic" },
 	{ "HELLO from protocol 99", STK_MSG_HELLO, 12, { LE32(STK_PROTO_MAGIC), LE32(99), LE32(1) },
 	  12, -EPROTO, "99" },
+	{ "HELLO of 16 bytes", STK_MSG_HELLO, 16,
+	  { LE32(STK_PROTO_MAGIC), LE32(STK_PROTO_VERSION), LE32(1), LE32(7) }, 16, -EPROTO,
+	  "HELLO body is 16 bytes" },
 };
 /* clang-format on */
 
@@ -437,5 +440,40 @@ Test(e2e_proto, request_before_hello_is_refused, .init = e2e_init, .fini = e2e_f
 	close(fd);
 	/* Everyone else is served as before. */
 	stk_close(e2e_connect(&e2e_d));
+	e2e_daemon_stop(&e2e_d);
+}
+
+/* A shared PLAN (stk_plan_shared()) needs a plan group, and starts with RESET. */
+Test(e2e_proto, shared_plan_needs_a_group, .init = e2e_init, .fini = e2e_fini, .timeout = 90)
+{
+	char path[300], uri[300];
+	snprintf(path, sizeof(path), "%s/ds/a", e2e_d.root);
+	cr_assert_eq(e2x_write_file(path, 100, 1), 0);
+	snprintf(uri, sizeof(uri), "file://%s/ds/", e2e_d.root);
+	e2e_daemon_start(&e2e_d, NULL);
+	uint8_t buf[512];
+	int32_t status = 0;
+	char msg[STK_ERRMSG_MAX];
+	uint32_t idx = 0;
+	for (int grouped = 0; grouped < 2; grouped++) {
+		int fd = raw_connect_bare();
+		long n = stk__enc_hello_group(buf, sizeof(buf), 1, (uint32_t)getpid(),
+					      grouped ? 0xfeedull : 0);
+		cr_assert_eq(exchange(fd, buf, (size_t)n, 1, &status, msg, sizeof(msg)), GOT_OK);
+		n = stk__enc_open(buf, sizeof(buf), 2, 0, uri);
+		cr_assert_eq(exchange(fd, buf, (size_t)n, 2, &status, msg, sizeof(msg)), GOT_OK,
+			     "OPEN: %s", msg);
+		n = stk__enc_plan(buf, sizeof(buf), 3, STK_PLAN_SHARED, 1, &idx, 1);
+		cr_assert_eq(exchange(fd, buf, (size_t)n, 3, &status, msg, sizeof(msg)), GOT_ERROR);
+		cr_assert_eq(status, -EINVAL);
+		cr_assert(strstr(msg, grouped ? "continues no shared plan" : "no plan group"),
+			  "message: %s", msg);
+		n = stk__enc_plan(buf, sizeof(buf), 4, STK_PLAN_SHARED | STK_PLAN_RESET, 1, &idx,
+				  1);
+		enum outcome o = exchange(fd, buf, (size_t)n, 4, &status, msg, sizeof(msg));
+		cr_assert_eq(o, grouped ? GOT_OK : GOT_ERROR, "%d: %s", status, msg);
+		still_alive(fd, "a shared PLAN");
+		close(fd);
+	}
 	e2e_daemon_stop(&e2e_d);
 }

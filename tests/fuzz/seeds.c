@@ -53,6 +53,12 @@ static void hello(struct input *in)
 	dgram(in, stk__enc_hello(msg, sizeof(msg), ++in->seq, 1234));
 }
 
+/* HELLO of a connection in plan group group. */
+static void hello_group(struct input *in, uint64_t group)
+{
+	dgram(in, stk__enc_hello_group(msg, sizeof(msg), ++in->seq, 1234, group));
+}
+
 /* OPEN of ROOT/rel: the dataset gets the next handle, counted by the caller. */
 static void open_ds(struct input *in, const char *rel, unsigned flags)
 {
@@ -173,6 +179,37 @@ int main(int argc, char **argv)
 		obj(in, STK_MSG_GET, 1, 0);
 		ds_msg(in, STK_MSG_STATUS, 1);
 		save("seed-plan-in-chunks", in);
+	}
+	{
+		/* A plan group: shared plans, in chunks, replaced, read and read again. */
+		struct input *in = begin();
+		hello_group(in, 0x5eed);
+		open_ds(in, "ds", 0);
+		open_ds(in, "ds", 0);
+		plan(in, STK_PLAN_RESET | STK_PLAN_SHARED, 1, epoch, 4);
+		plan(in, STK_PLAN_SHARED, 1, epoch + 4, 5);
+		for (unsigned i = 0; i < 9; i++) {
+			obj(in, STK_MSG_GET, 1 + i % 2, epoch[i]);
+			obj(in, STK_MSG_RELEASE, 1 + i % 2, epoch[i]);
+		}
+		obj(in, STK_MSG_GET, 2, 6); /* past the end: a new epoch */
+		plan(in, STK_PLAN_RESET | STK_PLAN_SHARED, 2, epoch + 2, 3);
+		uint32_t bad[2] = { 1, 99 };
+		plan(in, STK_PLAN_RESET | STK_PLAN_SHARED, 1, bad, 2);
+		plan(in, STK_PLAN_SHARED, 1, bad, 1); /* continues nothing */
+		obj(in, STK_MSG_GET, 1, 3);
+		ds_msg(in, STK_MSG_CLOSE, 1);
+		obj(in, STK_MSG_GET, 2, 4);
+		ds_msg(in, STK_MSG_CLOSE, 2);
+		save("seed-plan-group", in);
+	}
+	{
+		struct input *in = begin();
+		hello(in);
+		open_ds(in, "ds", 0);
+		plan(in, STK_PLAN_RESET | STK_PLAN_SHARED, 1, epoch, 9); /* no group */
+		obj(in, STK_MSG_GET, 1, 0);
+		save("seed-shared-plan-without-group", in);
 	}
 	{
 		struct input *in = begin();

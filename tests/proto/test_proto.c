@@ -38,6 +38,49 @@ Test(proto, plan_round_trip_and_chunk_limit)
 	cr_assert_eq(stk__enc_plan(buf, sizeof(buf), 1, 0, 1, big, STK_PLAN_CHUNK + 1), -EMSGSIZE);
 }
 
+Test(proto, hello_carries_an_optional_plan_group)
+{
+	struct stk_msg m;
+	/* Without a group: the 12-byte body of every version, group 0. */
+	long n = stk__enc_hello(buf, sizeof(buf), 1, 42);
+	cr_assert_eq(n, STK_HDR_SIZE + 12);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.u.hello.version, STK_PROTO_VERSION);
+	cr_assert_eq(m.u.hello.pid, 42);
+	cr_assert_eq(m.u.hello.group, 0);
+	cr_assert_eq(stk__enc_hello_group(buf, sizeof(buf), 1, 42, 0), n, "group 0 is none");
+	/* With one: 8 more bytes. */
+	n = stk__enc_hello_group(buf, sizeof(buf), 2, 43, 0x8877665544332211ull);
+	cr_assert_eq(n, STK_HDR_SIZE + 20);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.u.hello.pid, 43);
+	cr_assert_eq(m.u.hello.group, 0x8877665544332211ull);
+	/* Any other length is refused, naming it. */
+	struct stk_buf b;
+	stk__buf_init(&b, buf, sizeof(buf));
+	stk__msg_begin(&b, STK_MSG_HELLO, 0, 3);
+	stk__put_u32(&b, STK_PROTO_MAGIC);
+	stk__put_u32(&b, STK_PROTO_VERSION);
+	stk__put_u32(&b, 1);
+	stk__put_u32(&b, 7);
+	n = stk__msg_end(&b);
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), -EBADMSG);
+	cr_assert(strstr(err, "HELLO body is 16 bytes, expected 12"), "%s", err);
+}
+
+Test(proto, shared_plan_flag_round_trips)
+{
+	uint32_t idx[3] = { 2, 0, 1 };
+	long n = stk__enc_plan(buf, sizeof(buf), 5, STK_PLAN_RESET | STK_PLAN_SHARED, 4, idx, 3);
+	struct stk_msg m;
+	cr_assert_eq(stk__msg_decode(buf, (size_t)n, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m.h.flags, STK_PLAN_RESET | STK_PLAN_SHARED);
+	cr_assert_eq(m.handle, 4);
+	cr_assert_eq(m.u.plan.n, 3);
+	cr_assert_eq(stk__get_u32(m.u.plan.idx + 8), 1);
+	cr_assert_neq(STK_PLAN_SHARED & STK_PLAN_RESET, STK_PLAN_SHARED, "distinct bits");
+}
+
 Test(proto, header_length_must_match_datagram)
 {
 	long n = stk__enc_obj(buf, sizeof(buf), STK_MSG_GET, 3, 1, 2);

@@ -131,6 +131,16 @@ shim "$ERRNO_BIN" "$MNT" "$DS" && ok shim_errno || fail shim_errno
 # Fork, multiprocessing (fork, spawn, forkserver).
 shim $PY "$HERE/shim_fork.py" "$MNT" "$DS" && ok shim_fork || fail shim_fork
 
+# STOKER_PLAN_GROUP reaches the shim's connections, which each process makes
+# for itself (after fork too): reads in a group across fork and
+# multiprocessing, and a bad group refused with a message naming it.
+STOKER_PLAN_GROUP=job-1/rank0 shim $PY "$HERE/shim_fork.py" "$MNT" "$DS" &&
+	ok "shim_fork in a plan group" || fail "shim_fork in a plan group"
+out=$(STOKER_PLAN_GROUP='rank 0' shim cat "$MNT/hello.txt" 2>&1) &&
+	fail "a bad STOKER_PLAN_GROUP: the read succeeded" ||
+	{ echo "$out" | grep -q '^stoker-shim: cannot reach stokerd.*STOKER_PLAN_GROUP: byte 4' &&
+		ok "bad STOKER_PLAN_GROUP: $(echo "$out" | head -1)" || fail "bad STOKER_PLAN_GROUP: $out"; }
+
 # Prefetch: the daemon served the gets and warmed the dataset.
 gets=$(STOKER_SOCKET=$SOCK "$CLI" stats --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["gets"])')
 [ "${gets:-0}" -gt 0 ] && ok "stokerd served $gets gets" || fail "stokerd served no gets"
