@@ -5,15 +5,18 @@
  * the order every repetition:
  *
  *   stoker    views from a running stokerd (stk_get() of a warmed file://
- *             dataset), copied with stk_gpu_copy_async(); each view is pinned
- *             once by the stager and the registration is kept (steady state)
+ *             dataset), copied with stk_gpu_copy_async() from the pinned
+ *             arena (stk_gpu_pin_arena(): each segment registered once, when
+ *             mapped); with --per-view-pin, each view is pinned once by the
+ *             stager instead and the registration kept (steady state)
  *   pageable  malloc'd, touched memory and cudaMemcpyAsync() (the driver
  *             stages it through its own pinned buffers)
  *   pinned    cudaMallocHost() memory and cudaMemcpyAsync(): the ceiling
  *
  * then, apart, "stoker fresh": per object stk_get(), stk_gpu_copy_async()
- * (which pins the new mapping), stk_gpu_unregister() (waits for the copy),
- * stk_release(): what a loop pays that never sees the same view twice.
+ * (which, with --per-view-pin, pins the new view), stk_gpu_unregister()
+ * (waits for the copy), stk_release(): what a loop pays that never sees the
+ * same view twice.
  *
  * A pass copies every object of a size once (enough objects to make up
  * --batch-bytes, at most --max-objects), each to its own device offset, and
@@ -46,7 +49,7 @@ static void usage(FILE *f)
 	fprintf(
 	    f,
 	    "usage: stoker-h2d [OPTIONS]\n"
-	    "Host-to-device copy bandwidth of stoker views (pinned once by the gpu/ stager)\n"
+	    "Host-to-device copy bandwidth of stoker views (from the gpu/ pinned arena)\n"
 	    "next to pageable malloc'd memory and cudaMallocHost memory (the ceiling).\n"
 	    "\n"
 	    "  --socket PATH       stokerd's socket (default $STOKER_SOCKET, else %s)\n"
@@ -61,6 +64,8 @@ static void usage(FILE *f)
 	    "  --warmup N          untimed passes before them (default 3, at least 1)\n"
 	    "  --device N          CUDA device (default 0)\n"
 	    "  --no-stoker         measure pageable and pinned memory only (no stokerd)\n"
+	    "  --per-view-pin      pin each view in the stager (stk_gpu_copy_async's own\n"
+	    "                      registration) instead of the pinned arena\n"
 	    "  --keep-data         leave the files this run wrote in DIR\n"
 	    "  --json              print one JSON object on stdout, the table on stderr\n"
 	    "  -h, --help          this text\n"
@@ -141,6 +146,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		O_DEVICE,
 		O_NOSTK,
 		O_KEEP,
+		O_PERVIEW,
 		O_JSON
 	};
 	static const struct option lo[] = {
@@ -154,6 +160,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "device", required_argument, NULL, O_DEVICE },
 		{ "no-stoker", no_argument, NULL, O_NOSTK },
 		{ "keep-data", no_argument, NULL, O_KEEP },
+		{ "per-view-pin", no_argument, NULL, O_PERVIEW },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -207,6 +214,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case O_NOSTK:
 			o->no_stoker = true;
+			break;
+		case O_PERVIEW:
+			o->per_view_pin = true;
 			break;
 		case O_KEEP:
 			o->keep_data = true;

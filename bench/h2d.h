@@ -32,7 +32,7 @@ struct options {
 	unsigned max_objects;
 	unsigned reps, warmup;
 	int device;
-	bool json, keep_data, no_stoker;
+	bool json, keep_data, no_stoker, per_view_pin;
 };
 
 /* One object size: its objects, their host copies and one device buffer. */

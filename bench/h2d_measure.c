@@ -142,6 +142,12 @@ int h2d_open_dataset(struct ctx *x)
 			stk_strerror(ret), stk_errmsg());
 		return ret;
 	}
+	/* Before the first get: every segment is registered as it is mapped. */
+	if (!x->o.per_view_pin) {
+		ret = stk_gpu_pin_arena(x->client, x->o.device);
+		if (ret)
+			return gpu_err("stk_gpu_pin_arena", ret);
+	}
 	snprintf(uri, sizeof(uri), "file://%s/", x->dir);
 	ret = stk_dataset_open(x->client, uri, 0, &x->ds);
 	if (ret) {

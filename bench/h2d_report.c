@@ -125,14 +125,17 @@ void h2d_report(struct ctx *x, const struct devinfo *di, bool ok, FILE *table)
 			fprintf(table, "%7s | ", "-");
 		fprintf(table, "%-21s | %s\n", cell[W_FRESH], pc);
 	}
-	fprintf(
-	    table,
-	    "\nstoker view, pinned: stk_gpu_copy_async() from views held across passes (each\n"
-	    "registered once, in warm-up); stoker fresh view: per object stk_get, pin, copy,\n"
-	    "stk_gpu_unregister (waits for the copy), stk_release; pin a new view: host time of\n"
-	    "the stk_gpu_copy_async() call that registered it (fault-in + cudaHostRegister).\n"
-	    "Bytes checked on the device for every way: %s.\n",
-	    ok ? "all equal" : "FAILED (see above)");
+	fprintf(table,
+		"\nstoker view, pinned: stk_gpu_copy_async() from views held across passes, %s;\n"
+		"stoker fresh view: per object stk_get, copy, stk_gpu_unregister (waits for the\n"
+		"copy), stk_release; pin a new view: host time of the stk_gpu_copy_async() call\n"
+		"on a view not seen before (with per-view pinning: fault-in + cudaHostRegister).\n"
+		"Bytes checked on the device for every way: %s.\n",
+		x->o.per_view_pin
+		    ? "each registered once by the stager, in warm-up (--per-view-pin)"
+		    : "from the pinned arena (stk_gpu_pin_arena: each segment "
+		      "registered once, when mapped)",
+		ok ? "all equal" : "FAILED (see above)");
 
 	if (!x->o.json)
 		return;
@@ -143,6 +146,7 @@ void h2d_report(struct ctx *x, const struct devinfo *di, bool ok, FILE *table)
 	json_str(stdout, di->pci);
 	printf(",\"driver\":%d,\"runtime\":%d},\"cpus\":", di->driver, di->runtime);
 	json_str(stdout, di->cpus);
+	printf(",\"pinning\":\"%s\"", x->o.per_view_pin ? "per_view" : "arena");
 	printf(",\"reps\":%u,\"warmup\":%u,\"gb\":1e9,\"timing\":\"host clock, first enqueue "
 	       "to cudaStreamSynchronize return; event_gb_s from CUDA events\",\"results\":[",
 	       x->o.reps, x->o.warmup);

@@ -315,6 +315,9 @@ int main(int argc, char **argv)
 	int ret, status = 1;
 	bool bad = false, need_ds;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--gpu"))
+			return bench_gpu_exec(argc, argv);
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		return 1;

@@ -117,6 +117,11 @@ unsigned hot_rounds(const struct options *o);
 const char *size_name(uint64_t size, char *buf, size_t len);
 /* Parses argv into *o (options.c): 0 to run, 1 when --help was printed, -EINVAL for bad usage. */
 int bench_parse_options(int argc, char **argv, struct options *o);
+/*
+ * --gpu: execs stoker-h2d with the other arguments (h2d_exec.c).  Returns
+ * only when it could not: 77 (skipped) after saying why.
+ */
+int bench_gpu_exec(int argc, char **argv);
 /* The human report, and the --json one (0, or -1 if it could not be written). */
 void report_text(const struct ctx *x);
 int report_json(const struct ctx *x);

@@ -163,6 +163,19 @@ void stk__waits_add(struct stk_dataset *ds, const struct stk_view *v, size_t n, 
 		free(e);
 }
 
+int stk_report_wait(struct stk_dataset *ds, uint32_t index, uint64_t wait_ns)
+{
+	if (!ds || index >= ds->count) {
+		stk__set_err("stk_report_wait: %s", ds ? "index past the catalog" : "NULL dataset");
+		return -EINVAL;
+	}
+	if (stk__forked(ds->c))
+		return stk__forked_err(ds->c);
+	struct stk_wait_rec e = { .index = index, .flags = STK_WAIT_COPY, .wait_ns = wait_ns };
+	rep_add(ds, &e, 1, false);
+	return 0;
+}
+
 void stk__waits_got(struct stk_dataset *ds, const struct stk_view *v, size_t n)
 {
 	struct stk_wait_rec *e = malloc((n ? n : 1) * sizeof(*e));

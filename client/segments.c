@@ -13,10 +13,15 @@
  * looked at with every GET reply, so a closed segment's pages do not
  * outlive the daemon's budget here for longer than the client is idle.
  *
- * Called with the client's lock held.
+ * Every mapping made and every one about to go is told to the map hooks
+ * (stk_set_map_hooks()), which is how device registrations (gpu/'s pinned
+ * arena) follow the mappings.
+ *
+ * Called with the client's lock held (stk__segs_fini: as the client is freed).
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -30,6 +35,21 @@ struct stk_seg_map {
 	size_t len;
 	struct stk_seg_map *next; /* older generations of the same index */
 };
+
+/* Whether s has hooks this process may call (a forked child calls none). */
+static bool hooked(const struct stk_segs *s)
+{
+	return s->hooks.mapped && s->hooks_pid == getpid();
+}
+
+/* Unmaps m, telling the hooks first. */
+static void unmap(struct stk_segs *s, struct stk_seg_map *m)
+{
+	if (hooked(s))
+		s->hooks.unmapping(s->hooks.arg, m->base, m->len);
+	munmap((void *)m->base, m->len);
+	free(m);
+}
 
 static struct stk_seg_map *find(struct stk_segs *s, uint32_t seg, uint32_t gen)
 {
@@ -59,8 +79,7 @@ static void sweep(struct stk_segs *s, uint32_t seg)
 			continue;
 		}
 		*pp = m->next;
-		munmap((void *)m->base, m->len);
-		free(m);
+		unmap(s, m);
 	}
 }
 
@@ -103,6 +122,8 @@ int stk__segs_take(struct stk_segs *s, const struct stk_get_where *g, int fd, co
 	m->len = g->seg_size;
 	m->next = s->v[g->seg];
 	s->v[g->seg] = m;
+	if (hooked(s))
+		s->hooks.mapped(s->hooks.arg, m->base, m->len);
 	sweep(s, g->seg);
 	*base = m->base;
 	return 0;
@@ -130,11 +151,53 @@ void stk__segs_fini(struct stk_segs *s)
 		while (s->v[i]) {
 			struct stk_seg_map *m = s->v[i];
 			s->v[i] = m->next;
-			munmap((void *)m->base, m->len);
-			free(m);
+			unmap(s, m);
 		}
 	}
 	free(s->v);
 	s->v = NULL;
 	s->n = 0;
+	if (hooked(s) && s->hooks.release)
+		s->hooks.release(s->hooks.arg);
+	memset(&s->hooks, 0, sizeof(s->hooks));
+}
+
+int stk_set_map_hooks(struct stk_client *c, const struct stk_map_hooks *h)
+{
+	if (!c || (h && (h->size < sizeof(*h) || !h->mapped || !h->unmapping))) {
+		stk__set_err("stk_set_map_hooks: a NULL client, or hooks without size, mapped "
+			     "or unmapping");
+		return -EINVAL;
+	}
+	if (stk__forked(c))
+		return stk__forked_err(c);
+	struct stk_segs *s = &c->segs;
+	struct stk_map_hooks old;
+	int r = 0;
+	pthread_mutex_lock(&c->mu);
+	old = s->hooks;
+	if (h && s->hooks.mapped) {
+		stk__set_err("stk_set_map_hooks: this client has map hooks already");
+		r = -EBUSY;
+		goto out;
+	}
+	if (h) {
+		s->hooks = *h;
+		s->hooks.size = sizeof(*h);
+		s->hooks_pid = getpid();
+	}
+	for (uint32_t i = 0; i < s->n; i++)
+		for (struct stk_seg_map *m = s->v[i]; m; m = m->next)
+			if (h)
+				h->mapped(h->arg, m->base, m->len);
+			else if (old.mapped)
+				old.unmapping(old.arg, m->base, m->len);
+	if (!h) {
+		if (old.mapped && old.release)
+			old.release(old.arg);
+		memset(&s->hooks, 0, sizeof(s->hooks));
+	}
+out:
+	pthread_mutex_unlock(&c->mu);
+	return r;
 }

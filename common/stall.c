@@ -152,3 +152,11 @@ uint64_t stk__req_end(const struct stk_req *r, struct stk_stall *const *t, unsig
 	}
 	return avoided;
 }
+
+void stk__stall_copy(uint64_t wait_ns, struct stk_stall *const *t, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		t[i]->stall_ns += wait_ns;
+		t[i]->delivery_stall_ns += wait_ns;
+	}
+}

@@ -117,5 +117,11 @@ void stk__req_object(struct stk_req *r, const struct stk_model *m, uint64_t size
  * from the model in proportion.  Returns the avoided ns.
  */
 uint64_t stk__req_end(const struct stk_req *r, struct stk_stall *const *t, unsigned n);
+/*
+ * Adds wait_ns a client spent after a get moving an object onward (an H2D
+ * copy) to each of the n totals: stall and delivery stall, no request, no
+ * object, nothing avoided.
+ */
+void stk__stall_copy(uint64_t wait_ns, struct stk_stall *const *t, unsigned n);
 
 #endif

@@ -7,11 +7,12 @@
 
 #include <cuda_runtime_api.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "gpu_internal.h"
 
 /* A page-aligned range [lo, hi) this stager registered with the driver. */
 struct reg {
@@ -26,55 +27,8 @@ struct stk_gpu_stager {
 	size_t nregs, cap;
 };
 
-static _Thread_local char errmsg[256];
-
-const char *stk_gpu_errmsg(void)
-{
-	return errmsg;
-}
-
-__attribute__((format(printf, 2, 3))) static int fail(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-static int to_errno(cudaError_t e)
-{
-	switch (e) {
-	case cudaSuccess:
-		return 0;
-	case cudaErrorMemoryAllocation:
-		return -ENOMEM;
-	case cudaErrorInvalidValue:
-		return -EINVAL;
-	case cudaErrorNotSupported:
-		return -ENOTSUP;
-	case cudaErrorNoDevice:
-	case cudaErrorInvalidDevice:
-	case cudaErrorInsufficientDriver:
-	case cudaErrorStubLibrary:
-	case cudaErrorDevicesUnavailable:
-		return -ENODEV;
-	default:
-		return -EIO;
-	}
-}
-
-/*
- * Records a failed CUDA call for stk_gpu_errmsg() and returns its errno.  The
- * runtime's last error is reset so that the trainer's own cudaGetLastError()
- * after its next launch does not report our failure as its own.
- */
-static int cuda_fail(const char *call, cudaError_t e)
-{
-	(void)cudaGetLastError();
-	return fail(to_errno(e), "%s: %s", call, cudaGetErrorString(e));
-}
+#define fail	  stk__gpu_fail
+#define cuda_fail stk__gpu_cuda_fail
 
 int stk_gpu_available(char *why, size_t len)
 {
@@ -89,7 +43,7 @@ int stk_gpu_available(char *why, size_t len)
 	else
 		return 1;
 	if (why && len)
-		snprintf(why, len, "%s", errmsg);
+		snprintf(why, len, "%s", stk_gpu_errmsg());
 	return 0;
 }
 
@@ -173,7 +127,6 @@ static void drop(struct stk_gpu_stager *s, uintptr_t lo, uintptr_t hi, uintptr_t
  */
 static int pin(struct stk_gpu_stager *s, uintptr_t lo, uintptr_t hi)
 {
-	unsigned int flags = cudaHostRegisterPortable | cudaHostRegisterReadOnly;
 	uintptr_t ulo = lo, uhi = hi;
 	size_t i, nover = 0;
 	cudaError_t e;
@@ -199,13 +152,7 @@ static int pin(struct stk_gpu_stager *s, uintptr_t lo, uintptr_t hi)
 			return cuda_fail("cudaStreamSynchronize", e);
 		drop(s, lo, hi, &ulo, &uhi);
 	}
-	e = cudaHostRegister((void *)ulo, uhi - ulo, flags);
-	if (e == cudaErrorNotSupported || e == cudaErrorInvalidValue) {
-		/* Devices without cudaDevAttrHostRegisterReadOnlySupported refuse the flag. */
-		(void)cudaGetLastError();
-		flags &= ~(unsigned int)cudaHostRegisterReadOnly;
-		e = cudaHostRegister((void *)ulo, uhi - ulo, flags);
-	}
+	e = stk__gpu_register((void *)ulo, uhi - ulo);
 	if (e == cudaErrorHostMemoryAlreadyRegistered) {
 		/* Pinned by someone else, who keeps it pinned; the copy can use it. */
 		(void)cudaGetLastError();
@@ -230,24 +177,41 @@ int stk_gpu_copy_async(struct stk_gpu_stager *s, void *dst_device, const void *h
 	ret = span(s, host, len, &lo, &hi);
 	if (ret)
 		return ret;
-	e = cudaGetDevice(&prev);
-	if (e != cudaSuccess)
-		return cuda_fail("cudaGetDevice", e);
-	if (prev != s->device) {
-		e = cudaSetDevice(s->device);
-		if (e != cudaSuccess)
-			return cuda_fail("cudaSetDevice", e);
-	}
-	ret = pin(s, lo, hi);
+	ret = stk__gpu_enter(s->device, &prev);
 	if (ret)
-		goto out;
+		return ret;
+	/* Inside a segment stk_gpu_pin_arena() registered: nothing to pin. */
+	if (!stk__gpu_arena_covers(host, len)) {
+		ret = pin(s, lo, hi);
+		if (ret)
+			goto out;
+	}
 	e = cudaMemcpyAsync(dst_device, host, len, cudaMemcpyHostToDevice, s->stream);
 	if (e != cudaSuccess)
 		ret = cuda_fail("cudaMemcpyAsync", e);
 out:
-	if (prev != s->device && cudaSetDevice(prev) != cudaSuccess)
-		(void)cudaGetLastError();
+	stk__gpu_leave(s->device, prev);
 	return ret;
+}
+
+int stk_gpu_copy_view_async(struct stk_gpu_stager *s, const struct stk_view *v, uint64_t off,
+			    size_t len, void *dst_device)
+{
+	if (!s || !v || !dst_device)
+		return fail(-EINVAL, "stk_gpu_copy_view_async: NULL stager, view or pointer");
+	if (off > v->size || len > v->size - off)
+		return fail(-EINVAL,
+			    "stk_gpu_copy_view_async: bytes %llu + %zu past the end of object %u "
+			    "(%llu bytes)",
+			    (unsigned long long)off, len, v->index, (unsigned long long)v->size);
+	if (len == 0)
+		return 0;
+	return stk_gpu_copy_async(s, dst_device, (const unsigned char *)v->data + off, len);
+}
+
+cudaStream_t stk__gpu_stager_stream(const struct stk_gpu_stager *s)
+{
+	return s->stream;
 }
 
 int stk_gpu_unregister(struct stk_gpu_stager *s, const void *host, size_t len)

@@ -56,3 +56,42 @@ int stk_gpu_sync(struct stk_gpu_stager *s)
 {
 	return no_cuda();
 }
+
+int stk_gpu_copy_view_async(struct stk_gpu_stager *s, const struct stk_view *v, uint64_t off,
+			    size_t len, void *dst_device)
+{
+	return no_cuda();
+}
+
+int stk_gpu_pin_arena(struct stk_client *c, int device)
+{
+	return no_cuda();
+}
+
+int stk_gpu_unpin_arena(struct stk_client *c)
+{
+	return no_cuda();
+}
+
+int stk_gpu_pipe_create(struct stk_dataset *ds, int device, void *copy_stream,
+			size_t max_batch_bytes, struct stk_gpu_pipe **out)
+{
+	if (out)
+		*out = NULL;
+	return no_cuda();
+}
+
+int stk_gpu_pipe_submit(struct stk_gpu_pipe *p, const uint32_t *idx, size_t n)
+{
+	return no_cuda();
+}
+
+int stk_gpu_pipe_next(struct stk_gpu_pipe *p, void *compute_stream, struct stk_gpu_batch *b)
+{
+	return no_cuda();
+}
+
+/* No pipe can exist either. */
+void stk_gpu_pipe_destroy(struct stk_gpu_pipe *p)
+{
+}

@@ -5,9 +5,11 @@
 # bundle that scripts/device-bundle.sh made in .devbundle/):
 #
 #   a. the machine: GPU(s), PCIe link, CPUs, kernel;
-#   b. the gpu/ tests on the real device (test_gpu_stager_device, and the
+#   b. the gpu/ tests on the real device (test_gpu_stager_device: a stager,
+#      the pinned arena and the pipe, on a stokerd of the bundle; and the
 #      fake-runtime test_gpu_stager) -> $OUT/gpu-test.log;
-#   c. stoker-h2d: host-to-device GB/s of stoker views next to pageable and
+#   c. stoker-h2d (what stoker-bench --gpu runs): host-to-device GB/s of
+#      stoker views from the pinned arena next to pageable and
 #      cudaMallocHost memory, stokerd and the bench pinned to the client
 #      cores -> $OUT/h2d.json, $OUT/h2d.log and the table in the summary;
 #   d. cold HTTP ingest from nginx on loopback, the server pinned to its own
@@ -236,7 +238,7 @@ else
 	for t in test_gpu_stager_device test_gpu_stager; do
 		{
 			echo "== $t"
-			timeout -k 5 "$(limit 90)" "$B/$t" --verbose 2>&1
+			STOKER_E2E_STOKERD="$B/stokerd" timeout -k 5 "$(limit 90)" "$B/$t" --verbose 2>&1
 			echo "== $t: exit status $?"
 		} >>"$OUT/gpu-test.log"
 		res=$(awk -v t="$t" '

@@ -130,7 +130,10 @@ void e2e_daemon_start(struct e2e_daemon *d, const char *const *extra)
 {
 	const char *argv[64];
 	size_t n = 0;
-	argv[n++] = STOKERD_PATH;
+	/* A bundle run elsewhere (scripts/device-check.sh) names its own stokerd. */
+	const char *stokerd =
+	    getenv("STOKER_E2E_STOKERD") ? getenv("STOKER_E2E_STOKERD") : STOKERD_PATH;
+	argv[n++] = stokerd;
 	argv[n++] = "--foreground";
 	argv[n++] = "--socket";
 	argv[n++] = d->sock;
@@ -158,8 +161,8 @@ void e2e_daemon_start(struct e2e_daemon *d, const char *const *extra)
 		    !strncmp(environ[i], "STOKER_TEST_HOOKS=", 18)) /* a test asks for them */
 			envp[k++] = environ[i];
 
-	pid_t pid = stk_test_spawn(STOKERD_PATH, argv, envp, d->log);
-	cr_assert_gt(pid, 0, "start %s: %s", STOKERD_PATH, strerror(-pid));
+	pid_t pid = stk_test_spawn(stokerd, argv, envp, d->log);
+	cr_assert_gt(pid, 0, "start %s: %s", stokerd, strerror(-pid));
 	free(envp);
 	d->pid = pid;
 

@@ -234,3 +234,35 @@ Test(e2e_fastpath, a_client_writing_pins_past_its_share_is_dropped, .init = e2e_
 	e2e_dataset_free(&a);
 	e2e_dataset_free(&b);
 }
+
+/* stk_report_wait(): a copy's wait is delivery stall of its own, no get (docs/stall.md). */
+Test(e2e_fastpath, a_reported_copy_wait_is_delivery_stall, .init = e2e_init, .fini = e2e_fini,
+     .timeout = TIMEOUT_S)
+{
+	const uint64_t copy_ns = 40000000; /* 40 ms */
+	struct e2e_dataset ds;
+	make_ds(&ds, "copywait", 2, 64 * E2E_KIB);
+	e2e_daemon_start(&e2e_d, NULL);
+	struct stk_client *c = e2e_connect(&e2e_d);
+	struct stk_dataset *sds = open_ds(c, &ds);
+	read_all(sds, &ds);
+	/* The daemon bounds a wait by the connection's age: make it older than the wait. */
+	e2x_sleep_ms(100);
+	struct stk_stats a = e2e_stats(c);
+	cr_assert_eq(stk_report_wait(sds, 1, copy_ns), 0, "%s", stk_errmsg());
+	cr_assert_eq(stk_report_wait(sds, 2, copy_ns), -EINVAL);
+	struct stk_stats b = e2e_stats(c);
+	cr_assert_eq(b.stall_delivery_ns - a.stall_delivery_ns, copy_ns);
+	cr_assert_eq(b.stall_ns - a.stall_ns, copy_ns);
+	cr_assert_eq(b.self_stall_ns - a.self_stall_ns, copy_ns);
+	cr_assert_eq(b.stall_fetch_ns, a.stall_fetch_ns);
+	cr_assert_eq(b.self_stall_fetch_ns, a.self_stall_fetch_ns);
+	cr_assert_eq(b.waits, a.waits, "a copy wait is no request of its own");
+	cr_assert_eq(b.gets, a.gets, "a copy wait is no get");
+	cr_assert_eq(b.stall_avoided_ns, a.stall_avoided_ns);
+	cr_assert_eq(b.delivered_bytes, a.delivered_bytes);
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
