@@ -95,10 +95,13 @@ class View:
     or until the view and every memoryview/array made from it are garbage;
     whichever comes first, once.  After ``release()`` arrays made from the
     view must not be used (their memory may be reused).  ``release()``
-    raises BufferError while a buffer of ``view.buffer`` is still exported.
+    raises BufferError while a buffer of ``view.buffer`` is still exported
+    (arrays made from it); slices and memoryview() copies of ``view.buffer``
+    are not exports and must not be used after ``release()`` either.
     """
 
-    __slots__ = ("_buf", "_fin", "index", "size", "flags", "wait_ns", "data_ptr", "__weakref__")
+    __slots__ = ("_buf", "_fin", "_cv", "index", "size", "flags", "wait_ns", "data_ptr",
+                 "__weakref__")
 
     def __init__(self, cview, handle):
         self.index = cview.index
@@ -106,6 +109,7 @@ class View:
         self.flags = cview.flags
         self.wait_ns = cview.wait_ns
         self.data_ptr = cview.data or 0
+        self._cv = cview  # the C view, for libstoker_gpu's copies
         handle.ref()
         size = self.size
         if size and self.data_ptr:
@@ -325,6 +329,37 @@ class Dataset(_Closable):
         a, ptr, n = _u32_array(indices)
         _check((lib.stk_plan_shared if shared else lib.stk_plan)(self._h.ptr(), ptr, n))
 
+    def get_to_device(self, i, dst, stream=None, device=None):
+        """Gets object i and queues its copy into device memory (CUDA).
+
+        dst: a contiguous CUDA tensor at least as large as the object, or an
+        int device pointer (then device is its CUDA ordinal, default 0).
+        stream: a torch.cuda.Stream, an int cudaStream_t, or None (the legacy
+        default stream).  The copy is queued with cudaMemcpyAsync from the
+        pinned arena (each shared segment is registered with the driver once)
+        and this returns at once with a DeviceCopy, which holds the object
+        until ``wait()``, the end of its ``with`` block, or garbage
+        collection; order work on the same stream after it, or wait().
+        OSError (from the errno) when CUDA or a device is missing.
+        """
+        from . import _gpu
+
+        return _gpu.get_to_device(self, self._index(i), dst, stream, device)
+
+    def device_batches(self, batches, max_batch_bytes, device=0, copy_stream=None,
+                       compute_stream=None):
+        """Yields each batch of indices as a DeviceBatch in device memory,
+        copying batch i+1 on copy_stream while the caller computes on batch i
+        on compute_stream (the double-buffered pipe of stoker/gpu.h).  Each
+        batch is valid until the next one is taken; queue all work that reads
+        it on compute_stream before then.  ``batch.tensors()`` gives its
+        objects as uint8 CUDA tensors; ``batch.wait_ns`` is how long the host
+        waited for its copy (reported to stokerd as delivery stall)."""
+        from . import _gpu
+
+        return _gpu.device_batches(self, batches, max_batch_bytes, device, copy_stream,
+                                   compute_stream)
+
     def warm(self):
         """Asks the daemon to fetch every object (in index order, evicting nothing); returns at once."""
         _check(lib.stk_warm(self._h.ptr()))
@@ -389,7 +424,19 @@ class Client(_Closable):
         _check(lib.stk_stats(self._h.ptr(), ctypes.byref(st)))
         return {name: getattr(st, name) for name in _lib.STATS_FIELDS}
 
+    def _gpu_state(self):
+        """This client's stagers and arena registration (stoker._gpu), made on first use."""
+        g = self.__dict__.get("_gpu")
+        if g is None:
+            from . import _gpu
+
+            g = self._gpu = _gpu._ClientGPU()
+        return g
+
     def close(self):
         """Closes the connection (deferred until its datasets are closed)."""
+        g = self.__dict__.pop("_gpu", None)
+        if g is not None:
+            g.close()
         self._h.close()
 
