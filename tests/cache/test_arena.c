@@ -682,7 +682,7 @@ Test(arena, random_churn_keeps_budget_bytes_and_bookkeeping)
 {
 	/* Objects of 2 MiB and more in segments of their own: the run must make many. */
 	struct churn c = {
-		.budget = 512 * MiB, .huge_min = 2 * MiB, .ops = 1000000, .seed = 20240601
+		.budget = 512 * MiB, .huge_min = 2 * MiB, .ops = 250000, .seed = 20240601
 	};
 	churn(&c);
 }
