@@ -20,7 +20,7 @@ run_suite() { # build-dir, extra cmake args...
 echo "== tests (Release, the demo's build)"
 run_suite build -DCMAKE_BUILD_TYPE=Release
 echo "== tests under ASan+UBSan"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DSTOKER_ASAN=ON -DSTOKER_UBSAN=ON
 
 # Criterion aborts under TSan: the threaded parts have plain main() harnesses

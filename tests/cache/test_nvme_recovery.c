@@ -7,6 +7,7 @@
  * working, and O_DIRECT is used where the filesystem takes it (ext4 here;
  * tmpfs too on this kernel) and given up, once, where it does not (ramfs).
  */
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -150,12 +151,16 @@ Test(nvme_recovery, half_written_records_and_files_are_discarded)
 
 /* The child: puts objects of mixed sizes, 16 at a time, and drops every third, until killed. */
 static int64_t child_inflight;
+static int child_progress = -1; /* the writer says here when it has stored enough to test */
+static uint64_t child_done;
 static void child_cb(struct stk_nvme_op *op, int64_t res)
 {
 	child_inflight--;
 	op->arg = NULL; /* free for the next put */
 	if (res)
 		_exit(3);
+	if (++child_done == 32 && write(child_progress, "x", 1) != 1)
+		_exit(5);
 }
 
 static void writer(int round)
@@ -214,11 +219,26 @@ static void collect(void *arg, struct stk_nvme_ent *e)
 Test(nvme_recovery, a_writer_killed_mid_flight_leaves_only_records_that_verify)
 {
 	for (int round = 0; round < 3; round++) {
+		int pfd[2];
+		cr_assert_eq(pipe(pfd), 0);
 		pid_t pid = fork();
 		cr_assert_geq(pid, 0);
-		if (pid == 0)
+		if (pid == 0) {
+			close(pfd[0]);
+			child_progress = pfd[1];
 			writer(round);
-		struct timespec ts = { 0, (150 + 100 * round) * 1000000L };
+		}
+		close(pfd[1]);
+		/*
+		 * Killed once it has stored 32 objects (however slow the machine:
+		 * a sanitizer, other tests), then while it keeps writing.
+		 */
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		char x;
+		cr_assert_eq(poll(&p, 1, 60000), 1, "the writer stored nothing in 60 s");
+		cr_assert_eq(read(pfd[0], &x, 1), 1, "the writer died before storing 32 objects");
+		close(pfd[0]);
+		struct timespec ts = { 0, (20 + 60 * round) * 1000000L };
 		nanosleep(&ts, NULL);
 		cr_assert_eq(kill(pid, SIGKILL), 0);
 		int status;
