@@ -24,9 +24,11 @@ The flat index list goes to plan_epoch(dataset, indices):
   - otherwise nothing.
 
 Before a loader's iterator starts its workers, $STOKER_PLAN_GROUP is set
-when unset (to "<host>-<pid>-<random>", once per process), so that forked,
-spawned and forkserver workers all join the main process's plan group and
-follow the plans it submits with Dataset.plan(shared=True).
+(to "<host>-<pid>-<random>", once per process) unless the user set it or
+this process did (see ensure_plan_group), so that forked, spawned and
+forkserver workers all join the main process's plan group and follow the
+plans it submits with Dataset.plan(shared=True), and ranks started by one
+launcher never share a group.
 
 Nothing here raises into a training loop: failures are reported once per
 kind with warnings.warn and the epoch proceeds (unplanned).
