@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The object table: every object some dataset lists, found by trust domain,
- * URI and size.
+ * URI, size and codec.
  * Chained hashing with power-of-two buckets, grown at a load of 1, so a
  * million-object dataset costs one pointer per object and O(1) a lookup.
  */
@@ -11,22 +11,25 @@
 
 #include "cache/cache.h"
 
-static uint32_t obj_hash(uint32_t domain, const char *uri, uint64_t size)
+static uint32_t obj_hash(uint32_t domain, const char *uri, uint64_t size, uint8_t codec)
 {
-	uint64_t h = (1469598103934665603ull ^ size) * 1099511628211ull ^ domain;
+	uint64_t h =
+	    ((1469598103934665603ull ^ size) * 1099511628211ull ^ domain) * 1099511628211ull ^
+	    codec;
 	for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	return (uint32_t)(h ^ (h >> 32));
 }
 
 struct stk_object *stk__objtab_find(const struct stk_objtab *t, uint32_t domain, const char *uri,
-				    uint64_t size)
+				    uint64_t size, uint8_t codec)
 {
 	if (!t->b)
 		return NULL;
-	uint32_t h = obj_hash(domain, uri, size);
+	uint32_t h = obj_hash(domain, uri, size, codec);
 	for (struct stk_object *o = t->b[h & t->mask]; o; o = o->hnext)
-		if (o->hash == h && o->size == size && o->domain == domain && !strcmp(o->uri, uri))
+		if (o->hash == h && o->size == size && o->domain == domain && o->codec == codec &&
+		    !strcmp(o->uri, uri))
 			return o;
 	return NULL;
 }
@@ -54,7 +57,7 @@ int stk__objtab_add(struct stk_objtab *t, struct stk_object *o)
 {
 	if ((!t->b || t->n > t->mask) && grow(t) && !t->b)
 		return -ENOMEM; /* a failed growth only costs longer chains */
-	o->hash = obj_hash(o->domain, o->uri, o->size);
+	o->hash = obj_hash(o->domain, o->uri, o->size, o->codec);
 	o->hnext = t->b[o->hash & t->mask];
 	t->b[o->hash & t->mask] = o;
 	t->n++;

@@ -2,9 +2,9 @@
 /*
  * stoker: the command line client of stokerd, for people and for scripts.
  *
- *   stoker [--socket PATH] ls [--manifest] DATASET_URI
- *   stoker [--socket PATH] cat URI...
- *   stoker [--socket PATH] warm [--manifest] DATASET_URI
+ *   stoker [--socket PATH] ls [--manifest] [--zstd] DATASET_URI
+ *   stoker [--socket PATH] cat [--zstd] URI...
+ *   stoker [--socket PATH] warm [--manifest] [--zstd] DATASET_URI
  *   stoker [--socket PATH] stats [--json]
  *   stoker [--socket PATH] top [--interval S] [--once]
  *
@@ -64,9 +64,11 @@ static const char usage_text[] =
     "       stoker --help | --version\n"
     "\n"
     "commands:\n"
-    "  ls [--manifest] DATASET_URI   print KEY<TAB>SIZE (bytes) for every object\n"
-    "  cat URI...                    write the objects' bytes to stdout\n"
-    "  warm [--manifest] DATASET_URI fetch every object into the daemon's RAM cache\n"
+    "  ls [--manifest] [--zstd] DATASET_URI\n"
+    "                                print KEY<TAB>SIZE (bytes) for every object\n"
+    "  cat [--zstd] URI...           write the objects' bytes to stdout\n"
+    "  warm [--manifest] [--zstd] DATASET_URI\n"
+    "                                fetch every object into the daemon's RAM cache\n"
     "  stats [--json]                print the daemon's and this client's counters\n"
     "  top [--interval S] [--once]   show the daemon, its clients and datasets live\n";
 
@@ -75,6 +77,9 @@ static const char help_text[] =
     "DATASET_URI is file:///dir/ (every regular file below dir), file:///dir/obj,\n"
     "or a plain absolute path; with --manifest it names a manifest file whose\n"
     "lines are \"URI [SIZE]\".\n"
+    "\n"
+    "--zstd serves objects named *.zst decompressed (STK_DS_ZSTD): keys drop the\n"
+    "\".zst\" and sizes are the plain sizes (in a manifest, SIZE is the plain size).\n"
     "\n"
     "ls prints one line per object.  In keys, backslash, tab, newline, carriage\n"
     "return and every other control byte are escaped as \\\\, \\t, \\n, \\r and\n"
@@ -147,6 +152,7 @@ enum cmd_id {
 #define OPT_JSON     0x2u
 #define OPT_INTERVAL 0x4u
 #define OPT_ONCE     0x8u
+#define OPT_ZSTD     0x10u
 
 #define TOP_INTERVAL_MIN 0.05
 #define TOP_INTERVAL_MAX 86400.0
@@ -160,9 +166,17 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-	{ .name = "ls", .id = CMD_LS, .opts = OPT_MANIFEST, .min_args = 1, .max_args = 1 },
-	{ .name = "cat", .id = CMD_CAT, .opts = 0, .min_args = 1, .max_args = SIZE_MAX },
-	{ .name = "warm", .id = CMD_WARM, .opts = OPT_MANIFEST, .min_args = 1, .max_args = 1 },
+	{ .name = "ls",
+	  .id = CMD_LS,
+	  .opts = OPT_MANIFEST | OPT_ZSTD,
+	  .min_args = 1,
+	  .max_args = 1 },
+	{ .name = "cat", .id = CMD_CAT, .opts = OPT_ZSTD, .min_args = 1, .max_args = SIZE_MAX },
+	{ .name = "warm",
+	  .id = CMD_WARM,
+	  .opts = OPT_MANIFEST | OPT_ZSTD,
+	  .min_args = 1,
+	  .max_args = 1 },
 	{ .name = "stats", .id = CMD_STATS, .opts = OPT_JSON, .min_args = 0, .max_args = 0 },
 	{ .name = "top",
 	  .id = CMD_TOP,
@@ -277,6 +291,8 @@ static void parse_args(int argc, char **argv, struct cli *cli)
 			cli->socket = a + 9;
 		} else if (!strcmp(a, "--manifest")) {
 			opt = OPT_MANIFEST;
+		} else if (!strcmp(a, "--zstd")) {
+			opt = OPT_ZSTD;
 		} else if (!strcmp(a, "--json")) {
 			opt = OPT_JSON;
 		} else if (!strcmp(a, "--once")) {
@@ -420,10 +436,16 @@ static int put_key(const char *key)
 	return 0;
 }
 
+static unsigned ds_flags(const struct cli *cli)
+{
+	return ((cli->opts & OPT_MANIFEST) ? STK_DS_MANIFEST : 0) |
+	       ((cli->opts & OPT_ZSTD) ? STK_DS_ZSTD : 0);
+}
+
 static int cmd_ls(struct stk_client *c, const struct cli *cli)
 {
 	const char *uri = cli->args[0];
-	unsigned flags = (cli->opts & OPT_MANIFEST) ? STK_DS_MANIFEST : 0;
+	unsigned flags = ds_flags(cli);
 	struct stk_dataset *ds;
 	char what[WHAT_MAX];
 	size_t n;
@@ -458,7 +480,7 @@ static int cmd_ls(struct stk_client *c, const struct cli *cli)
  * when stdout's reader has gone (nothing more can be written, so the caller
  * stops).
  */
-static int cat_one(struct stk_client *c, const char *uri)
+static int cat_one(struct stk_client *c, const char *uri, unsigned flags)
 {
 	struct stk_dataset *ds = NULL;
 	struct stk_view view;
@@ -467,7 +489,7 @@ static int cat_one(struct stk_client *c, const char *uri)
 	int err, ret = 1;
 
 	snprintf(what, sizeof(what), "cat %s", uri);
-	err = stk_dataset_open(c, uri, 0, &ds);
+	err = stk_dataset_open(c, uri, flags, &ds);
 	if (err) {
 		cli_report(what, err);
 		return 1;
@@ -508,7 +530,7 @@ static int cmd_cat(struct stk_client *c, const struct cli *cli)
 	int status = EXIT_SUCCESS;
 
 	for (size_t i = 0; i < cli->nargs; i++) {
-		int ret = cat_one(c, cli->args[i]);
+		int ret = cat_one(c, cli->args[i], ds_flags(cli));
 
 		if (ret == -EPIPE)
 			return EXIT_FAILURE;
@@ -566,7 +588,7 @@ static void clear_progress(int width)
 static int cmd_warm(struct stk_client *c, const struct cli *cli)
 {
 	const char *uri = cli->args[0];
-	unsigned flags = (cli->opts & OPT_MANIFEST) ? STK_DS_MANIFEST : 0;
+	unsigned flags = ds_flags(cli);
 	bool tty = isatty(STDERR_FILENO);
 	struct stk_dataset_status st;
 	struct stk_dataset *ds;

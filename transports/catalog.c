@@ -33,6 +33,7 @@ int stk__catalog_add(struct stk_catalog *c, const char *key, size_t key_len, con
 	e->key = !e->uri ? NULL : e->key_in_uri ? e->uri + ul - key_len : strndup(key, key_len);
 	e->size = size;
 	e->line = 0;
+	e->codec = STK_CODEC_NONE;
 	e->version = NULL;
 	if (!e->key || !e->uri) {
 		if (!e->key_in_uri)
@@ -277,15 +278,19 @@ out:
 	return r;
 }
 
-int stk__catalog_build(const char *uri, bool manifest, struct stk_catalog *cat, char *err,
-		       size_t errlen)
+int stk__catalog_build(const char *uri, bool manifest, bool zstd, struct stk_catalog *cat,
+		       char *err, size_t errlen)
 {
 	int r;
 	const struct stk_transport_ops *tp = stk__transport_find(uri, &r, err, errlen);
 	if (!tp)
 		return r;
-	if (!manifest)
-		return tp->list(uri, cat, err, errlen);
+	if (!manifest) {
+		r = tp->list(uri, cat, err, errlen);
+		if (!r && zstd && (r = stk__catalog_zstd(uri, false, cat, err, errlen)))
+			stk__catalog_free(cat);
+		return r;
+	}
 
 	char *text = NULL;
 	size_t len = 0;
@@ -294,6 +299,8 @@ int stk__catalog_build(const char *uri, bool manifest, struct stk_catalog *cat, 
 		return r;
 	r = stk__manifest_parse(text, len, uri, cat, err, errlen);
 	free(text);
+	if (!r && zstd)
+		r = stk__catalog_zstd(uri, true, cat, err, errlen);
 	for (uint32_t i = 0; !r && i < cat->n; i++) {
 		struct stk_catalog_entry *e = &cat->e[i];
 		const struct stk_transport_ops *etp = stk__transport_find(e->uri, &r, err, errlen);

@@ -366,6 +366,23 @@ static int file_stat(const char *uri, uint64_t *size, char *err, size_t errlen)
 	return 0;
 }
 
+static long file_read_head(const char *uri, void *buf, size_t len, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = stk__file_open_confined(uri, false, &st, err, errlen);
+	if (fd < 0)
+		return fd;
+	ssize_t k;
+	do
+		k = pread(fd, buf, len, 0);
+	while (k < 0 && errno == EINTR);
+	int r = k < 0 ? -errno : 0;
+	close(fd);
+	if (r)
+		snprintf(err, errlen, "%s: reading: %s", uri, strerror(-r));
+	return r ? r : (long)k;
+}
+
 static int file_read_all(const char *uri, size_t max, char **buf, size_t *len, char *err,
 			 size_t errlen)
 {
@@ -694,5 +711,6 @@ const struct stk_transport_ops stk_transport_file = {
 	.list = stk__file_list,
 	.stat = file_stat,
 	.read_all = file_read_all,
+	.read_head = file_read_head,
 	.submit = file_submit,
 };

@@ -37,6 +37,16 @@ struct stk_fetch {
 	uint64_t first_byte_ns;
 };
 
+/*
+ * How a backend object's bytes become the object clients see: as they are,
+ * or decompressed (a ".zst" object of a dataset opened with STK_DS_ZSTD;
+ * its catalog size is then the plain size).
+ */
+enum stk_codec {
+	STK_CODEC_NONE = 0,
+	STK_CODEC_ZSTD = 1,
+};
+
 /* A listed object. */
 struct stk_catalog_entry {
 	char *key; /* its own string, or the tail of uri when key_in_uri */
@@ -44,6 +54,7 @@ struct stk_catalog_entry {
 	uint64_t size;
 	uint32_t line;	 /* a manifest's line that named it; 0 for a listing */
 	bool key_in_uri; /* a key that ends the URI is not copied: a million keys cost 80 MB */
+	uint8_t codec;	 /* enum stk_codec; STK_CODEC_NONE from stk__catalog_add */
 	char *version;	 /* the backend's version of the bytes (file: inode, size, mtime;
 			  * s3: ETag), malloc'd, or NULL when the listing does not say */
 };
@@ -103,6 +114,12 @@ struct stk_transport_ops {
 			size_t errlen);
 	/* Required. Starts a fetch, on the loop thread: STK_Q_QUEUED, STK_Q_BUSY or -errno. */
 	int (*submit)(struct stk_fetch *f);
+	/*
+	 * Optional - may be NULL. Reads the first len bytes (or fewer, at the
+	 * object's end) of uri into buf, on a worker thread: a zstd frame's
+	 * header at listing.  Returns the bytes read, or -errno with err.
+	 */
+	long (*read_head)(const char *uri, void *buf, size_t len, char *err, size_t errlen);
 };
 
 /*
@@ -119,10 +136,25 @@ void stk__transports_fini(void);
 /*
  * Builds a dataset's catalog on a worker thread: lists uri, or, with
  * manifest, reads and parses the manifest at uri and sizes entries that give
- * none.  0 or -errno with err naming the URI (and line, for a manifest).
+ * none.  With zstd (STK_DS_ZSTD), ".zst" entries become STK_CODEC_ZSTD ones
+ * (stk__catalog_zstd).  0 or -errno with err naming the URI (and line, for a
+ * manifest).
  */
-int stk__catalog_build(const char *uri, bool manifest, struct stk_catalog *cat, char *err,
-		       size_t errlen);
+int stk__catalog_build(const char *uri, bool manifest, bool zstd, struct stk_catalog *cat,
+		       char *err, size_t errlen);
+
+/*
+ * Makes cat's entries whose URI ends in ".zst" STK_CODEC_ZSTD: their keys
+ * lose the suffix, and their sizes become the plain sizes their frame
+ * headers declare (read through the transport's read_head), except a
+ * manifest's entries that give a size, which is the plain size.  A listing
+ * (not manifest) is sorted again by its new keys.  Two entries with one key
+ * fail.  Returns 0, or -errno with err naming the URI (and manifest line):
+ * -EINVAL for a file that is not zstd data or declares no size, or a key
+ * repeated; -ENOTSUP where the transport cannot read headers; -ENOMEM.
+ */
+int stk__catalog_zstd(const char *uri, bool manifest, struct stk_catalog *cat, char *err,
+		      size_t errlen);
 
 #define STK_SIZE_UNKNOWN UINT64_MAX
 

@@ -101,6 +101,23 @@ try:
         v.release()  # idempotent
         expect_raises(ValueError, lambda: v.buffer, "buffer after release")
 
+    # zstd=True: a .zst file (one raw block, made by hand) is served decompressed, key without .zst.
+    zdir = os.path.join(root, "zds")
+    os.makedirs(zdir)
+    plain = b"hello zstd\n"
+    frame = (b"\x28\xb5\x2f\xfd\x20" + bytes([len(plain)]) +
+             (1 | len(plain) << 3).to_bytes(3, "little") + plain)
+    with open(os.path.join(zdir, "h.txt.zst"), "wb") as f:
+        f.write(frame)
+    zds = client.open("file://" + zdir + "/", zstd=True)
+    check(len(zds) == 1 and zds.key(0) == "h.txt" and zds.size(0) == len(plain),
+          "zstd listing %r %r" % (zds.key(0), zds.size(0)))
+    v = zds.get(0)
+    check(bytes(v) == plain, "zstd bytes %r" % bytes(v))
+    v.release()
+    raw = client.open("file://" + zdir + "/")
+    check(raw.key(0) == "h.txt.zst" and raw.size(0) == len(frame), "without zstd: the file as stored")
+
     import numpy as np
     v = ds.get(ds.find("sub/deeper/c.bin"))
     check(v.data_ptr != 0, "data_ptr")
