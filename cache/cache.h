@@ -40,7 +40,9 @@ struct stk_obj_ref {
 
 /*
  * A backend object, once in the daemon however many datasets of one trust
- * domain list it: the object table finds it by domain, URI and size, so the
+ * domain list it: the object table finds it by domain, URI, size and codec
+ * (the backend's bytes, or those decoded from them: a .zst file opened with
+ * and without STK_DS_ZSTD is two objects, even at one size), so the
  * same file reached through a directory and through a manifest is fetched
  * and charged once.  Clients of another domain (another uid, by default) get
  * a copy of their own: they may not map segments holding this one.
@@ -56,6 +58,7 @@ struct stk_object {
 	struct stk_obj_ref ref0;  /* most objects are listed once: no allocation */
 	uint32_t nrefs, caprefs;
 	uint8_t state;
+	uint8_t codec;	 /* enum stk_codec: its bytes decoded from the backend's (a key) */
 	bool queued;	 /* waiting for room on behalf of a get */
 	bool prefetched; /* fetched by a plan, not a get */
 	uint32_t pins;
@@ -63,6 +66,7 @@ struct stk_object {
 	uint64_t fetch_ns; /* how long its last fetch took: the stall a synchronous read pays */
 	char *version;	   /* its version: the listing's, else the fetch's ETag, or NULL */
 	struct stk_obj_room *room; /* while a tier holds room for it (FETCHING, RESIDENT) */
+	struct stk_t1obj *t1;	   /* its tier-1 copy or write (prefetch/tier1.c), or NULL */
 	struct stk_waiter *waiters;
 };
 
@@ -132,10 +136,10 @@ struct stk_objtab {
 	uint64_t n;
 };
 
-/* Finds domain's object for uri and size, or NULL. */
+/* Finds domain's object for uri, size and codec, or NULL. */
 struct stk_object *stk__objtab_find(const struct stk_objtab *t, uint32_t domain, const char *uri,
-				    uint64_t size);
-/* Adds o (its uri, size and domain set, not already in). 0 or -ENOMEM. */
+				    uint64_t size, uint8_t codec);
+/* Adds o (its uri, size, codec and domain set, not already in). 0 or -ENOMEM. */
 int stk__objtab_add(struct stk_objtab *t, struct stk_object *o);
 void stk__objtab_del(struct stk_objtab *t, struct stk_object *o);
 void stk__objtab_fini(struct stk_objtab *t);

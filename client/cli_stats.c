@@ -80,6 +80,17 @@ static const struct stat_field stat_fields[] = {
 	STAT(self_stall_ns, ST_NS, NULL),
 	STAT(self_stall_fetch_ns, ST_NS, NULL),
 	STAT(self_stall_avoided_ns, ST_NS, NULL),
+	/* Tier 1 (--nvme-dir). */
+	STAT(nvme_budget, ST_BYTES, "tier-1 (NVMe) budget"),
+	STAT(nvme_used, ST_BYTES, "tier-1 bytes charged, metadata included"),
+	STAT(nvme_objects, ST_COUNT, "objects on tier 1"),
+	STAT(hits_nvme, ST_COUNT, "gets served from a copy promoted from tier 1"),
+	STAT(nvme_reads, ST_COUNT, "promotions: objects read from tier 1"),
+	STAT(nvme_read_bytes, ST_BYTES, "bytes promoted"),
+	STAT(nvme_writes, ST_COUNT, "demotions: objects written to tier 1"),
+	STAT(nvme_write_bytes, ST_BYTES, "bytes demoted"),
+	STAT(nvme_dropped_corrupt, ST_COUNT, "tier-1 copies that failed their checksum"),
+	STAT(nvme_degraded, ST_COUNT, "1: tier 1 takes no writes (disk error)"),
 };
 
 /* A field of struct stk_daemon_client or stk_daemon_dataset, for JSON. */
@@ -253,6 +264,7 @@ static void human_extra(const struct stk_stats *st, const struct stat_field *f, 
 	    f->off == offsetof(struct stk_stats, client_misses))
 		whole = st->client_gets;
 	else if (f->off == offsetof(struct stk_stats, hits_ram) ||
+		 f->off == offsetof(struct stk_stats, hits_nvme) ||
 		 f->off == offsetof(struct stk_stats, misses))
 		whole = st->gets;
 	if (whole)
@@ -489,6 +501,14 @@ static void top_frame(FILE *f, const struct top_view *v, const struct top_sample
 		(double)s->ram_used / MIB, (double)s->ram_budget / MIB,
 		pct(r1, sizeof(r1), s->ram_used, s->ram_budget), s->resident_objects,
 		s->inflight_objects, s->pinned_objects);
+	if (s->nvme_budget)
+		fprintf(f,
+			"NVMe %.1f of %.1f MiB (%s%%)  objects %" PRIu64 "  promoted %" PRIu64
+			"  demoted %" PRIu64 "%s\n",
+			(double)s->nvme_used / MIB, (double)s->nvme_budget / MIB,
+			pct(r4, sizeof(r4), s->nvme_used, s->nvme_budget), s->nvme_objects,
+			s->nvme_reads, s->nvme_writes,
+			s->nvme_degraded ? "  DEGRADED (RAM only)" : "");
 
 	uint64_t gets = a ? delta(s->gets, a->st.gets) : 0;
 	uint64_t hits = a ? delta(s->hits_ram, a->st.hits_ram) : 0;

@@ -779,6 +779,16 @@ int stk_stats(struct stk_client *c, struct stk_stats *st)
 	all.self_stall_ns = v[STK_ST_SELF_STALL_NS];
 	all.self_stall_fetch_ns = v[STK_ST_SELF_STALL_FETCH_NS];
 	all.self_stall_avoided_ns = v[STK_ST_SELF_AVOIDED_NS];
+	all.nvme_budget = v[STK_ST_NVME_BUDGET];
+	all.nvme_used = v[STK_ST_NVME_USED];
+	all.nvme_objects = v[STK_ST_NVME_OBJECTS];
+	all.hits_nvme = v[STK_ST_HITS_NVME];
+	all.nvme_reads = v[STK_ST_NVME_READS];
+	all.nvme_read_bytes = v[STK_ST_NVME_READ_BYTES];
+	all.nvme_writes = v[STK_ST_NVME_WRITES];
+	all.nvme_write_bytes = v[STK_ST_NVME_WRITE_BYTES];
+	all.nvme_dropped_corrupt = v[STK_ST_NVME_DROPPED_CORRUPT];
+	all.nvme_degraded = v[STK_ST_NVME_DEGRADED];
 	memcpy(st, &all, all.size);
 	return 0;
 }

@@ -167,6 +167,7 @@ STK_EXTERN void stk_close(struct stk_client *c);
 
 /* Flags for stk_dataset_open(). */
 #define STK_DS_MANIFEST 0x1u /* uri names a manifest: one URI per line, optional size */
+#define STK_DS_ZSTD	0x2u /* objects named *.zst are served decompressed (below) */
 
 /*
  * Opens a dataset.  uri is one of
@@ -175,7 +176,29 @@ STK_EXTERN void stk_close(struct stk_client *c);
  * or, with STK_DS_MANIFEST, the URI of a manifest file whose lines are
  * "URI [SIZE]" ('#' starts a comment).  A plain absolute path is taken as a
  * file:// URI.
- * Returns 0 with *out set; -EINVAL for a malformed URI or manifest line,
+ *
+ * With STK_DS_ZSTD, every object whose URI ends in ".zst" is taken to be
+ * zstd data (one or more frames) and is served decompressed: the daemon
+ * fetches the compressed bytes and decodes them on its worker pool, the
+ * object's key drops the ".zst" (file:///d/x.npy.zst is key "x.npy"; in a
+ * manifest, its URI without ".zst") and its size is the plain size.  Other
+ * objects are served as they are.  Plain sizes are known at open: a
+ * file:// listing reads each .zst file's frame header, which must declare
+ * its content size (`zstd FILE` does; zstd writing from a pipe does not
+ * unless given --stream-size); a manifest's SIZE column is the plain size,
+ * and a .zst entry without one has its header read (file:// only).  An
+ * s3:// or http(s):// prefix has no frame headers read: opening one with
+ * STK_DS_ZSTD fails with -ENOTSUP; use a manifest that gives plain sizes.
+ * Two objects whose keys would be the same (x and x.zst) fail the open
+ * with -EINVAL naming both.  An object that does not decode to exactly its
+ * plain size fails its gets with -EIO and a message naming its URI; the
+ * others are served.  The same backend object opened with and without
+ * STK_DS_ZSTD is two objects in the daemon's cache.
+ *
+ * Returns 0 with *out set; -EINVAL for a malformed URI or manifest line
+ * (or, with STK_DS_ZSTD, a .zst file that is not zstd data or declares no
+ * size, or two objects with one key), -ENOTSUP (STK_DS_ZSTD on a prefix
+ * whose frame headers cannot be read),
  * -EPROTONOSUPPORT for a scheme the daemon has no transport for, -ENOENT,
  * -EACCES (outside the daemon's --allow-root directories, or unreadable),
  * -ENOMEM, -EPIPE if the daemon went away.  stk_errmsg() names the URI.
@@ -426,7 +449,7 @@ struct stk_stats {
 	uint64_t ram_used; /* resident plus in-flight bytes, page-rounded */
 	uint64_t resident_objects;
 	uint64_t inflight_objects;
-	uint64_t pinned_objects; /* held by some client */
+	uint64_t pinned_objects; /* held by some client, or being written to tier 1 */
 	uint64_t clients;
 	uint64_t datasets;
 	uint64_t prefetches; /* fetches started by plans rather than gets */
@@ -445,6 +468,20 @@ struct stk_stats {
 	uint64_t self_stall_ns;		 /* this connection's stall_ns */
 	uint64_t self_stall_fetch_ns;	 /* this connection's stall_fetch_ns */
 	uint64_t self_stall_avoided_ns;	 /* this connection's stall_avoided_ns */
+	/*
+	 * Tier 1 (stokerd --nvme-dir; docs/nvme.md).  Appended after protocol 6's
+	 * fields; 0 from an older daemon or without tier 1.
+	 */
+	uint64_t nvme_budget;	       /* bytes of disk tier 1 may take, metadata included */
+	uint64_t nvme_used;	       /* bytes it charges now */
+	uint64_t nvme_objects;	       /* objects it holds (writes in flight included) */
+	uint64_t hits_nvme;	       /* gets served from a copy promoted from tier 1 */
+	uint64_t nvme_reads;	       /* promotions: objects read from tier 1 into RAM */
+	uint64_t nvme_read_bytes;      /* their bytes */
+	uint64_t nvme_writes;	       /* demotions: objects written to tier 1 */
+	uint64_t nvme_write_bytes;     /* their bytes */
+	uint64_t nvme_dropped_corrupt; /* copies that failed their checksum, refetched */
+	uint64_t nvme_degraded;	       /* 1 while tier 1 takes no writes (a disk error) */
 };
 
 /* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */

@@ -59,6 +59,27 @@ struct stk_config {
 		char *name, *prefix;
 	} * labels;
 	unsigned nlabels;
+	const char *nvme_dir; /* --nvme-dir: tier 1's directory, or NULL for none */
+	uint64_t nvme;	      /* --nvme: its byte budget */
+};
+
+struct stk_nvme;
+struct stk_t1obj;
+
+/*
+ * Tier 1 (prefetch/tier1.c): the NVMe store and the copies it holds of
+ * listed objects, in a heap with the farthest next use on top (the same
+ * lazy upper-bound keys as cache/victim.h).
+ */
+struct stk_tier1 {
+	struct stk_nvme *s; /* NULL: no tier 1 */
+	struct stk_t1obj **h;
+	uint32_t n, cap;
+	uint64_t stamp;
+	unsigned ops;		 /* puts and gets in flight */
+	struct stk_t1obj *retry; /* demotions waiting for dropped copies' room */
+	bool degraded_logged;
+	int dir_fd; /* holds the directory's flock */
 };
 
 #define STK_OBS_EP_MAX 32  /* endpoints modelled; the last one takes every endpoint past it */
@@ -204,6 +225,7 @@ struct stk_daemon {
 	uint64_t accept_paused_at, accept_refused;
 	uint64_t st[STK_STATS_COUNT];
 	struct stk_obs obs;
+	struct stk_tier1 t1;
 	struct stk_metrics *metrics; /* the metrics endpoint (metrics.c), or NULL */
 	uint64_t heartbeat_ns;	     /* the loop's last tick; atomic (read by metrics.c) */
 	/* Delivers a fetched object (err 0) or a failure to a waiting GET. Set by the server. */
@@ -348,6 +370,42 @@ void stk__obs_shutdown(struct stk_daemon *d);
 /* Starts serving cfg.metrics_addr (no-op when NULL). 0 or -errno, logged. */
 int stk__metrics_start(struct stk_daemon *d);
 void stk__metrics_stop(struct stk_daemon *d);
+
+/* tier1.c: the NVMe tier under the RAM cache (docs/nvme.md, "Integration"). */
+/* Opens cfg.nvme_dir (no-op without it), logging the rebuilt index. 0 or -errno, logged. */
+int stk__tier1_open(struct stk_daemon *d);
+/* Closes the store once nothing is in flight; after every dataset is freed. */
+void stk__tier1_close(struct stk_daemon *d);
+/*
+ * o (FETCHING, counted in flight) has a tier-1 copy of its current version:
+ * starts reading it into o's room and returns true (stk__promoted() or
+ * stk__fetch_backend() follows); false: fetch it from the backend.
+ */
+bool stk__tier1_promote(struct stk_daemon *d, struct stk_object *o);
+/* o became resident from its backend: writes it to tier 1 if it belongs there. */
+void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o);
+/* o is new, or its version changed: finds its copy of that version (dropping older ones). */
+void stk__tier1_link(struct stk_daemon *d, struct stk_object *o);
+/* o's next use may have grown (as stk__cache_rekey). */
+void stk__tier1_rekey(struct stk_daemon *d, struct stk_object *o);
+/*
+ * o is about to be freed: forgets its copy (which stays on disk).  Returns
+ * true when a write of o is in flight: tier1.c then drops o's room and
+ * frees o (stk__obj_free) when the write ends.
+ */
+bool stk__tier1_forget(struct stk_daemon *d, struct stk_object *o);
+/* 1 when o's RAM copy was promoted from tier 1 (a get of it is a tier-1 hit), else 0. */
+unsigned stk__tier1_promoted(const struct stk_object *o);
+/* Puts and gets in flight. */
+unsigned stk__tier1_busy(const struct stk_daemon *d);
+/* Fills the tier-1 gauges of st (STK_ST_NVME_*). */
+void stk__tier1_stats(const struct stk_daemon *d, uint64_t *st);
+/* sched.c, for tier1.c: o's promotion filled it (it becomes resident, waiters get it). */
+void stk__promoted(struct stk_daemon *d, struct stk_object *o);
+/* sched.c, for tier1.c: o's promotion failed: o (still FETCHING) is fetched from its backend. */
+void stk__fetch_backend(struct stk_daemon *d, struct stk_object *o);
+/* dataset.c: frees an object no dataset lists (its room already dropped). */
+void stk__obj_free(struct stk_object *o);
 
 /* listen.c: the listening socket. */
 int stk__server_start(struct stk_daemon *d);

@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "prefetch/daemon.h"
+#include "stoker.h"
 #include "transports/transport.h"
 
 #define TRIM_AT 65536 /* objects in a listing that make it worth a malloc_trim() */
@@ -71,7 +72,8 @@ static void open_work(struct stk_work *w)
 {
 	struct open_job *j = (struct open_job *)w;
 	struct stk_ds *ds = j->ds;
-	j->err = stk__catalog_build(ds->uri, ds->flags & 1u, &j->cat, j->msg, sizeof(j->msg));
+	j->err = stk__catalog_build(ds->uri, ds->flags & STK_DS_MANIFEST, ds->flags & STK_DS_ZSTD,
+				    &j->cat, j->msg, sizeof(j->msg));
 	if (!j->err && j->cat.n >= STK_NONE) {
 		snprintf(j->msg, sizeof(j->msg), "%s: %u objects is more than a dataset may hold",
 			 ds->uri, j->cat.n);
@@ -86,7 +88,7 @@ static void open_work(struct stk_work *w)
 		stk__catalog_free(&j->cat);
 }
 
-static void obj_free(struct stk_object *o)
+void stk__obj_free(struct stk_object *o)
 {
 	free((char *)o->uri);
 	free(o->version);
@@ -103,12 +105,15 @@ static void obj_put(struct stk_daemon *d, struct stk_object *o, struct stk_ds *d
 {
 	if (stk__obj_unref(o, ds, index)) {
 		stk__cache_rekey(&d->cache, o); /* ds's plans no longer count */
+		stk__tier1_rekey(d, o);
 		return;
 	}
 	stk__rt_forget(d, o);
-	stk__cache_drop(&d->cache, o);
 	stk__objtab_del(&d->objects, o);
-	obj_free(o);
+	if (stk__tier1_forget(d, o))
+		return; /* a write to tier 1 reads its bytes: freed when it ends */
+	stk__cache_drop(&d->cache, o);
+	stk__obj_free(o);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -125,7 +130,7 @@ static bool same_str(const char *a, const char *b)
 static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 				  struct stk_catalog_entry *e)
 {
-	struct stk_object *o = stk__objtab_find(&d->objects, domain, e->uri, e->size);
+	struct stk_object *o = stk__objtab_find(&d->objects, domain, e->uri, e->size, e->codec);
 	if (o) {
 		if (e->version && !same_str(o->version, e->version)) {
 			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins &&
@@ -136,6 +141,7 @@ static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 			free(o->version);
 			o->version = e->version;
 			e->version = NULL;
+			stk__tier1_link(d, o); /* a copy of the old version is dropped */
 		}
 		return o;
 	}
@@ -146,6 +152,7 @@ static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 	o->tp = stk__transport_find(e->uri, &r, NULL, 0);
 	o->uri = e->uri;
 	o->size = e->size;
+	o->codec = e->codec;
 	o->domain = domain;
 	o->version = e->version;
 	if (stk__objtab_add(&d->objects, o)) {
@@ -153,6 +160,7 @@ static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 		return NULL;
 	}
 	e->uri = e->version = NULL; /* now the object's */
+	stk__tier1_link(d, o);	    /* a copy kept before a restart */
 	return o;
 }
 

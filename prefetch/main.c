@@ -40,6 +40,11 @@ static void usage(FILE *f)
 	    "      --prefault            commit the RAM budget at start: populate every page\n"
 	    "                            before serving, so ingest never pays for first touch\n"
 	    "                            (STOKER_PREFAULT=1)\n"
+	    "      --nvme-dir DIR        tier 1: keep on this local disk what does not fit in\n"
+	    "                            RAM, placed by next use; kept across restarts\n"
+	    "                            (STOKER_NVME_DIR; the directory must be stokerd's alone)\n"
+	    "      --nvme SIZE           tier 1's disk budget, metadata included, e.g. 200G\n"
+	    "                            (STOKER_NVME; required with --nvme-dir)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
@@ -133,6 +138,8 @@ enum {
 	OPT_NO_FOLLOW,
 	OPT_PREFAULT,
 	OPT_HUGETLB,
+	OPT_NVME_DIR,
+	OPT_NVME,
 };
 
 static bool env_true(const char *name)
@@ -262,6 +269,15 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 		r = stk__parse_u64(v, 86400, &n);
 		c->pin_wait_ns = n * 1000000000ull;
 		break;
+	case OPT_NVME_DIR:
+		c->nvme_dir = v;
+		break;
+	case OPT_NVME:
+		r = stk__parse_size(v, &n);
+		if (!r && n < (1u << 20))
+			r = -EINVAL;
+		c->nvme = n;
+		break;
 	case OPT_DS_GRACE:
 		r = stk__parse_u64(v, 86400 * 365, &n);
 		c->dataset_grace_ns = n * 1000000000ull;
@@ -369,7 +385,7 @@ static void stop_tick(struct stk_op *op, int res)
 
 static bool drain_pending(const struct stk_daemon *d)
 {
-	return d->inflight > 0;
+	return d->inflight > 0 || stk__tier1_busy(d) > 0;
 }
 
 static bool sessions_pending(const struct stk_daemon *d)
@@ -454,6 +470,7 @@ int main(int argc, char **argv)
 {
 	static struct stk_daemon daemon_state;
 	struct stk_daemon *d = &daemon_state;
+	d->t1.dir_fd = -1;
 	struct stk_config *c = &d->cfg;
 	c->socket_path = STK_DEFAULT_SOCKET;
 	c->max_inflight = 64;
@@ -500,6 +517,8 @@ int main(int argc, char **argv)
 		{ "STOKER_ISOLATE", OPT_ISOLATE },
 		{ "STOKER_METRICS", OPT_METRICS },
 		{ "STOKER_METRICS_DATASET", OPT_METRICS_DS },
+		{ "STOKER_NVME_DIR", OPT_NVME_DIR },
+		{ "STOKER_NVME", OPT_NVME },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -549,6 +568,8 @@ int main(int argc, char **argv)
 		{ "no-fast-gets", no_argument, 0, OPT_NO_FAST },
 		{ "no-follow", no_argument, 0, OPT_NO_FOLLOW },
 		{ "prefault", no_argument, 0, OPT_PREFAULT },
+		{ "nvme-dir", required_argument, 0, OPT_NVME_DIR },
+		{ "nvme", required_argument, 0, OPT_NVME },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -712,6 +733,10 @@ int main(int argc, char **argv)
 	r = stk__server_start(d);
 	if (r)
 		goto out;
+	/* After the socket's lock: a second daemon fails there, not on the store. */
+	r = stk__tier1_open(d);
+	if (r)
+		goto out;
 	__atomic_store_n(&d->heartbeat_ns, stk__now_ns(), __ATOMIC_RELEASE);
 	tick_start(d);
 	r = stk__metrics_start(d);
@@ -752,6 +777,7 @@ out:
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 	stk__ds_free_all(d);
+	stk__tier1_close(d);
 	stk__fast_fini(d);
 	stk__sched_fini(d);
 	stk__cache_fini(&d->cache);

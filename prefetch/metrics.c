@@ -53,6 +53,7 @@ static void snap_fill(struct stk_metrics *m, struct snap *s)
 
 	s->taken_ns = stk__now_ns();
 	memcpy(s->st, d->st, sizeof(s->st));
+	stk__tier1_stats(d, s->st);
 	stk__obs_stats(d, NULL, s->st);
 	s->wait = ob->wait;
 	s->ntp = ob->ntp < STK_OBS_TP_MAX ? ob->ntp : STK_OBS_TP_MAX;

@@ -183,6 +183,32 @@ void stk__metrics_format(struct stk_metrics *m, const struct snap *s, struct buf
 	header(b, "stoker_datasets", "gauge", "Datasets open or cached.");
 	U64(b, "stoker_datasets", "", st[STK_ST_DATASETS]);
 
+	header(b, "stoker_nvme_budget_bytes", "gauge",
+	       "Bytes of disk tier 1 (--nvme-dir) may take, metadata included; 0 without it.");
+	U64(b, "stoker_nvme_budget_bytes", "", st[STK_ST_NVME_BUDGET]);
+	header(b, "stoker_nvme_used_bytes", "gauge", "Bytes of disk tier 1 charges now.");
+	U64(b, "stoker_nvme_used_bytes", "", st[STK_ST_NVME_USED]);
+	header(b, "stoker_nvme_objects", "gauge", "Objects tier 1 holds, writes included.");
+	U64(b, "stoker_nvme_objects", "", st[STK_ST_NVME_OBJECTS]);
+	header(b, "stoker_nvme_hits_total", "counter",
+	       "Gets served from a RAM copy promoted from tier 1.");
+	U64(b, "stoker_nvme_hits_total", "", st[STK_ST_HITS_NVME]);
+	header(b, "stoker_nvme_reads_total", "counter",
+	       "Promotions: objects read from tier 1 into RAM.");
+	U64(b, "stoker_nvme_reads_total", "", st[STK_ST_NVME_READS]);
+	header(b, "stoker_nvme_read_bytes_total", "counter", "Bytes promoted from tier 1.");
+	U64(b, "stoker_nvme_read_bytes_total", "", st[STK_ST_NVME_READ_BYTES]);
+	header(b, "stoker_nvme_writes_total", "counter", "Demotions: objects written to tier 1.");
+	U64(b, "stoker_nvme_writes_total", "", st[STK_ST_NVME_WRITES]);
+	header(b, "stoker_nvme_write_bytes_total", "counter", "Bytes written to tier 1.");
+	U64(b, "stoker_nvme_write_bytes_total", "", st[STK_ST_NVME_WRITE_BYTES]);
+	header(b, "stoker_nvme_dropped_corrupt_total", "counter",
+	       "Tier-1 copies that failed their checksum: dropped and refetched.");
+	U64(b, "stoker_nvme_dropped_corrupt_total", "", st[STK_ST_NVME_DROPPED_CORRUPT]);
+	header(b, "stoker_nvme_degraded", "gauge",
+	       "1 while tier 1 takes no writes after a disk error (RAM only).");
+	U64(b, "stoker_nvme_degraded", "", st[STK_ST_NVME_DEGRADED]);
+
 	if (m->nnames) {
 		memset(m->merged, 0, m->nnames * sizeof(*m->merged));
 		for (unsigned i = 0; i < m->nlabels; i++)

@@ -174,6 +174,7 @@ void stk__obs_waits(struct stk_daemon *d, struct stk_session *s, struct stk_hand
 		if (w.flags & STK_WAIT_GOT) {
 			d->st[STK_ST_GETS]++;
 			d->st[STK_ST_HITS_RAM]++;
+			d->st[STK_ST_HITS_NVME] += stk__tier1_promoted(ds->ents[w.index].o);
 			if (hd->plan)
 				stk__plan_advance(d, hd->plan, w.index);
 			else

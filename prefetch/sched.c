@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "prefetch/daemon.h"
+#include "prefetch/zfetch.h"
 #include "stoker.h"
 #include "transports/transport.h"
 
@@ -100,6 +101,7 @@ void stk__plan_advance(struct stk_daemon *d, struct stk_plan *p, uint32_t obj)
 		p->head[p->order[k]] = p->next[k];
 		/* Passed: its next use in this plan moved later, or went. */
 		stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
+		stk__tier1_rekey(d, p->ds->ents[p->order[k]].o);
 	}
 	p->cursor = h + 1;
 }
@@ -110,8 +112,10 @@ void stk__plan_free(struct stk_daemon *d, struct stk_plan *p)
 		return;
 	/* Its objects' next uses grow (to another plan's, or never). */
 	for (uint32_t k = p->cursor; k < p->n; k++)
-		if (p->head[p->order[k]] == k)
+		if (p->head[p->order[k]] == k) {
 			stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
+			stk__tier1_rekey(d, p->ds->ents[p->order[k]].o);
+		}
 	for (struct stk_plan **pp = &p->ds->plans; *pp; pp = &(*pp)->ds_next) {
 		if (*pp == p) {
 			*pp = p->ds_next;
@@ -171,11 +175,9 @@ static void notify(struct stk_daemon *d, struct stk_object *o, int err, const ch
 	}
 }
 
-void stk__evict(struct stk_daemon *d, struct stk_object *o)
+/* o is absent again: the plans' searches for what to prefetch look at it again. */
+static void rescan(struct stk_object *o)
 {
-	stk__cache_drop(&d->cache, o);
-	count(o, -1, 0, 0);
-	d->st[STK_ST_EVICTIONS]++;
 	for (uint32_t r = 0; r < o->nrefs; r++) {
 		for (struct stk_plan *p = o->refs[r].ds->plans; p; p = p->ds_next) {
 			uint32_t h = p->head[o->refs[r].index];
@@ -183,6 +185,14 @@ void stk__evict(struct stk_daemon *d, struct stk_object *o)
 				p->scan = h;
 		}
 	}
+}
+
+void stk__evict(struct stk_daemon *d, struct stk_object *o)
+{
+	stk__cache_drop(&d->cache, o);
+	count(o, -1, 0, 0);
+	d->st[STK_ST_EVICTIONS]++;
+	rescan(o);
 	stk_dbg("evicted %s", o->uri);
 }
 
@@ -247,19 +257,32 @@ static void fetch_done(struct stk_fetch *f, int err, const char *msg)
 		count(o, +1, 0, 0);
 		stk__rt_publish(d, o);
 		notify(d, o, 0, NULL);
+		stk__tier1_demote(d, o);
 	}
 	stk__sched_run(d);
 }
 
+/* Undoes start_fetch's counting of o in flight. */
+static void uncount_fetch(struct stk_daemon *d, struct stk_object *o)
+{
+	count(o, 0, -1, 0);
+	d->inflight--;
+	if (o->prefetched) {
+		d->prefetch_inflight--;
+		d->st[STK_ST_PREFETCHES]--;
+	}
+}
+
 /*
- * Starts fetching o, which has its room (FETCHING).  Returns false when the
- * transport is busy (o's room is given back).
+ * Fetches o (FETCHING, counted in flight) from its backend.  Returns false
+ * when the transport is busy (o's room is given back, o uncounted).
  */
-static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetch)
+static bool backend_fetch(struct stk_daemon *d, struct stk_object *o)
 {
 	char e[512];
 	struct fetch_ctx *fc = calloc(1, sizeof(*fc));
 	if (!fc) {
+		uncount_fetch(d, o);
 		stk__cache_drop(&d->cache, o);
 		snprintf(e, sizeof(e), "%s: out of memory", o->uri);
 		fetch_failed(d, o, -ENOMEM, e);
@@ -273,33 +296,80 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 	fc->f.fd = -1;
 	fc->f.size = o->size;
 	fc->f.done = fetch_done;
-	o->prefetched = prefetch;
+	/* After a promotion that failed, the backend's time starts now. */
 	o->room->fetch_start = stk__now_ns();
 	fc->v0 = stk__obs_fetch_begin(d, o, o->room->fetch_start);
-	count(o, 0, +1, 0);
-	d->inflight++;
-	if (prefetch) {
-		d->prefetch_inflight++;
-		d->st[STK_ST_PREFETCHES]++;
-	}
-	int q = o->tp->submit(&fc->f);
+	/* A .zst object of a STK_DS_ZSTD dataset is decoded on the way in (zfetch.c). */
+	int q = o->codec == STK_CODEC_ZSTD ? stk__zfetch_submit(d->loop, o->tp, &fc->f)
+					   : o->tp->submit(&fc->f);
 	if (q == STK_Q_QUEUED)
 		return true;
 	free(fc);
 	stk__obs_fetch(d, o, o->room->fetch_start, 0, 0, stk__now_ns(),
 		       q == STK_Q_BUSY ? -EAGAIN : q);
-	count(o, 0, -1, 0);
-	d->inflight--;
-	if (prefetch) {
-		d->prefetch_inflight--;
-		d->st[STK_ST_PREFETCHES]--;
-	}
+	uncount_fetch(d, o);
 	stk__cache_drop(&d->cache, o);
 	if (q == STK_Q_BUSY)
 		return false;
 	snprintf(e, sizeof(e), "%s: %s", o->uri, strerror(-q));
 	fetch_failed(d, o, q, e);
 	return true;
+}
+
+/*
+ * Starts fetching o, which has its room (FETCHING): from its tier-1 copy
+ * when it has one (a promotion, which the backend's model and counters
+ * never see), else from its backend.  Returns false when the transport is
+ * busy (o's room is given back).
+ */
+static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetch)
+{
+	o->prefetched = prefetch;
+	o->room->fetch_start = stk__now_ns();
+	count(o, 0, +1, 0);
+	d->inflight++;
+	if (prefetch) {
+		d->prefetch_inflight++;
+		d->st[STK_ST_PREFETCHES]++;
+	}
+	if (stk__tier1_promote(d, o))
+		return true;
+	return backend_fetch(d, o);
+}
+
+static int demand_push(struct stk_daemon *d, struct stk_object *o);
+
+void stk__fetch_backend(struct stk_daemon *d, struct stk_object *o)
+{
+	/*
+	 * A busy transport gave o's room back: a get waiting for o queues it
+	 * again, and a prefetch finds it again.
+	 */
+	if (!backend_fetch(d, o)) {
+		rescan(o);
+		if (o->waiters && !o->queued && demand_push(d, o))
+			notify(d, o, -ENOMEM, "out of memory queueing a get");
+	}
+	stk__sched_run(d);
+}
+
+void stk__promoted(struct stk_daemon *d, struct stk_object *o)
+{
+	char e[512];
+	count(o, 0, -1, 0);
+	d->inflight--;
+	if (o->prefetched)
+		d->prefetch_inflight--;
+	int err = stk__cache_seal(&d->cache, o, e, sizeof(e));
+	if (err) {
+		stk__cache_drop(&d->cache, o);
+		fetch_failed(d, o, err, e);
+	} else {
+		count(o, +1, 0, 0);
+		stk__rt_publish(d, o);
+		notify(d, o, 0, NULL);
+	}
+	stk__sched_run(d);
 }
 
 /*
@@ -525,6 +595,7 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 		stk__follow(d, ds, w->s ? w->s->group : 0, index);
 	if (o->state == STK_OBJ_RESIDENT) {
 		d->st[STK_ST_HITS_RAM]++;
+		d->st[STK_ST_HITS_NVME] += stk__tier1_promoted(o);
 		d->on_ready(d, w, o, true, 0, NULL);
 		stk__sched_run(d); /* the cursor moved: the window moves with it */
 		return;

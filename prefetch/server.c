@@ -303,7 +303,7 @@ static void on_open(struct stk_daemon *d, struct stk_session *s, const struct st
 	s->waiting++;
 	s->opening++;
 	stk__ds_open(d, s->domain, m->u.open.uri, m->u.open.uri_len,
-		     m->u.open.flags & STK_DS_MANIFEST, w, open_ready);
+		     m->u.open.flags & (STK_DS_MANIFEST | STK_DS_ZSTD), w, open_ready);
 }
 
 /*
@@ -611,6 +611,7 @@ static void on_stats(struct stk_daemon *d, struct stk_session *s, const struct s
 	d->st[STK_ST_RESIDENT] = d->cache.resident;
 	d->st[STK_ST_INFLIGHT] = d->inflight;
 	d->st[STK_ST_PINNED] = d->pinned;
+	stk__tier1_stats(d, d->st);
 	stk__obs_stats(d, s, d->st);
 	uint8_t out[REPLY_MAX];
 	stk__send_msg(d, s, out,

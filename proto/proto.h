@@ -27,7 +27,7 @@
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
 #define STK_PLAN_CHUNK	      ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT	      26u  /* counters in a STATS reply, see stk_stats_field */
+#define STK_STATS_COUNT	      36u  /* counters in a STATS reply, see stk_stats_field */
 #define STK_ENDPOINT_NAME_MAX 127u /* bytes of an endpoint's name in an ENDPOINTS reply */
 
 enum stk_msg_type {
@@ -111,6 +111,17 @@ enum stk_stats_field {
 	STK_ST_SELF_STALL_NS, /* the asking connection's */
 	STK_ST_SELF_STALL_FETCH_NS,
 	STK_ST_SELF_AVOIDED_NS,
+	/* tier 1 (--nvme-dir; docs/nvme.md) */
+	STK_ST_NVME_BUDGET,
+	STK_ST_NVME_USED,
+	STK_ST_NVME_OBJECTS,
+	STK_ST_HITS_NVME,
+	STK_ST_NVME_READS,
+	STK_ST_NVME_READ_BYTES,
+	STK_ST_NVME_WRITES,
+	STK_ST_NVME_WRITE_BYTES,
+	STK_ST_NVME_DROPPED_CORRUPT,
+	STK_ST_NVME_DEGRADED,
 };
 
 struct stk_msg_hdr {

@@ -407,13 +407,15 @@ class Client(_Closable):
         _check(lib.stk_connect(ctypes.byref(opts), ctypes.byref(out)))
         self._h = _Handle(out.value, lib.stk_close)
 
-    def open(self, uri, manifest=False):
+    def open(self, uri, manifest=False, zstd=False):
         """Opens a dataset: a file:// URI or absolute path (directory or one
-        file), or with manifest=True a manifest's URI."""
+        file), or with manifest=True a manifest's URI.  With zstd=True,
+        objects named *.zst are served decompressed, under keys without
+        ".zst" and with their plain sizes (STK_DS_ZSTD in stoker.h)."""
         u = uri.encode("utf-8", "surrogateescape") if isinstance(uri, str) else bytes(uri)
         out = ctypes.c_void_p()
-        _check(lib.stk_dataset_open(self._h.ptr(), u, _lib.STK_DS_MANIFEST if manifest else 0,
-                                    ctypes.byref(out)))
+        flags = (_lib.STK_DS_MANIFEST if manifest else 0) | (_lib.STK_DS_ZSTD if zstd else 0)
+        _check(lib.stk_dataset_open(self._h.ptr(), u, flags, ctypes.byref(out)))
         self._h.ref()
         return Dataset(self, _Handle(out.value, lib.stk_dataset_close, self._h), uri)
 

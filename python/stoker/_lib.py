@@ -10,6 +10,7 @@ c_u32, c_u64, c_char_p, c_void_p = ctypes.c_uint32, ctypes.c_uint64, ctypes.c_ch
 POINTER, byref = ctypes.POINTER, ctypes.byref
 
 STK_DS_MANIFEST = 0x1
+STK_DS_ZSTD = 0x2
 STK_VIEW_HIT = 0x1
 STK_TIMEOUT_NEVER = 0xFFFFFFFF
 WARM_NAMES = {0: "none", 1: "running", 2: "done", 3: "full"}
@@ -38,6 +39,8 @@ STATS_FIELDS = [
     "waits", "stall_ns", "stall_fetch_ns", "stall_delivery_ns", "stall_avoided_ns",
     "stall_avoided_model_ns", "delivered_bytes", "self_stall_ns", "self_stall_fetch_ns",
     "self_stall_avoided_ns",
+    "nvme_budget", "nvme_used", "nvme_objects", "hits_nvme", "nvme_reads", "nvme_read_bytes",
+    "nvme_writes", "nvme_write_bytes", "nvme_dropped_corrupt", "nvme_degraded",
 ]
 
 
