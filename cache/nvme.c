@@ -531,6 +531,7 @@ void stk__nvme_release(struct stk_nvme *s, struct nvme_ent *e)
 		}
 	}
 	s->payload -= e->pub.stored_len;
+	s->plain -= e->pub.size;
 	s->objects--;
 	free(e->pub.uri);
 	free(e->pub.version);
@@ -711,6 +712,7 @@ void stk__nvme_stats(const struct stk_nvme *s, struct stk_nvme_stats *st)
 		.budget = s->budget,
 		.used = s->used,
 		.payload = s->payload,
+		.plain = s->plain,
 		.objects = s->objects,
 		.dead = s->dead,
 		.freeing = s->freeing,

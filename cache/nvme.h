@@ -137,6 +137,7 @@ struct stk_nvme_stats {
 	uint64_t budget;
 	uint64_t used;	    /* charges of objects, dead slots and per-file allowances */
 	uint64_t payload;   /* stored bytes of the objects held */
+	uint64_t plain;	    /* their objects' sizes (payload before STK_NVME_ZSTD) */
 	uint64_t objects;   /* held, writes in flight included */
 	uint64_t dead;	    /* freed slots whose blocks the filesystem could not punch */
 	uint64_t freeing;   /* of used: room of dropped objects being given back now */

@@ -83,6 +83,7 @@ struct stk_nvme {
 	uint64_t budget, small_max, pack_size;
 	unsigned max_fds, flags;
 	uint64_t used, payload, dead, objects;
+	uint64_t plain; /* objects' sizes: payload before compression */
 	uint32_t nlarge, nopen, discarded;
 	uint64_t freeing;  /* charges of room being given back on the pool */
 	uint32_t nfreeing; /* its jobs */

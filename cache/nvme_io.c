@@ -311,6 +311,7 @@ int stk__nvme_put(struct stk_nvme *s, const struct stk_nvme_id *id, const void *
 	}
 	s->used += charge;
 	s->payload += len;
+	s->plain += id->size;
 	s->objects++;
 	e->state = ENT_WRITING;
 	e->busy = 1;

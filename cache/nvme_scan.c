@@ -101,6 +101,7 @@ static int add_record(struct stk_nvme *s, const struct nvme_hdr *h, const char *
 	}
 	s->used += charge;
 	s->payload += h->stored_len;
+	s->plain += e->pub.size;
 	s->objects++;
 	if (pack == NVME_NOPACK)
 		s->nlarge++;

@@ -91,6 +91,9 @@ static const struct stat_field stat_fields[] = {
 	STAT(nvme_write_bytes, ST_BYTES, "bytes demoted"),
 	STAT(nvme_dropped_corrupt, ST_COUNT, "tier-1 copies that failed their checksum"),
 	STAT(nvme_degraded, ST_COUNT, "1: tier 1 takes no writes (disk error)"),
+	STAT(nvme_stored_bytes, ST_BYTES, "tier-1 copies' bytes on disk (compressed)"),
+	STAT(nvme_plain_bytes, ST_BYTES, "the same copies' plain bytes"),
+	STAT(nvme_codec_ns, ST_NS, "worker CPU time in tier-1 zstd"),
 };
 
 /* A field of struct stk_daemon_client or stk_daemon_dataset, for JSON. */
@@ -306,6 +309,16 @@ static const char *pct(char *buf, size_t len, uint64_t part, uint64_t whole)
 	return buf;
 }
 
+/* "  zstd 3.20x" when tier 1's copies are stored compressed (--nvme-compress), else "". */
+static const char *zratio(char *buf, size_t len, const struct stk_stats *s)
+{
+	buf[0] = '\0';
+	if (s->nvme_stored_bytes && s->nvme_plain_bytes > s->nvme_stored_bytes)
+		snprintf(buf, len, "  zstd %.2fx",
+			 (double)s->nvme_plain_bytes / (double)s->nvme_stored_bytes);
+	return buf;
+}
+
 #define DS_COL 40 /* the dataset column, where the width is not the terminal's */
 
 /* The per-client and per-dataset totals, for people. */
@@ -488,7 +501,7 @@ static void top_frame(FILE *f, const struct top_view *v, const struct top_sample
 {
 	const struct stk_stats *s = &b->st;
 	double el = a ? b->t - a->t : 0;
-	char r1[32], r2[32], r3[32], r4[32], clock[16] = "";
+	char r1[32], r2[32], r3[32], r4[32], r5[48], clock[16] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -504,10 +517,10 @@ static void top_frame(FILE *f, const struct top_view *v, const struct top_sample
 	if (s->nvme_budget)
 		fprintf(f,
 			"NVMe %.1f of %.1f MiB (%s%%)  objects %" PRIu64 "  promoted %" PRIu64
-			"  demoted %" PRIu64 "%s\n",
+			"  demoted %" PRIu64 "%s%s\n",
 			(double)s->nvme_used / MIB, (double)s->nvme_budget / MIB,
 			pct(r4, sizeof(r4), s->nvme_used, s->nvme_budget), s->nvme_objects,
-			s->nvme_reads, s->nvme_writes,
+			s->nvme_reads, s->nvme_writes, zratio(r5, sizeof(r5), s),
 			s->nvme_degraded ? "  DEGRADED (RAM only)" : "");
 
 	uint64_t gets = a ? delta(s->gets, a->st.gets) : 0;

@@ -789,6 +789,9 @@ int stk_stats(struct stk_client *c, struct stk_stats *st)
 	all.nvme_write_bytes = v[STK_ST_NVME_WRITE_BYTES];
 	all.nvme_dropped_corrupt = v[STK_ST_NVME_DROPPED_CORRUPT];
 	all.nvme_degraded = v[STK_ST_NVME_DEGRADED];
+	all.nvme_stored_bytes = v[STK_ST_NVME_STORED_BYTES];
+	all.nvme_plain_bytes = v[STK_ST_NVME_PLAIN_BYTES];
+	all.nvme_codec_ns = v[STK_ST_NVME_CODEC_NS];
 	memcpy(st, &all, all.size);
 	return 0;
 }

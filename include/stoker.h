@@ -482,6 +482,10 @@ struct stk_stats {
 	uint64_t nvme_write_bytes;     /* their bytes */
 	uint64_t nvme_dropped_corrupt; /* copies that failed their checksum, refetched */
 	uint64_t nvme_degraded;	       /* 1 while tier 1 takes no writes (a disk error) */
+	/* Tier 1's payload (stokerd --nvme-compress), appended after nvme_degraded. */
+	uint64_t nvme_stored_bytes; /* bytes of the copies' contents on disk, compressed or not */
+	uint64_t nvme_plain_bytes;  /* the same copies' plain sizes: ratio = plain / stored */
+	uint64_t nvme_codec_ns;	    /* worker CPU time spent compressing and decompressing them */
 };
 
 /* Fills *st (st->size must be set). Returns 0, -EINVAL for a bad size, -EPIPE. */

@@ -61,6 +61,7 @@ struct stk_config {
 	unsigned nlabels;
 	const char *nvme_dir; /* --nvme-dir: tier 1's directory, or NULL for none */
 	uint64_t nvme;	      /* --nvme: its byte budget */
+	int nvme_compress;    /* --nvme-compress: zstd level of demoted copies, 0 for plain */
 };
 
 struct stk_nvme;
@@ -367,6 +368,11 @@ void stk__obs_session_end(struct stk_daemon *d, struct stk_session *s);
 void stk__obs_shutdown(struct stk_daemon *d);
 
 /* metrics.c: the Prometheus endpoint, /healthz and /readyz on a thread of their own. */
+/*
+ * Adds "NAME=PREFIX[,NAME=PREFIX...]" (--metrics-dataset) to c->labels.
+ * 0, -EINVAL (a bad item) or -ENOMEM.
+ */
+int stk__metrics_add_labels(struct stk_config *c, const char *v);
 /* Starts serving cfg.metrics_addr (no-op when NULL). 0 or -errno, logged. */
 int stk__metrics_start(struct stk_daemon *d);
 void stk__metrics_stop(struct stk_daemon *d);
@@ -396,8 +402,36 @@ void stk__tier1_rekey(struct stk_daemon *d, struct stk_object *o);
 bool stk__tier1_forget(struct stk_daemon *d, struct stk_object *o);
 /* 1 when o's RAM copy was promoted from tier 1 (a get of it is a tier-1 hit), else 0. */
 unsigned stk__tier1_promoted(const struct stk_object *o);
-/* Puts and gets in flight. */
+/*
+ * --nvme-compress: parses v, a zstd level (0: no compression), into *level.
+ * 0, or -EINVAL after saying on stderr what is wrong (from: the variable's
+ * name, or a flag's argv slot).
+ */
+int stk__tier1_level(const char *v, const char *from, int *level);
+/* Puts and gets in flight, with the zstd jobs of --nvme-compress. */
 unsigned stk__tier1_busy(const struct stk_daemon *d);
+
+/*
+ * tier1_zst.c: one zstd job of tier 1 on the worker pool (--nvme-compress).
+ * The caller owns the job and the buffers until done() runs on the loop.
+ */
+struct stk_t1zst {
+	struct stk_work w;
+	void *plain;   /* the object's bytes: compress reads them, decompress writes them */
+	uint64_t size; /* the object's size */
+	void *z;       /* the frame: compress mallocs it (NULL: store plain), the caller frees */
+	uint64_t zlen; /* its length */
+	int level;     /* compress: the zstd level */
+	int err;       /* 0, or -EBADMSG (decompress: not a frame of exactly size bytes), -ENOMEM */
+	uint64_t ns;   /* CPU time the worker spent on it */
+	const char *name; /* decompress: for why */
+	char why[256];	  /* decompress: what failed */
+};
+/* Compresses j->plain (size bytes) at j->level into j->z, a frame smaller than size, or NULL. */
+void stk__t1zst_compress(struct stk_loop *l, struct stk_t1zst *j, void (*done)(struct stk_work *w));
+/* Decodes j->z (zlen bytes) into j->plain, which must come to exactly j->size bytes. */
+void stk__t1zst_decompress(struct stk_loop *l, struct stk_t1zst *j,
+			   void (*done)(struct stk_work *w));
 /* Fills the tier-1 gauges of st (STK_ST_NVME_*). */
 void stk__tier1_stats(const struct stk_daemon *d, uint64_t *st);
 /* sched.c, for tier1.c: o's promotion filled it (it becomes resident, waiters get it). */

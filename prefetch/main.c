@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	    "                            (STOKER_NVME_DIR; the directory must be stokerd's alone)\n"
 	    "      --nvme SIZE           tier 1's disk budget, metadata included, e.g. 200G\n"
 	    "                            (STOKER_NVME; required with --nvme-dir)\n"
+	    "      --nvme-compress LEVEL zstd level of tier-1 copies (STOKER_NVME_COMPRESS; 0)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
@@ -140,6 +141,7 @@ enum {
 	OPT_HUGETLB,
 	OPT_NVME_DIR,
 	OPT_NVME,
+	OPT_NVME_COMPRESS,
 };
 
 static bool env_true(const char *name)
@@ -182,45 +184,6 @@ static void list_free(char **v, unsigned n)
 }
 
 /* Applies one setting; the same code serves flags and environment variables. */
-/*
- * Adds "NAME=PREFIX[,NAME=PREFIX...]" to --metrics-dataset.  A name is a
- * label value operators choose: letters, digits, '_', '-', '.', at most 64.
- */
-static int add_labels(struct stk_config *c, const char *v)
-{
-	char *dup = strdup(v), *save = NULL;
-	int r = dup ? 0 : -ENOMEM;
-	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; !r && t;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(t, '=');
-		size_t nl = eq ? (size_t)(eq - t) : 0;
-		if (!eq || !nl || nl > 64 || !eq[1] ||
-		    strspn(t, "abcdefghijklmnopqrstuvwxyz"
-			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			      "0123456789_-.") != nl) {
-			r = -EINVAL;
-			break;
-		}
-		void *l = realloc(c->labels, (c->nlabels + 1) * sizeof(*c->labels));
-		if (!l) {
-			r = -ENOMEM;
-			break;
-		}
-		c->labels = l;
-		c->labels[c->nlabels].name = strndup(t, nl);
-		c->labels[c->nlabels].prefix = strdup(eq + 1);
-		if (!c->labels[c->nlabels].name || !c->labels[c->nlabels].prefix) {
-			free(c->labels[c->nlabels].name);
-			free(c->labels[c->nlabels].prefix);
-			r = -ENOMEM;
-			break;
-		}
-		c->nlabels++;
-	}
-	free(dup);
-	return r;
-}
-
 static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 {
 	uint64_t n;
@@ -278,6 +241,8 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 			r = -EINVAL;
 		c->nvme = n;
 		break;
+	case OPT_NVME_COMPRESS:
+		return stk__tier1_level(v, from, &c->nvme_compress);
 	case OPT_DS_GRACE:
 		r = stk__parse_u64(v, 86400 * 365, &n);
 		c->dataset_grace_ns = n * 1000000000ull;
@@ -300,7 +265,7 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 		c->metrics_explicit = true;
 		break;
 	case OPT_METRICS_DS:
-		r = add_labels(c, v);
+		r = stk__metrics_add_labels(c, v);
 		break;
 	case 'l':
 		r = stk__log_parse(v);
@@ -519,6 +484,7 @@ int main(int argc, char **argv)
 		{ "STOKER_METRICS_DATASET", OPT_METRICS_DS },
 		{ "STOKER_NVME_DIR", OPT_NVME_DIR },
 		{ "STOKER_NVME", OPT_NVME },
+		{ "STOKER_NVME_COMPRESS", OPT_NVME_COMPRESS },
 	};
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		const char *v = getenv(envs[i].env);
@@ -570,6 +536,7 @@ int main(int argc, char **argv)
 		{ "prefault", no_argument, 0, OPT_PREFAULT },
 		{ "nvme-dir", required_argument, 0, OPT_NVME_DIR },
 		{ "nvme", required_argument, 0, OPT_NVME },
+		{ "nvme-compress", required_argument, 0, OPT_NVME_COMPRESS },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};

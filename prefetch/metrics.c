@@ -614,3 +614,42 @@ void stk__metrics_stop(struct stk_daemon *d)
 	}
 	metrics_free(m);
 }
+
+/*
+ * Adds "NAME=PREFIX[,NAME=PREFIX...]" to --metrics-dataset.  A name is a
+ * label value operators choose: letters, digits, '_', '-', '.', at most 64.
+ */
+int stk__metrics_add_labels(struct stk_config *c, const char *v)
+{
+	char *dup = strdup(v), *save = NULL;
+	int r = dup ? 0 : -ENOMEM;
+	for (char *t = dup ? strtok_r(dup, ",", &save) : NULL; !r && t;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(t, '=');
+		size_t nl = eq ? (size_t)(eq - t) : 0;
+		if (!eq || !nl || nl > 64 || !eq[1] ||
+		    strspn(t, "abcdefghijklmnopqrstuvwxyz"
+			      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			      "0123456789_-.") != nl) {
+			r = -EINVAL;
+			break;
+		}
+		void *l = realloc(c->labels, (c->nlabels + 1) * sizeof(*c->labels));
+		if (!l) {
+			r = -ENOMEM;
+			break;
+		}
+		c->labels = l;
+		c->labels[c->nlabels].name = strndup(t, nl);
+		c->labels[c->nlabels].prefix = strdup(eq + 1);
+		if (!c->labels[c->nlabels].name || !c->labels[c->nlabels].prefix) {
+			free(c->labels[c->nlabels].name);
+			free(c->labels[c->nlabels].prefix);
+			r = -ENOMEM;
+			break;
+		}
+		c->nlabels++;
+	}
+	free(dup);
+	return r;
+}

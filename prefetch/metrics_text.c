@@ -208,6 +208,14 @@ void stk__metrics_format(struct stk_metrics *m, const struct snap *s, struct buf
 	header(b, "stoker_nvme_degraded", "gauge",
 	       "1 while tier 1 takes no writes after a disk error (RAM only).");
 	U64(b, "stoker_nvme_degraded", "", st[STK_ST_NVME_DEGRADED]);
+	header(b, "stoker_nvme_stored_bytes", "gauge",
+	       "Bytes of tier 1's copies as stored, compressed with --nvme-compress.");
+	U64(b, "stoker_nvme_stored_bytes", "", st[STK_ST_NVME_STORED_BYTES]);
+	header(b, "stoker_nvme_plain_bytes", "gauge", "The plain size of the same copies.");
+	U64(b, "stoker_nvme_plain_bytes", "", st[STK_ST_NVME_PLAIN_BYTES]);
+	header(b, "stoker_nvme_codec_seconds_total", "counter",
+	       "Worker CPU time spent compressing and decompressing tier-1 copies.");
+	SEC(b, "stoker_nvme_codec_seconds_total", "", st[STK_ST_NVME_CODEC_NS]);
 
 	if (m->nnames) {
 		memset(m->merged, 0, m->nnames * sizeof(*m->merged));

@@ -22,6 +22,15 @@
  *    (stk__tier1_link), from the index the store rebuilt at open.
  *  - Degraded: the store refuses writes after a disk error; tier 1 then
  *    only serves what it holds, and says so once.
+ *  - Compression (--nvme-compress LEVEL): a demotion first compresses the
+ *    object's bytes on the worker pool (tier1_zst.c; the object pinned and
+ *    the job counted in ops meanwhile), then places the frame as
+ *    STK_NVME_ZSTD when it charges fewer bytes of the budget than the plain
+ *    copy would, else the plain bytes.  A promotion of a compressed copy
+ *    reads the frame into a temporary buffer and decodes it on the pool
+ *    into the RAM room, to exactly the object's size; a frame that does not
+ *    decode is dropped like a copy that failed its checksum.  Compressed
+ *    copies are promoted whatever the flag says now.
  *
  * The copies heap: every object with a copy, the largest (next use, stamp)
  * on top, keys kept as upper bounds of next uses and corrected at pick, as
@@ -60,7 +69,9 @@ struct t1_io {
 	struct stk_nvme_op op;
 	struct stk_daemon *d;
 	struct stk_object *o;
-	char *version; /* a put's: o's version may change during it */
+	char *version;		/* a put's: o's version may change during it */
+	struct stk_nvme_ent *e; /* a get's copy */
+	struct stk_t1zst z;	/* --nvme-compress: the frame (z.z, malloc'd) and its job */
 };
 
 static inline bool above(const struct stk_t1obj *a, const struct stk_t1obj *b)
@@ -276,21 +287,67 @@ unsigned stk__tier1_busy(const struct stk_daemon *d)
 	return d->t1.ops;
 }
 
+static void promoted(struct stk_daemon *d, struct stk_object *o)
+{
+	d->st[STK_ST_NVME_READS]++;
+	d->st[STK_ST_NVME_READ_BYTES] += o->size;
+	if (o->t1)
+		o->t1->promoted = true;
+	for (struct stk_waiter *w = o->waiters; w; w = w->next)
+		d->st[STK_ST_HITS_NVME]++;
+	stk__promoted(d, o);
+}
+
+/* A compressed copy's frame was decoded into o's room (or failed to). */
+static void unzipped(struct stk_work *w)
+{
+	struct t1_io *io = stk_container_of(w, struct t1_io, z.w);
+	struct stk_daemon *d = io->d;
+	struct stk_object *o = io->o;
+	struct stk_nvme_ent *e = io->e;
+	int err = io->z.err;
+	d->t1.ops--;
+	d->st[STK_ST_NVME_CODEC_NS] += io->z.ns;
+	if (!err) {
+		free(io->z.z);
+		free(io);
+		promoted(d, o);
+		return;
+	}
+	if (err == -EBADMSG) {
+		/* Its checksum held but the frame is bad: never served, as a checksum failure. */
+		d->st[STK_ST_NVME_DROPPED_CORRUPT]++;
+		stk_warn("%s: tier-1 copy does not decode (%s); dropped, fetching it again", o->uri,
+			 io->z.why);
+		if (o->t1 && o->t1->e == e)
+			detach(d, o, true);
+	} else {
+		stk_warn("decoding %s: %s; fetching it from its backend", o->uri, strerror(-err));
+	}
+	free(io->z.z);
+	free(io);
+	stk__fetch_backend(d, o);
+}
+
 static void read_done(struct stk_nvme_op *op, int64_t res)
 {
 	struct t1_io *io = (struct t1_io *)op;
 	struct stk_daemon *d = io->d;
 	struct stk_object *o = io->o;
+	bool zst = io->z.z != NULL;
+	if (zst && res >= 0 && (uint64_t)res == io->z.zlen) {
+		/* Decoded on the pool into o's room; o stays in flight, the job in ops. */
+		io->z.plain = o->room->t.map;
+		io->z.size = o->size;
+		io->z.name = o->uri;
+		stk__t1zst_decompress(d->loop, &io->z, unzipped);
+		return;
+	}
+	free(io->z.z);
 	free(io);
 	d->t1.ops--;
-	if (res >= 0 && (uint64_t)res == o->size) {
-		d->st[STK_ST_NVME_READS]++;
-		d->st[STK_ST_NVME_READ_BYTES] += o->size;
-		if (o->t1)
-			o->t1->promoted = true;
-		for (struct stk_waiter *w = o->waiters; w; w = w->next)
-			d->st[STK_ST_HITS_NVME]++;
-		stk__promoted(d, o);
+	if (!zst && res >= 0 && (uint64_t)res == o->size) {
+		promoted(d, o);
 		return;
 	}
 	if (res == -EBADMSG) {
@@ -311,15 +368,29 @@ bool stk__tier1_promote(struct stk_daemon *d, struct stk_object *o)
 		return false;
 	stk__tier1_link(d, o);
 	struct stk_nvme_ent *e = o->t1 ? o->t1->e : NULL;
-	/* Compressed copies are not written yet (--nvme-compress): never promoted. */
-	if (!e || e->flags || e->stored_len != o->size)
+	if (!e || e->size != o->size)
 		return false;
+	bool zst = e->flags == STK_NVME_ZSTD;
+	if (!zst && (e->flags || e->stored_len != o->size))
+		return false; /* flags this build does not know */
 	struct t1_io *io = calloc(1, sizeof(*io));
 	if (!io)
 		return false;
 	io->d = d;
 	io->o = o;
-	if (stk__nvme_get(d->t1.s, e, o->room->t.map, &io->op, read_done)) {
+	io->e = e;
+	void *buf = o->room->t.map;
+	if (zst) {
+		/* The frame goes to a temporary buffer, outside the RAM budget until decoded. */
+		io->z.zlen = e->stored_len;
+		buf = io->z.z = malloc(e->stored_len ? e->stored_len : 1);
+		if (!buf) {
+			free(io);
+			return false;
+		}
+	}
+	if (stk__nvme_get(d->t1.s, e, buf, &io->op, read_done)) {
+		free(io->z.z);
 		free(io);
 		return false;
 	}
@@ -351,6 +422,7 @@ static void write_done(struct stk_nvme_op *op, int64_t res)
 		degraded(d);
 	}
 	free(io->version);
+	free(io->z.z);
 	free(io);
 	if (x->orphan) {
 		hdel(&d->t1, x);
@@ -366,53 +438,34 @@ static void write_done(struct stk_nvme_op *op, int64_t res)
 	stk__unpin(d, o);
 }
 
-/* Starts writing o; -ENOSPC / -EAGAIN when room must be made or waited for. */
-static int put(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme_id *id)
+/* Starts writing io's bytes (its frame, or o's); -ENOSPC / -EAGAIN: make room or wait. */
+static int put(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme_id *id,
+	       struct t1_io *io)
 {
-	struct stk_t1obj *x = t1obj(o);
-	struct t1_io *io = calloc(1, sizeof(*io));
-	if (!x || !io || !(io->version = strdup(id->version))) {
-		free(io);
-		t1obj_trim(d, o);
-		return -ENOMEM;
-	}
-	io->d = d;
-	io->o = o;
-	int r = stk__nvme_put(d->t1.s, id, o->room->t.map, o->size, 0, &io->op, write_done);
-	if (r) {
-		free(io->version);
-		free(io);
-		if (r == -EEXIST) /* stored already: found again */
-			stk__tier1_link(d, o);
-		t1obj_trim(d, o);
-		return r;
-	}
-	x->writing = true;
-	/* Its RAM bytes stay until the write ends (counted in pinned_objects meanwhile). */
-	stk__pin(d, o);
-	d->t1.ops++;
-	return 0;
+	int r = io->z.z
+		    ? stk__nvme_put(d->t1.s, id, io->z.z, io->z.zlen, STK_NVME_ZSTD, &io->op,
+				    write_done)
+		    : stk__nvme_put(d->t1.s, id, o->room->t.map, o->size, 0, &io->op, write_done);
+	if (r == -EEXIST) /* stored already: found again */
+		stk__tier1_link(d, o);
+	return r;
 }
 
-void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
+/*
+ * Writes io for o (pinned by the caller) where the policy finds it room.
+ * Returns 0 when the write is in flight (write_done follows), else put's
+ * -errno, io unused and o queued for a retry on -EAGAIN.
+ */
+static int place(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme_id *id,
+		 struct t1_io *io)
 {
-	struct t1_id t;
-	/* Stopping: what lands while fetches drain is not written, so the exit is prompt. */
-	if (!d->t1.s || d->stopping || o->state != STK_OBJ_RESIDENT || !nvme_id(o, &t))
-		return;
-	if (o->t1 && (o->t1->e || o->t1->writing))
-		return;
-	if (stk__nvme_degraded(d->t1.s, NULL, 0)) {
-		degraded(d);
-		return;
-	}
 	uint64_t nu = stk__next_use(d, o);
 	int r;
 	/*
 	 * Room, or the copy needed last if it is needed later than o.  Without
 	 * a plan (nu infinite) nothing is dropped for o: keep-once-full.
 	 */
-	while ((r = put(d, o, &t.id)) == -ENOSPC && nu != UINT64_MAX) {
+	while ((r = put(d, o, id, io)) == -ENOSPC && nu != UINT64_MAX) {
 		uint64_t vd = 0;
 		struct stk_t1obj *v = hpick(d, &vd);
 		if (!v || vd <= nu || v->o == o)
@@ -431,6 +484,76 @@ void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
 	} else if (r == -EROFS) {
 		degraded(d);
 	}
+	return r;
+}
+
+/* o's bytes were compressed on the pool (or not): places the frame, or the plain bytes. */
+static void zipped(struct stk_work *w)
+{
+	struct t1_io *io = stk_container_of(w, struct t1_io, z.w);
+	struct stk_daemon *d = io->d;
+	struct stk_object *o = io->o;
+	struct stk_t1obj *x = o->t1;
+	struct t1_id t;
+	d->st[STK_ST_NVME_CODEC_NS] += io->z.ns;
+	if (x->orphan || d->stopping || !nvme_id(o, &t) || strcmp(o->version, io->version)) {
+		write_done(&io->op, -ECANCELED); /* unpins o, frees it if orphaned */
+		return;
+	}
+	/*
+	 * A record is charged in whole blocks: a frame that saves none only
+	 * costs a decode at each promotion, so the plain bytes are stored.
+	 */
+	if (io->z.z && stk__nvme_charge(d->t1.s, &t.id, io->z.zlen) >=
+			   stk__nvme_charge(d->t1.s, &t.id, o->size)) {
+		free(io->z.z);
+		io->z.z = NULL;
+	}
+	x->writing = false; /* so that -EEXIST finds the stored copy (stk__tier1_link) */
+	int r = place(d, o, &t.id, io);
+	x->writing = true;
+	if (r)
+		write_done(&io->op, -ECANCELED);
+}
+
+void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
+{
+	struct t1_id t;
+	/* Stopping: what lands while fetches drain is not written, so the exit is prompt. */
+	if (!d->t1.s || d->stopping || o->state != STK_OBJ_RESIDENT || !nvme_id(o, &t))
+		return;
+	if (o->t1 && (o->t1->e || o->t1->writing))
+		return;
+	if (stk__nvme_degraded(d->t1.s, NULL, 0)) {
+		degraded(d);
+		return;
+	}
+	struct stk_t1obj *x = t1obj(o);
+	struct t1_io *io = x ? calloc(1, sizeof(*io)) : NULL;
+	if (!io || !(io->version = strdup(t.id.version))) {
+		free(io);
+		if (x)
+			t1obj_trim(d, o);
+		return;
+	}
+	io->d = d;
+	io->o = o;
+	if (d->cfg.nvme_compress) {
+		io->z.plain = o->room->t.map;
+		io->z.size = o->size;
+		io->z.level = d->cfg.nvme_compress;
+	} else if (place(d, o, &t.id, io)) {
+		free(io->version);
+		free(io);
+		t1obj_trim(d, o);
+		return;
+	}
+	x->writing = true;
+	/* Its RAM bytes stay until the write ends (counted in pinned_objects meanwhile). */
+	stk__pin(d, o);
+	d->t1.ops++;
+	if (d->cfg.nvme_compress)
+		stk__t1zst_compress(d->loop, &io->z, zipped);
 }
 
 static void freed(void *arg)
@@ -476,6 +599,8 @@ void stk__tier1_stats(const struct stk_daemon *d, uint64_t *st)
 	st[STK_ST_NVME_USED] = ns.used;
 	st[STK_ST_NVME_OBJECTS] = ns.objects;
 	st[STK_ST_NVME_DEGRADED] = ns.degraded != 0;
+	st[STK_ST_NVME_STORED_BYTES] = ns.payload;
+	st[STK_ST_NVME_PLAIN_BYTES] = ns.plain;
 }
 
 int stk__tier1_open(struct stk_daemon *d)

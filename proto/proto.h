@@ -27,7 +27,7 @@
 #define STK_URI_MAX	      4096u
 #define STK_ERRMSG_MAX	      512u
 #define STK_PLAN_CHUNK	      ((STK_MSG_MAX - STK_HDR_SIZE - 8u) / 4u) /* indices per PLAN message */
-#define STK_STATS_COUNT	      36u  /* counters in a STATS reply, see stk_stats_field */
+#define STK_STATS_COUNT	      39u  /* counters in a STATS reply, see stk_stats_field */
 #define STK_ENDPOINT_NAME_MAX 127u /* bytes of an endpoint's name in an ENDPOINTS reply */
 
 enum stk_msg_type {
@@ -122,6 +122,10 @@ enum stk_stats_field {
 	STK_ST_NVME_WRITE_BYTES,
 	STK_ST_NVME_DROPPED_CORRUPT,
 	STK_ST_NVME_DEGRADED,
+	/* tier 1 --nvme-compress */
+	STK_ST_NVME_STORED_BYTES,
+	STK_ST_NVME_PLAIN_BYTES,
+	STK_ST_NVME_CODEC_NS,
 };
 
 struct stk_msg_hdr {

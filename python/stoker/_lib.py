@@ -41,6 +41,7 @@ STATS_FIELDS = [
     "self_stall_avoided_ns",
     "nvme_budget", "nvme_used", "nvme_objects", "hits_nvme", "nvme_reads", "nvme_read_bytes",
     "nvme_writes", "nvme_write_bytes", "nvme_dropped_corrupt", "nvme_degraded",
+    "nvme_stored_bytes", "nvme_plain_bytes", "nvme_codec_ns",
 ]
 
 

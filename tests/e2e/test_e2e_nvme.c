@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "harness.h"
 
@@ -467,4 +469,300 @@ Test(e2e_nvme, decoded_objects_round_trip_through_tier1, .init = init, .fini = f
 	e2e_daemon_stop(&e2e_d);
 	free(raw);
 	e2e_dataset_free(&ds);
+}
+
+/*
+ * Writes one object per size under root/name: bytes of a 4-letter alphabet
+ * (about 4x compressible) where compressible(i), else random bytes.
+ */
+static void make_mixed(struct e2e_dataset *ds, const char *name, const uint64_t *sizes, size_t n,
+		       bool (*compressible)(size_t i), uint64_t seed)
+{
+	*ds = (struct e2e_dataset){ .n = n };
+	snprintf(ds->dir, sizeof(ds->dir), "%s/%s", e2e_d.root, name);
+	snprintf(ds->uri, sizeof(ds->uri), "file://%s/", ds->dir);
+	cr_assert_eq(e2x_mkdirs(ds->dir), 0);
+	ds->o = calloc(n, sizeof(*ds->o));
+	cr_assert_not_null(ds->o);
+	struct e2e_rng r = { seed };
+	for (size_t i = 0; i < n; i++) {
+		uint64_t len = sizes[i];
+		unsigned char *p = malloc(len ? len : 1);
+		cr_assert_not_null(p);
+		bool z = compressible(i);
+		for (uint64_t k = 0; k < len; k += 8) {
+			uint64_t v = e2e_rand(&r);
+			for (uint64_t b = 0; b < 8 && k + b < len; b++)
+				p[k + b] = z ? (unsigned char)"ACGT"[(v >> (2 * b)) & 3]
+					     : (unsigned char)(v >> (8 * b));
+		}
+		snprintf(ds->o[i].key, sizeof(ds->o[i].key), "o%04zu.bin", i);
+		ds->o[i].size = len;
+		ds->o[i].hash = e2e_hash(p, len);
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", ds->dir, ds->o[i].key);
+		FILE *f = fopen(path, "wb");
+		cr_assert_not_null(f);
+		cr_assert_eq(fwrite(p, 1, len, f), len);
+		cr_assert_eq(fclose(f), 0);
+		ds->bytes += len;
+		free(p);
+	}
+}
+
+static bool every_third_random(size_t i)
+{
+	return i % 3 != 2;
+}
+
+static bool all_compressible(size_t i)
+{
+	(void)i;
+	return true;
+}
+
+static void start_z(const char *ram, const char *nvme)
+{
+	e2e_daemon_start(&e2e_d,
+			 (const char *[]){ "--ram", ram, "--nvme-dir", nvme_dir, "--nvme", nvme,
+					   "--nvme-compress", "3", "--log-level", "info", NULL });
+}
+
+static void print_ratio(const char *what, const struct stk_stats *st)
+{
+	double plain = (double)st->nvme_plain_bytes, stored = (double)st->nvme_stored_bytes;
+	double mib = (double)(st->nvme_write_bytes + st->nvme_read_bytes) / E2E_MIB;
+	printf(
+	    "e2e_nvme %s: zstd level 3: %.2f MiB plain stored as %.2f MiB: ratio %.2fx; "
+	    "worker CPU in zstd %.3f s for %.1f MiB demoted+promoted since start (%.1f ms/MiB)\n",
+	    what, plain / E2E_MIB, stored / E2E_MIB, stored > 0 ? plain / stored : 0.0,
+	    (double)st->nvme_codec_ns / 1e9, mib,
+	    mib > 0 ? (double)st->nvme_codec_ns / 1e6 / mib : 0.0);
+	fflush(stdout);
+}
+
+/*
+ * Replaces the zstd magic of every compressed record in every pack file's
+ * slots with zeros and rewrites both checksums (docs/nvme.md, "On-disk
+ * format"): the store's checks pass, the frame does not decode.  Returns
+ * the records changed.
+ */
+static int forge_bad_frames(const char *dir)
+{
+	int n = 0;
+	DIR *dd = opendir(dir);
+	cr_assert_not_null(dd);
+	struct dirent *de;
+	while ((de = readdir(dd))) {
+		unsigned long slot;
+		size_t l = strlen(de->d_name);
+		if (l < 5 || strcmp(de->d_name + l - 5, ".pack") ||
+		    sscanf(de->d_name, "s%lu-", &slot) != 1 || slot < 4096)
+			continue;
+		int fd = openat(dirfd(dd), de->d_name, O_RDWR);
+		cr_assert_geq(fd, 0);
+		struct stat st;
+		cr_assert_eq(fstat(fd, &st), 0);
+		unsigned char *b = malloc(slot);
+		cr_assert_not_null(b);
+		for (off_t at = 0; at + (off_t)slot <= st.st_size; at += (off_t)slot) {
+			uint16_t hl;
+			uint32_t flags;
+			uint64_t stored;
+			if (pread(fd, b, slot, at) != (ssize_t)slot || memcmp(b, "STK1", 4))
+				continue;
+			memcpy(&hl, b + 6, 2);
+			memcpy(&flags, b + 8, 4);
+			memcpy(&stored, b + 32, 8);
+			if (!(flags & 1) || hl + stored > slot || stored < 4)
+				continue;
+			memset(b + hl, 0, 4);
+			uint64_t x = XXH3_64bits(b + hl, stored);
+			memcpy(b + 48, &x, 8);
+			memset(b + 56, 0, 8);
+			x = XXH3_64bits(b, hl);
+			memcpy(b + 56, &x, 8);
+			cr_assert_eq(pwrite(fd, b, slot, at), (ssize_t)slot);
+			n++;
+		}
+		free(b);
+		close(fd);
+	}
+	closedir(dd);
+	return n;
+}
+
+/*
+ * --nvme-compress: every size from 0 bytes up (uneven steps to 70 KiB, the
+ * block and slot edges, and objects past the 1 MiB packing limit), both
+ * compressible and random, comes back byte-identical from its copies after a
+ * restart empties RAM.
+ */
+Test(e2e_nvme, compressed_tier_round_trips_every_size, .init = init, .fini = fini, .timeout = 60)
+{
+	uint64_t sizes[256];
+	size_t n = 0;
+	for (uint64_t s = 0; s <= 70 * E2E_KIB; s += 1 + s / 8 + (n * 37) % 101)
+		sizes[n++] = s;
+	static const uint64_t edges[] = { 4095,
+					  4096,
+					  4097,
+					  8191,
+					  65535,
+					  65536,
+					  65537,
+					  E2E_MIB - 1,
+					  E2E_MIB + 7,
+					  E2E_MIB + 4096,
+					  3 * E2E_MIB + 123,
+					  2 * E2E_MIB - 5 };
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		sizes[n++] = edges[i];
+	cr_assert_leq(n, 256);
+	struct e2e_dataset ds;
+	make_mixed(&ds, "every", sizes, n, every_third_random, 31);
+	start_z("256M", "64M");
+	struct stk_client *c = e2e_connect(&e2e_d);
+	struct stk_dataset *sds = open_ds(c, &ds);
+	struct epoch e = { 0 };
+	epoch(c, sds, &ds, 700, &e, false);
+	cr_assert_eq(e.bad, 0, "%llu gets returned wrong bytes", (unsigned long long)e.bad);
+	settle(c);
+	struct stk_stats st = e2e_stats(c);
+	cr_assert_eq(st.fetch_errors, 0);
+	cr_assert_geq(st.nvme_objects, n - 1, "only %llu of %zu objects went to tier 1",
+		      (unsigned long long)st.nvme_objects, n);
+	cr_assert_lt(st.nvme_stored_bytes, st.nvme_plain_bytes, "nothing was compressed");
+	cr_assert_gt(st.nvme_codec_ns, 0);
+	uint64_t objects = st.nvme_objects;
+	print_ratio("every size, 2/3 compressible", &st);
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+
+	/* RAM starts empty: every object that has a copy is promoted, decoded, checked. */
+	start_z("256M", "64M");
+	c = e2e_connect(&e2e_d);
+	sds = open_ds(c, &ds);
+	epoch(c, sds, &ds, 701, &e, false);
+	st = e2e_stats(c);
+	cr_assert_eq(e.bad, 0, "%llu gets returned wrong bytes after promotion",
+		     (unsigned long long)e.bad);
+	cr_assert_geq(st.nvme_reads, objects, "%llu promotions of %llu copies",
+		      (unsigned long long)st.nvme_reads, (unsigned long long)objects);
+	cr_assert_leq(st.fetches, n - objects, "%llu objects fetched from the backend",
+		      (unsigned long long)st.fetches);
+	cr_assert_eq(st.nvme_dropped_corrupt, 0);
+	cr_assert_gt(st.nvme_codec_ns, 0, "no decode time counted");
+	print_ratio("every size, promoted", &st);
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+
+	/* Frames whose checksums hold but that do not decode: dropped, refetched. */
+	int forged = forge_bad_frames(nvme_dir);
+	cr_assert_gt(forged, 0, "no compressed record to forge");
+	start_z("256M", "64M");
+	c = e2e_connect(&e2e_d);
+	sds = open_ds(c, &ds);
+	epoch(c, sds, &ds, 702, &e, false);
+	st = e2e_stats(c);
+	cr_assert_eq(e.bad, 0, "%llu gets returned wrong bytes after bad frames",
+		     (unsigned long long)e.bad);
+	cr_assert_eq(st.nvme_dropped_corrupt, (uint64_t)forged, "%llu of %d bad frames dropped",
+		     (unsigned long long)st.nvme_dropped_corrupt, forged);
+	cr_assert_geq(st.fetches, (uint64_t)forged);
+	cr_assert(e2e_log_contains(&e2e_d, "does not decode"));
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
+
+/*
+ * With compressible data the tier holds more plain bytes than its budget,
+ * the disk (du) still within it; a later epoch comes mostly from tier 1; a
+ * byte flipped in every pack file is caught and those objects refetched.
+ */
+Test(e2e_nvme, compressed_tier_holds_more_than_its_budget, .init = init, .fini = fini,
+     .timeout = 60)
+{
+	enum { N = 72 };
+	uint64_t sizes[N];
+	struct e2e_rng r = { 41 };
+	for (size_t i = 0; i < N; i++)
+		sizes[i] = 64 * E2E_KIB + e2e_rand_below(&r, 900 * E2E_KIB);
+	struct e2e_dataset ds;
+	make_mixed(&ds, "dna", sizes, N, all_compressible, 42);
+	cr_assert_gt(ds.bytes, 2 * NVME_BUDGET, "the plain bytes must be twice tier 1's budget");
+	start_z("8M", "16M");
+	struct stk_client *c = e2e_connect(&e2e_d);
+	struct stk_dataset *sds = open_ds(c, &ds);
+	struct epoch e = { 0 };
+	epoch(c, sds, &ds, 800, &e, true);
+	settle(c);
+	struct stk_stats st = e2e_stats(c);
+	uint64_t u = du(nvme_dir);
+	cr_assert_eq(e.bad, 0, "%llu gets returned wrong bytes", (unsigned long long)e.bad);
+	cr_assert_eq(e.disk_over, 0, "the NVMe budget was exceeded (max du %llu)",
+		     (unsigned long long)e.max_disk);
+	cr_assert_leq(u, NVME_BUDGET, "du %llu over the budget", (unsigned long long)u);
+	cr_assert_leq(st.nvme_used, st.nvme_budget);
+	cr_assert_gt(st.nvme_plain_bytes, st.nvme_budget,
+		     "tier 1 holds %llu plain bytes in a %llu budget (%llu stored)",
+		     (unsigned long long)st.nvme_plain_bytes, (unsigned long long)st.nvme_budget,
+		     (unsigned long long)st.nvme_stored_bytes);
+	print_ratio("4-letter data", &st);
+	printf("e2e_nvme 4-letter data: %llu objects, %.2f MiB plain on tier 1, du %.2f MiB of a "
+	       "%.0f MiB budget\n",
+	       (unsigned long long)st.nvme_objects, (double)st.nvme_plain_bytes / E2E_MIB,
+	       (double)u / E2E_MIB, (double)NVME_BUDGET / E2E_MIB);
+	uint64_t before = st.fetches;
+	epoch(c, sds, &ds, 801, &e, true);
+	st = e2e_stats(c);
+	cr_assert_eq(e.bad, 0);
+	cr_assert_eq(e.disk_over, 0);
+	cr_assert_lt(st.fetches - before, N / 2, "epoch 2 fetched %llu of %d from the backend",
+		     (unsigned long long)(st.fetches - before), N);
+	cr_assert_gt(st.hits_nvme, 0);
+	print_ratio("4-letter data, after epoch 2", &st);
+	settle(c);
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+
+	/* A flipped byte in a compressed copy: dropped, refetched, correct bytes. */
+	cr_assert_gt(corrupt_packs(nvme_dir), 0, "no pack file to corrupt");
+	start_z("8M", "16M");
+	c = e2e_connect(&e2e_d);
+	sds = open_ds(c, &ds);
+	memset(&e, 0, sizeof(e));
+	epoch(c, sds, &ds, 802, &e, false);
+	st = e2e_stats(c);
+	cr_assert_eq(e.bad, 0, "%llu gets returned wrong bytes", (unsigned long long)e.bad);
+	cr_assert_gt(st.nvme_dropped_corrupt, 0, "the corrupted copies were not detected");
+	cr_assert_gt(st.nvme_reads, 0);
+	cr_assert_eq(st.fetch_errors, 0);
+	stk_dataset_close(sds);
+	stk_close(c);
+	e2e_daemon_stop(&e2e_d);
+	e2e_dataset_free(&ds);
+}
+
+Test(e2e_nvme, compress_level_out_of_range_is_fatal_and_named, .init = init, .fini = fini,
+     .timeout = 30)
+{
+	char sock[200];
+	snprintf(sock, sizeof(sock), "%s/other.sock", e2e_d.dir);
+	char *out, *err;
+	const char *argv[] = { STOKERD_PATH, "--foreground", "--socket",	sock,
+			       "--metrics",  "off",	     "--nvme-dir",	nvme_dir,
+			       "--nvme",     "16M",	     "--nvme-compress", "23",
+			       NULL };
+	int st = e2e_run(argv, &out, NULL, &err);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "stokerd started at zstd level 23");
+	cr_assert_not_null(strstr(err, "--nvme-compress"), "the error does not name the flag: %s",
+			   err);
+	free(out);
+	free(err);
 }
