@@ -58,8 +58,14 @@ struct stk_object {
 	struct stk_obj_ref ref0;  /* most objects are listed once: no allocation */
 	uint32_t nrefs, caprefs;
 	uint8_t state;
-	uint8_t codec;	 /* enum stk_codec: its bytes decoded from the backend's (a key) */
-	bool queued;	 /* waiting for room on behalf of a get */
+	uint8_t codec; /* enum stk_codec: its bytes decoded from the backend's (a key) */
+	bool queued;   /* waiting for room on behalf of a get */
+	/*
+	 * RESIDENT bytes of a version the listing no longer names, kept only
+	 * because clients hold them: never handed out again, evicted when the
+	 * last hold goes, and gets meanwhile wait for the new version.
+	 */
+	bool stale;
 	bool prefetched; /* fetched by a plan, not a get */
 	uint32_t pins;
 	uint32_t vidx;	   /* victims heap: its slot + 1, 0 when not in the heap */

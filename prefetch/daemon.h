@@ -247,6 +247,12 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 	      struct stk_waiter *w);
 /* Drops resident o from the cache, keeping every dataset's counters and plans right. */
 void stk__evict(struct stk_daemon *d, struct stk_object *o);
+/*
+ * o's resident bytes are of an older version than its listing's: dropped now,
+ * or, while clients hold them, hidden from the resident tables and dropped
+ * when the last hold goes (o->stale); gets wait for the new version.
+ */
+void stk__stale(struct stk_daemon *d, struct stk_object *o);
 void stk__pin(struct stk_daemon *d, struct stk_object *o);
 void stk__unpin(struct stk_daemon *d, struct stk_object *o);
 /* Starts a warm of ds (no-op if one runs). 0 or -ENOMEM. */
@@ -289,6 +295,8 @@ void stk__rt_publish_ds(struct stk_daemon *d, struct stk_ds *ds);
  * client is reading it through a table, keeps it (held) and returns false.
  */
 bool stk__rt_retract(struct stk_daemon *d, struct stk_object *o);
+/* Marks o's resident table entries not resident, whoever pins it (after stk__rt_retract). */
+void stk__rt_hide(struct stk_daemon *d, struct stk_object *o);
 /* Lets go of held objects no client reads any more. Returns true if any. */
 bool stk__rt_recheck(struct stk_daemon *d);
 /* o is being freed: no longer held. */

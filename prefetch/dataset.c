@@ -133,11 +133,8 @@ static struct stk_object *obj_get(struct stk_daemon *d, uint32_t domain,
 	struct stk_object *o = stk__objtab_find(&d->objects, domain, e->uri, e->size, e->codec);
 	if (o) {
 		if (e->version && !same_str(o->version, e->version)) {
-			if (o->version && o->state == STK_OBJ_RESIDENT && !o->pins &&
-			    stk__rt_retract(d, o)) {
-				stk_dbg("%s changed since it was fetched; dropped", o->uri);
-				stk__evict(d, o);
-			}
+			if (o->version && o->state == STK_OBJ_RESIDENT)
+				stk__stale(d, o);
 			free(o->version);
 			o->version = e->version;
 			e->version = NULL;

@@ -102,8 +102,9 @@ void stk__rt_free(struct stk_ds *ds)
 static bool publishable(const struct stk_daemon *d, const struct stk_object *o)
 {
 	struct stk_arena_seg sg;
-	return o->state == STK_OBJ_RESIDENT && o->size && o->size <= stk__fast_max(d) &&
-	       o->room->t.ext.seg != STK_ARENA_NOSEG && o->room->t.ext.off <= UINT32_MAX &&
+	return o->state == STK_OBJ_RESIDENT && !o->stale && o->size &&
+	       o->size <= stk__fast_max(d) && o->room->t.ext.seg != STK_ARENA_NOSEG &&
+	       o->room->t.ext.off <= UINT32_MAX &&
 	       d->cache.tier->ops->segment(d->cache.tier, o->room->t.ext.seg, &sg) == 0 &&
 	       !sg.dedicated;
 }
@@ -256,6 +257,15 @@ keep:
 			__atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE);
 	}
 	return false;
+}
+
+void stk__rt_hide(struct stk_daemon *d, struct stk_object *o)
+{
+	for (uint32_t i = 0; i < o->nrefs; i++) {
+		struct stk_rt_entry *e = entry(&o->refs[i]);
+		if (e && !(e->seq & 1))
+			__atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_SEQ_CST);
+	}
 }
 
 bool stk__rt_recheck(struct stk_daemon *d)

@@ -196,6 +196,30 @@ void stk__evict(struct stk_daemon *d, struct stk_object *o)
 	stk_dbg("evicted %s", o->uri);
 }
 
+static int demand_push(struct stk_daemon *d, struct stk_object *o);
+
+void stk__stale(struct stk_daemon *d, struct stk_object *o)
+{
+	/* Pin-area readers become holds here, so hiding the entries strands nobody. */
+	if (stk__rt_retract(d, o) && !o->pins) {
+		stk_dbg("%s changed since it was fetched; dropped", o->uri);
+		stk__evict(d, o);
+		return;
+	}
+	stk__rt_hide(d, o);
+	o->stale = true;
+	stk_dbg("%s changed since it was fetched; dropped when its %u holds go", o->uri, o->pins);
+}
+
+/* The last hold of a stale object went: drop it, and fetch the new version for waiting gets. */
+static void stale_drop(struct stk_daemon *d, struct stk_object *o)
+{
+	o->stale = false;
+	stk__evict(d, o);
+	if (o->waiters && !o->queued && demand_push(d, o))
+		notify(d, o, -ENOMEM, "out of memory queueing a get");
+}
+
 static void fetch_failed(struct stk_daemon *d, struct stk_object *o, int err, const char *msg)
 {
 	char m[STK_ERRMSG_MAX];
@@ -336,8 +360,6 @@ static bool start_fetch(struct stk_daemon *d, struct stk_object *o, bool prefetc
 		return true;
 	return backend_fetch(d, o);
 }
-
-static int demand_push(struct stk_daemon *d, struct stk_object *o);
 
 void stk__fetch_backend(struct stk_daemon *d, struct stk_object *o)
 {
@@ -593,7 +615,7 @@ void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, ui
 		stk__plan_advance(d, plan, index);
 	else
 		stk__follow(d, ds, w->s ? w->s->group : 0, index);
-	if (o->state == STK_OBJ_RESIDENT) {
+	if (o->state == STK_OBJ_RESIDENT && !o->stale) {
 		d->st[STK_ST_HITS_RAM]++;
 		d->st[STK_ST_HITS_NVME] += stk__tier1_promoted(o);
 		d->on_ready(d, w, o, true, 0, NULL);
@@ -669,6 +691,8 @@ void stk__unpin(struct stk_daemon *d, struct stk_object *o)
 {
 	if (stk__cache_unpin(&d->cache, o)) {
 		d->pinned--;
+		if (o->stale)
+			stale_drop(d, o);
 		if (d->ndemand)
 			stk__sched_run(d);
 	}

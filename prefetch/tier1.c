@@ -520,7 +520,7 @@ void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
 {
 	struct t1_id t;
 	/* Stopping: what lands while fetches drain is not written, so the exit is prompt. */
-	if (!d->t1.s || d->stopping || o->state != STK_OBJ_RESIDENT || !nvme_id(o, &t))
+	if (!d->t1.s || d->stopping || o->state != STK_OBJ_RESIDENT || o->stale || !nvme_id(o, &t))
 		return;
 	if (o->t1 && (o->t1->e || o->t1->writing))
 		return;
