@@ -570,11 +570,7 @@ struct churn {
 	uint64_t seed;
 };
 
-/*
- * Under ASan every pattern byte written and checked costs several times
- * more: the sanitized run does a quarter of the operations, which still
- * reaches the limits each churn asserts it reached.
- */
+/* ASan makes every pattern byte dearer: a quarter of the operations still reach the limits. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CHURN_SCALE 4u
 #else

@@ -89,7 +89,7 @@ static const struct stk_plan *plan_of(uint64_t group, bool *shared)
 	return p;
 }
 
-static void gets(uint64_t group, const uint32_t *idx, uint32_t n)
+static void stream_gets(uint64_t group, const uint32_t *idx, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		stk__follow(&d, &ds, group, idx[i]);
@@ -100,8 +100,8 @@ TestSuite(follow, .init = setup, .fini = teardown, .timeout = 10);
 Test(follow, each_group_is_a_stream_of_its_own)
 {
 	static const uint32_t listing[] = { 0, 1, 2, 3 }, other[] = { 9, 4, 12 };
-	gets(0, listing, 4);
-	gets(G, other, 3);
+	stream_gets(0, listing, 4);
+	stream_gets(G, other, 3);
 	const struct stk_plan *p0 = plan_of(0, NULL), *pg = plan_of(G, NULL);
 	cr_assert_neq(p0, pg);
 	cr_assert_eq(p0->cursor, 4, "group 0 followed its listing order");
@@ -120,7 +120,7 @@ Test(follow, each_group_is_a_stream_of_its_own)
 Test(follow, a_shared_plan_replaces_the_groups_and_moves_with_interleaved_gets)
 {
 	static const uint32_t order[] = { 7, 3, 11, 0, 5, 2 };
-	gets(G, (const uint32_t[]){ 0, 1 }, 2);
+	stream_gets(G, (const uint32_t[]){ 0, 1 }, 2);
 	cr_assert_eq(share(G, true, order, 4), 0, "%s", err);
 	cr_assert_eq(share(G, false, order + 4, 2), 0, "%s", err);
 	bool shared;
@@ -149,7 +149,7 @@ Test(follow, a_shared_plan_ends_only_past_its_end)
 	/* An order with repeats, as a sampler with replacement draws. */
 	static const uint32_t order[] = { 4, 1, 4, 6, 1, 9 };
 	cr_assert_eq(share(G, true, order, 6), 0, "%s", err);
-	gets(G, order, 5);
+	stream_gets(G, order, 5);
 	bool shared;
 	const struct stk_plan *p = plan_of(G, &shared);
 	cr_assert(shared, "repeats the order has end no epoch");
@@ -175,13 +175,13 @@ Test(follow, a_shared_plan_the_gets_do_not_keep_to_ends_after_an_epoch)
 {
 	static const uint32_t reversed[] = { 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0 };
 	cr_assert_eq(share(G, true, reversed, 16), 0, "%s", err);
-	gets(G, (const uint32_t[]){ 1, 2, 1 }, 3);
+	stream_gets(G, (const uint32_t[]){ 1, 2, 1 }, 3);
 	bool shared;
 	plan_of(G, &shared);
 	cr_assert(shared, "1 got again is still ahead in the plan: a repeat it has");
 	/* A plan none of whose objects are got, and an object got again. */
 	cr_assert_eq(share(G, true, (const uint32_t[]){ 5, 6, 7, 8 }, 4), 0, "%s", err);
-	gets(G, (const uint32_t[]){ 1, 2, 1 }, 3);
+	stream_gets(G, (const uint32_t[]){ 1, 2, 1 }, 3);
 	const struct stk_plan *p = plan_of(G, &shared);
 	cr_assert_not(shared, "a plan the gets do not keep to is given up");
 	cr_assert_eq(p->n, 2);
@@ -201,13 +201,13 @@ Test(follow, positions_nobody_got_are_given_up_behind_half_a_window)
 	cr_assert_eq(share(G, true, order, n), 0, "%s", err);
 	const struct stk_plan *p = plan_of(G, NULL);
 	/* Position 0 was got before the plan came: the rest come in order. */
-	gets(G, order + 1, 8192);
+	stream_gets(G, order + 1, 8192);
 	cr_assert_eq(p->cursor, 0, "8,192 done past it: the readers may still be spread");
 	stk__follow(&d, &ds, G, 8193);
 	cr_assert_eq(p->cursor, 8194, "past half a window, position 0 is given up");
 	/* A get more than the window ahead marks nothing. */
 	stk__follow(&d, &ds, G, n - 1);
-	gets(G, order + 8194, n - 1 - 8194);
+	stream_gets(G, order + 8194, n - 1 - 8194);
 	cr_assert_eq(p->cursor, n - 1);
 	free(order);
 }
@@ -237,9 +237,9 @@ Test(follow, a_groups_stream_goes_when_no_client_of_the_group_has_the_dataset)
 	struct stk_handle hd = { .ds = &ds };
 	struct stk_session s = { .group = G, .handles = &hd, .nhandles = 1 };
 	d.sessions = &s;
-	gets(0, (const uint32_t[]){ 0 }, 1);
-	gets(G, (const uint32_t[]){ 0 }, 1);
-	gets(H, (const uint32_t[]){ 0 }, 1);
+	stream_gets(0, (const uint32_t[]){ 0 }, 1);
+	stream_gets(G, (const uint32_t[]){ 0 }, 1);
+	stream_gets(H, (const uint32_t[]){ 0 }, 1);
 	stk__follow_unuse(&d, &ds, G); /* s of G still has it open */
 	cr_assert_not_null(stk__follow_plan_of(&ds, G, NULL));
 	stk__follow_unuse(&d, &ds, H);
