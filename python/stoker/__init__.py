@@ -12,11 +12,14 @@ Errors are OSError subclasses chosen by the errno (FileNotFoundError,
 PermissionError, ConnectionRefusedError, ChildProcessError, ...), with
 stoker's message as strerror and the errno as .errno.
 """
+from __future__ import annotations
+
 import array
 import ctypes
 import sys
 import threading
 import weakref
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import _lib
 from ._lib import lib
@@ -123,21 +126,21 @@ class View:
         self._buf = memoryview(arr).cast("B")[:size].toreadonly()
 
     @property
-    def buffer(self):
+    def buffer(self) -> memoryview:
         if self._buf is None:
             raise ValueError("stoker view already released")
         return self._buf
 
     @property
-    def hit(self):
+    def hit(self) -> bool:
         """True when the object was resident when asked for."""
         return bool(self.flags & STK_VIEW_HIT)
 
     @property
-    def released(self):
+    def released(self) -> bool:
         return self._buf is None
 
-    def release(self):
+    def release(self) -> None:
         """Ends the view and lets the daemon reuse the bytes (idempotent)."""
         buf = self._buf
         if buf is None:
@@ -168,7 +171,7 @@ class View:
     def __bytes__(self):
         return self.buffer.tobytes()  # a copy
 
-    def tobytes(self):
+    def tobytes(self) -> bytes:
         return self.buffer.tobytes()
 
     @property
@@ -232,7 +235,7 @@ class Dataset(_Closable):
         return lib.stk_dataset_count(self._h.ptr())
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """The sum of the objects' sizes."""
         return lib.stk_dataset_bytes(self._h.ptr())
 
@@ -251,15 +254,15 @@ class Dataset(_Closable):
             raise IndexError("stoker: index %d out of range (%d objects)" % (i, len(self)))
         return key.value.decode("utf-8", "surrogateescape"), size.value
 
-    def key(self, i):
+    def key(self, i: int) -> str:
         """The key (relative path or URI) of object i."""
         return self._object(i)[0]
 
-    def size(self, i):
+    def size(self, i: int) -> int:
         """The size in bytes of object i."""
         return self._object(i)[1]
 
-    def find(self, key):
+    def find(self, key: Union[str, bytes]) -> int:
         """The (lowest) index of key; raises KeyError when no object has it."""
         idx = ctypes.c_size_t()
         k = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
@@ -274,14 +277,14 @@ class Dataset(_Closable):
         except KeyError:
             return False
 
-    def get(self, i):
+    def get(self, i: int) -> View:
         """Gets object i (blocking until resident) as a zero-copy View."""
         i = self._index(i)
         cv = _lib.View()
         _check(lib.stk_get(self._h.ptr(), i, ctypes.byref(cv)))
         return View(cv, self._h)
 
-    def get_batch(self, indices):
+    def get_batch(self, indices: Sequence[int]) -> List[View]:
         """Gets several objects in few round trips; all or nothing.  Returns a list of Views."""
         a, ptr, n = _u32_array(indices)
         if n == 0:
@@ -301,7 +304,7 @@ class Dataset(_Closable):
             raise
         return out
 
-    def release_batch(self, views):
+    def release_batch(self, views: Sequence[View]) -> None:
         """Releases several views in as few messages as possible."""
         cvs = []
         for v in views:
@@ -315,7 +318,7 @@ class Dataset(_Closable):
         for _, h in cvs:
             h.unref()
 
-    def plan(self, indices, shared=False):
+    def plan(self, indices: Sequence[int], shared: bool = False) -> None:
         """Tells the daemon the order in which objects will be read (replaces the last plan).
 
         shared=False: this dataset handle's own gets will follow the order.
@@ -329,7 +332,8 @@ class Dataset(_Closable):
         a, ptr, n = _u32_array(indices)
         _check((lib.stk_plan_shared if shared else lib.stk_plan)(self._h.ptr(), ptr, n))
 
-    def get_to_device(self, i, dst, stream=None, device=None):
+    def get_to_device(self, i: int, dst: Any, stream: Any = None,
+                      device: Optional[int] = None) -> Any:
         """Gets object i and queues its copy into device memory (CUDA).
 
         dst: a contiguous CUDA tensor at least as large as the object, or an
@@ -346,8 +350,9 @@ class Dataset(_Closable):
 
         return _gpu.get_to_device(self, self._index(i), dst, stream, device)
 
-    def device_batches(self, batches, max_batch_bytes, device=0, copy_stream=None,
-                       compute_stream=None):
+    def device_batches(self, batches: Iterable[Sequence[int]], max_batch_bytes: int,
+                       device: int = 0, copy_stream: Any = None,
+                       compute_stream: Any = None) -> Iterator[Any]:
         """Yields each batch of indices as a DeviceBatch in device memory,
         copying batch i+1 on copy_stream while the caller computes on batch i
         on compute_stream (the double-buffered pipe of stoker/gpu.h).  Each
@@ -360,11 +365,11 @@ class Dataset(_Closable):
         return _gpu.device_batches(self, batches, max_batch_bytes, device, copy_stream,
                                    compute_stream)
 
-    def warm(self):
+    def warm(self) -> None:
         """Asks the daemon to fetch every object (in index order, evicting nothing); returns at once."""
         _check(lib.stk_warm(self._h.ptr()))
 
-    def status(self):
+    def status(self) -> Dict[str, Any]:
         """The dataset's state in the cache, as a dict.  'warm' is one of
         'none', 'running', 'done', 'full'; 'error' is the daemon's message for
         the most recent failed fetch when 'failed' > 0, else None."""
@@ -394,7 +399,8 @@ class Client(_Closable):
     see Dataset.plan(shared=True).
     """
 
-    def __init__(self, socket=None, timeout=None, plan_group=None):
+    def __init__(self, socket: Union[str, bytes, None] = None, timeout: Optional[float] = None,
+                 plan_group: Optional[str] = None) -> None:
         opts = _lib.ConnectOpts()
         opts.opts_size = ctypes.sizeof(opts)
         self._sock = None if socket is None else (socket.encode() if isinstance(socket, str) else bytes(socket))
@@ -407,7 +413,7 @@ class Client(_Closable):
         _check(lib.stk_connect(ctypes.byref(opts), ctypes.byref(out)))
         self._h = _Handle(out.value, lib.stk_close)
 
-    def open(self, uri, manifest=False, zstd=False):
+    def open(self, uri: Union[str, bytes], manifest: bool = False, zstd: bool = False) -> Dataset:
         """Opens a dataset: a file:// URI or absolute path (directory or one
         file), or with manifest=True a manifest's URI.  With zstd=True,
         objects named *.zst are served decompressed, under keys without
@@ -419,7 +425,7 @@ class Client(_Closable):
         self._h.ref()
         return Dataset(self, _Handle(out.value, lib.stk_dataset_close, self._h), uri)
 
-    def stats(self):
+    def stats(self) -> Dict[str, int]:
         """The counters (struct stk_stats) as a dict: client_* for this process, the rest the daemon's."""
         st = _lib.Stats()
         st.size = ctypes.sizeof(st)

@@ -14,9 +14,12 @@ stoker._paths for the protocol that turns sample indices into paths, and
 register() here to teach it a dataset type).  Exit status and exceptions are
 the script's.  Planning never stops a training loop: a failure is one warning.
 """
+from __future__ import annotations
+
 import os
 import runpy
 import sys
+from typing import List, Optional
 
 from ._paths import register  # noqa: F401  (stoker.run.register(type, fn))
 
@@ -29,7 +32,7 @@ each DataLoader epoch's sample order, as file paths under STOKER_SHIM_MAP,
 becomes the plan of the workers' connections (see python/README.md)."""
 
 
-def install():
+def install() -> bool:
     """stoker._epoch.install(), or a warning when it cannot be done; True when installed."""
     try:
         from . import _epoch  # noqa: PLC0415
@@ -41,7 +44,7 @@ def install():
         return False
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE, file=sys.stdout if args else sys.stderr)

@@ -24,12 +24,15 @@ Without a transform a sample is ``bytes`` (a copy; safe anywhere).  Results
 kept alive hold their objects pinned: keep them short-lived (DataLoader's
 collate copies), or the connection reaches stokerd's --client-max-pinned.
 """
+from __future__ import annotations
+
 import array
 import errno
 import multiprocessing.util as _mp_util
 import os
 import threading
 import warnings
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.utils.data as _tud
@@ -161,25 +164,25 @@ class _Base:
             c.ds.close()
             c.client.close()
 
-    def keys(self):
+    def keys(self) -> List[str]:
         """Every object's key, in index order."""
         ds = self._dataset()
         return [ds.key(i) for i in range(len(ds))]
 
-    def key(self, i):
+    def key(self, i: int) -> str:
         return self._dataset().key(i)
 
-    def size(self, i):
+    def size(self, i: int) -> int:
         return self._dataset().size(i)
 
-    def find(self, key):
+    def find(self, key: str) -> int:
         """The index of key (KeyError when absent)."""
         return self._dataset().find(key)
 
     def __contains__(self, key):
         return key in self._dataset()
 
-    def stats(self):
+    def stats(self) -> Dict[str, int]:
         """This process's client's stoker stats (client.stats())."""
         self._dataset()
         return self._conn.client.stats()
@@ -199,7 +202,8 @@ class StokerDataset(_Base, _tud.Dataset):
     the shuffled order the workers will read.
     """
 
-    def __init__(self, uri, transform=None, manifest=False, socket=None):
+    def __init__(self, uri: str, transform: Optional[Callable[[memoryview], Any]] = None,
+                 manifest: bool = False, socket: Optional[str] = None) -> None:
         _Base.__init__(self, uri, transform, manifest, socket)
         self._planner = None
 
@@ -221,7 +225,7 @@ class StokerDataset(_Base, _tud.Dataset):
             raise IndexError("stoker: index %d out of range (%d objects)" % (i, n))
         return i
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Any:
         i = self._index(i)
         ds = self._dataset()
         try:
@@ -230,7 +234,7 @@ class StokerDataset(_Base, _tud.Dataset):
             raise self._missing(e, i) from None
         return _run(self.transform, v)
 
-    def __getitems__(self, indices):
+    def __getitems__(self, indices: Sequence[int]) -> List[Any]:
         """A whole batch in few round trips (stk_get_batch); DataLoader of
         torch >= 2.0 calls it for each batch.  Returns a list of samples."""
         idx = [self._index(i) for i in indices]
@@ -251,7 +255,7 @@ class StokerDataset(_Base, _tud.Dataset):
             del v
         return out
 
-    def view(self, i):
+    def view(self, i: int) -> stoker.View:
         """Object i as a stoker.View (zero copy; release() it or use ``with``)."""
         i = self._index(i)
         try:
@@ -302,8 +306,9 @@ class StokerIterableDataset(_Base, _tud.IterableDataset):
     Samples are transform(buffer) as for StokerDataset (bytes without one).
     """
 
-    def __init__(self, uri, shuffle=True, seed=0, transform=None, manifest=False, socket=None,
-                 fetch=16):
+    def __init__(self, uri: str, shuffle: bool = True, seed: int = 0,
+                 transform: Optional[Callable[[memoryview], Any]] = None, manifest: bool = False,
+                 socket: Optional[str] = None, fetch: int = 16) -> None:
         _Base.__init__(self, uri, transform, manifest, socket)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -315,7 +320,7 @@ class StokerIterableDataset(_Base, _tud.IterableDataset):
         return {"shuffle": self.shuffle, "seed": self.seed, "epoch": self.epoch,
                 "fetch": self.fetch, "rank": self.rank, "world": self.world}
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         self.rank, self.world = _rank_world()
 
@@ -353,7 +358,7 @@ class StokerIterableDataset(_Base, _tud.IterableDataset):
         world = max(1, self.world)
         return -(-n // world) if n else 0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         mine = self.shard()
         ds = self._dataset()
         if mine:
