@@ -184,8 +184,8 @@ static struct stk_follow *follow_new(struct stk_daemon *d, struct stk_ds *ds, ui
 /*
  * Whether object index, got again, ends f's shared plan: the stream has
  * passed its end, or nears it and index is not in what is left, or the
- * plan's cursor has not moved for a whole epoch of gets (they no longer keep
- * to it).  Any other repeat is one the order itself has.
+ * plan's cursor has not moved while a whole epoch's worth of objects were
+ * got (the stream no longer keeps to it).  Any other repeat is one the order itself has.
  */
 static bool shared_over(const struct stk_daemon *d, const struct stk_follow *f, uint32_t index)
 {
