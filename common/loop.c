@@ -324,10 +324,11 @@ static void io_done(struct stk_work *w)
 	op->cb(op, op->res);
 }
 
-int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size_t len,
-		  uint64_t off)
+/* A pread (OP_READ) or pwrite (OP_WRITE, buf only read from) of op. */
+static int submit_rw(struct stk_loop *l, struct stk_op *op, int kind, int fd, void *buf, size_t len,
+		     uint64_t off)
 {
-	op->kind = OP_READ;
+	op->kind = kind;
 	op->fd = fd;
 	op->buf = buf;
 	op->len = len;
@@ -336,7 +337,10 @@ int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size
 		struct io_uring_sqe *sqe = get_sqe(l);
 		if (!sqe)
 			return -EBUSY;
-		io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+		if (kind == OP_READ)
+			io_uring_prep_read(sqe, fd, buf, (unsigned)len, off);
+		else
+			io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
 		io_uring_sqe_set_data(sqe, op);
 		return 0;
 	}
@@ -346,26 +350,16 @@ int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size
 	return 0;
 }
 
+int stk_loop_read(struct stk_loop *l, struct stk_op *op, int fd, void *buf, size_t len,
+		  uint64_t off)
+{
+	return submit_rw(l, op, OP_READ, fd, buf, len, off);
+}
+
 int stk_loop_write(struct stk_loop *l, struct stk_op *op, int fd, const void *buf, size_t len,
 		   uint64_t off)
 {
-	op->kind = OP_WRITE;
-	op->fd = fd;
-	op->buf = (void *)buf; /* only read from: the op's buffer field is shared with reads */
-	op->len = len;
-	op->off = off;
-	if (l->uring) {
-		struct io_uring_sqe *sqe = get_sqe(l);
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
-		io_uring_sqe_set_data(sqe, op);
-		return 0;
-	}
-	op->work.work = io_work;
-	op->work.done = io_done;
-	stk_loop_work(l, &op->work);
-	return 0;
+	return submit_rw(l, op, OP_WRITE, fd, (void *)buf, len, off);
 }
 
 int stk_loop_openat2(struct stk_loop *l, struct stk_op *op, int dirfd, const char *path,
