@@ -246,6 +246,8 @@ void stk__sched_run(struct stk_daemon *d);
 void stk__get(struct stk_daemon *d, struct stk_plan *plan, struct stk_ds *ds, uint32_t index,
 	      struct stk_waiter *w);
 /* Drops resident o from the cache, keeping every dataset's counters and plans right. */
+/* o's next use rose (a plan passed it, or went): both tiers' victim keys follow. */
+void stk__rekey(struct stk_daemon *d, struct stk_object *o);
 void stk__evict(struct stk_daemon *d, struct stk_object *o);
 /*
  * o's resident bytes are of an older version than its listing's: dropped now,

@@ -104,8 +104,7 @@ void stk__obj_free(struct stk_object *o)
 static void obj_put(struct stk_daemon *d, struct stk_object *o, struct stk_ds *ds, uint32_t index)
 {
 	if (stk__obj_unref(o, ds, index)) {
-		stk__cache_rekey(&d->cache, o); /* ds's plans no longer count */
-		stk__tier1_rekey(d, o);
+		stk__rekey(d, o); /* ds's plans no longer count */
 		return;
 	}
 	stk__rt_forget(d, o);

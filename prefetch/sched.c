@@ -92,6 +92,12 @@ int stk__plan_append(struct stk_plan *p, const uint8_t *le_idx, const uint32_t *
 	return 0;
 }
 
+void stk__rekey(struct stk_daemon *d, struct stk_object *o)
+{
+	stk__cache_rekey(&d->cache, o);
+	stk__tier1_rekey(d, o);
+}
+
 void stk__plan_advance(struct stk_daemon *d, struct stk_plan *p, uint32_t obj)
 {
 	uint32_t h = p->head[obj];
@@ -100,8 +106,7 @@ void stk__plan_advance(struct stk_daemon *d, struct stk_plan *p, uint32_t obj)
 	for (uint32_t k = p->cursor; k <= h; k++) {
 		p->head[p->order[k]] = p->next[k];
 		/* Passed: its next use in this plan moved later, or went. */
-		stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
-		stk__tier1_rekey(d, p->ds->ents[p->order[k]].o);
+		stk__rekey(d, p->ds->ents[p->order[k]].o);
 	}
 	p->cursor = h + 1;
 }
@@ -112,10 +117,8 @@ void stk__plan_free(struct stk_daemon *d, struct stk_plan *p)
 		return;
 	/* Its objects' next uses grow (to another plan's, or never). */
 	for (uint32_t k = p->cursor; k < p->n; k++)
-		if (p->head[p->order[k]] == k) {
-			stk__cache_rekey(&d->cache, p->ds->ents[p->order[k]].o);
-			stk__tier1_rekey(d, p->ds->ents[p->order[k]].o);
-		}
+		if (p->head[p->order[k]] == k)
+			stk__rekey(d, p->ds->ents[p->order[k]].o);
 	for (struct stk_plan **pp = &p->ds->plans; *pp; pp = &(*pp)->ds_next) {
 		if (*pp == p) {
 			*pp = p->ds_next;

@@ -36,8 +36,8 @@
  * on top, keys kept as upper bounds of next uses and corrected at pick, as
  * cache/victim.h explains (that heap works on RAM rooms, which an object
  * with only a tier-1 copy does not have).  O(log n) per change at 1.28M
- * copies.  Rises are reported by stk__tier1_rekey() beside every
- * stk__cache_rekey().
+ * copies.  Rises are reported by stk__tier1_rekey(), which stk__rekey()
+ * calls beside stk__cache_rekey().
  */
 #include <errno.h>
 #include <fcntl.h>
