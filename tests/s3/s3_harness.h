@@ -167,8 +167,8 @@ int64_t th_diff(uint64_t seed, const void *data, uint64_t size);
 long th_put(const char *url, uint64_t seed, uint64_t size);
 
 /*
- * PUTs many objects on one keep-alive connection: urls[i] gets (seeds[i], sizes[i]).
- * Returns 0, or the first failure's HTTP status / -errno.
+ * PUTs many objects on one keep-alive connection: urls[i] receives the bytes of (seeds[i],
+ * sizes[i]). Returns 0, or the first failure's HTTP status / -errno.
  */
 long th_put_many(const char *const *urls, const uint64_t *seeds, const uint64_t *sizes, size_t n);
 
