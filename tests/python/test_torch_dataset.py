@@ -180,6 +180,10 @@ def main():
     except ImportError as e:
         print("skipped: %s (Debian's python3-torch and python3-numpy)" % e)
         sys.exit(77)
+    # Batches cross from workers through shared-memory files, not passed fds:
+    # torch's fd passing races a worker that exits right after sending (the
+    # missing-object epoch), failing in multiprocessing's resource_sharer.
+    torch.multiprocessing.set_sharing_strategy("file_system")
 
     import stoker
     import stoker._epoch as ep
