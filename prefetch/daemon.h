@@ -78,6 +78,7 @@ struct stk_tier1 {
 	uint32_t n, cap;
 	uint64_t stamp;
 	unsigned ops;		 /* puts and gets in flight */
+	uint64_t evict_bytes;	 /* of objects written on their way out of RAM (room() waits) */
 	struct stk_t1obj *retry; /* demotions waiting for dropped copies' room */
 	bool degraded_logged;
 	int dir_fd; /* holds the directory's flock */
@@ -398,8 +399,16 @@ void stk__tier1_close(struct stk_daemon *d);
  * stk__fetch_backend() follows); false: fetch it from the backend.
  */
 bool stk__tier1_promote(struct stk_daemon *d, struct stk_object *o);
-/* o became resident from its backend: writes it to tier 1 if it belongs there. */
+/* o became resident from its backend: writes it to tier 1 if there is free room. */
 void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o);
+/*
+ * room() chose o (resident, unpinned, next use nu) as its victim.  When o
+ * has no copy and tier 1 has room for one, or holds a copy worth less (a
+ * redundant one, or one needed after nu), starts writing o and returns true:
+ * o stays pinned until written, then room() runs again (and evicts o, which
+ * has its copy now; on a failed write o is evicted at once).  False: evict o.
+ */
+bool stk__tier1_evict(struct stk_daemon *d, struct stk_object *o, uint64_t nu);
 /* o is new, or its version changed: finds its copy of that version (dropping older ones). */
 void stk__tier1_link(struct stk_daemon *d, struct stk_object *o);
 /* o's next use may have grown (as stk__cache_rekey). */
@@ -444,6 +453,8 @@ void stk__t1zst_decompress(struct stk_loop *l, struct stk_t1zst *j,
 			   void (*done)(struct stk_work *w));
 /* Fills the tier-1 gauges of st (STK_ST_NVME_*). */
 void stk__tier1_stats(const struct stk_daemon *d, uint64_t *st);
+/* sched.c, for tier1.c: evicts o unless a client holds it or it left RAM already. */
+void stk__evict_unheld(struct stk_daemon *d, struct stk_object *o);
 /* sched.c, for tier1.c: o's promotion filled it (it becomes resident, waiters get it). */
 void stk__promoted(struct stk_daemon *d, struct stk_object *o);
 /* sched.c, for tier1.c: o's promotion failed: o (still FETCHING) is fetched from its backend. */

@@ -199,6 +199,12 @@ void stk__evict(struct stk_daemon *d, struct stk_object *o)
 	stk_dbg("evicted %s", o->uri);
 }
 
+void stk__evict_unheld(struct stk_daemon *d, struct stk_object *o)
+{
+	if (o->state == STK_OBJ_RESIDENT && !o->pins && !o->stale && stk__rt_retract(d, o))
+		stk__evict(d, o);
+}
+
 static int demand_push(struct stk_daemon *d, struct stk_object *o);
 
 void stk__stale(struct stk_daemon *d, struct stk_object *o)
@@ -447,6 +453,9 @@ static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode
 			return r;
 		if (mode == EVICT_NONE)
 			return -ENOSPC;
+		/* Victims being written to tier 1 give back at least o's bytes: wait for them. */
+		if (d->t1.evict_bytes >= o->size)
+			return -ENOSPC;
 		/*
 		 * Room in pieces: evict in the segment the tier names.  Evicting
 		 * by next use alone could take much of the cache before a hole
@@ -464,6 +473,9 @@ static int room(struct stk_daemon *d, struct stk_object *o, enum evict_mode mode
 		}
 		if (!v || (mode == EVICT_FARTHER && vd <= dist))
 			return -ENOSPC;
+		/* Demoted, not dropped, when tier 1 takes it: its room comes when it is written. */
+		if (stk__tier1_evict(d, v, vd))
+			continue;
 		if (stk__rt_retract(d, v)) /* else a client reads it: now held */
 			stk__evict(d, v);
 	}

@@ -9,11 +9,15 @@
  *    backend.  A copy that fails its checksum is dropped by the store, and
  *    the object is fetched from its backend; so is one any other error
  *    kept from being read.
- *  - Demotion: an object that became resident from its backend is written
- *    to tier 1 (pinned in RAM meanwhile) when there is room, or when the
- *    copy needed last is needed later than it (that copy is dropped).
- *    Without a plan (next use unknown) only while there is room: keep-once-
- *    full.  An object evicted from RAM that has a copy is thereby demoted.
+ *  - Demotion, exclusive under pressure: the copy of an object resident in
+ *    RAM is redundant and worth least (t1key).  An object that became
+ *    resident from its backend is written to tier 1 (pinned in RAM
+ *    meanwhile) into free room only.  An object RAM evicts without a copy
+ *    is written first (stk__tier1_evict: room() waits for it) when there is
+ *    room, or when copies worth less than its next use can be dropped.
+ *    Without a plan (next use unknown) only into room or a redundant
+ *    copy's: keep-once-full otherwise.  An object evicted from RAM that has
+ *    a copy is thereby demoted.
  *  - Identity: uri (with the codec its bytes were decoded with, if any),
  *    size, version, domain.  An object without a version (no listing
  *    version and no ETag yet) is never written: a copy could not be told
@@ -52,16 +56,20 @@
 #include "prefetch/daemon.h"
 #include "stoker.h"
 
+struct t1_io;
+
 /* What tier 1 knows of one object: its copy, or a write or retry of it. */
 struct stk_t1obj {
 	struct stk_object *o;
 	struct stk_nvme_ent *e; /* its copy, or NULL */
 	uint64_t vkey, stamp;	/* heap order: an upper bound of its next use, then age */
 	uint32_t hidx;		/* heap slot + 1; 0 when not in the heap */
-	bool writing;		/* a put of it is in flight (o pinned) */
+	bool writing;		/* a put of it is in flight or waits for room (o pinned) */
 	bool orphan;		/* o was freed by its datasets during the write */
-	bool retry;		/* in the retry list */
+	bool retry;		/* in the retry list, its put parked in wait */
 	bool promoted;		/* o's RAM copy was read from e */
+	bool leaving;		/* written on its way out of RAM: its copy is not redundant */
+	struct t1_io *wait;	/* the put refused -EAGAIN, retried from freed() */
 	struct stk_t1obj *rnext;
 };
 
@@ -72,6 +80,7 @@ struct t1_io {
 	char *version;		/* a put's: o's version may change during it */
 	struct stk_nvme_ent *e; /* a get's copy */
 	struct stk_t1zst z;	/* --nvme-compress: the frame (z.z, malloc'd) and its job */
+	bool evict;		/* a demotion room() waits for (stk__tier1_evict) */
 };
 
 static inline bool above(const struct stk_t1obj *a, const struct stk_t1obj *b)
@@ -134,13 +143,37 @@ static void hdel(struct stk_tier1 *t, struct stk_t1obj *x)
 		hfix(t, i, last);
 }
 
-/* The copy needed last (Belady's victim), with its next use in *dist; or NULL. */
+/* A copy's key when its object is needed again, but no plan says when. */
+#define T1_UNKNOWN (UINT64_MAX - 1)
+
+/* What a copy of o would be worth (the larger, the less): o's next use. */
+static uint64_t worth(struct stk_daemon *d, const struct stk_object *o)
+{
+	uint64_t nu = stk__next_use(d, o);
+	return nu < T1_UNKNOWN ? nu : T1_UNKNOWN;
+}
+
+/*
+ * The heap's key of a copy: its worth, except that the copy of an object
+ * resident in RAM is redundant (RAM serves it) and goes first, even for an
+ * object no plan needs: the tiers hold what their sum holds, not what the
+ * larger one does.  A copy written on its object's way out of RAM is not
+ * redundant meanwhile.
+ */
+static uint64_t t1key(struct stk_daemon *d, const struct stk_t1obj *x)
+{
+	if (x->o->state == STK_OBJ_RESIDENT && !x->leaving)
+		return UINT64_MAX;
+	return worth(d, x->o);
+}
+
+/* The copy worth least (Belady's victim, redundant ones first), its key in *dist; or NULL. */
 static struct stk_t1obj *hpick(struct stk_daemon *d, uint64_t *dist)
 {
 	struct stk_tier1 *t = &d->t1;
 	while (t->n) {
 		struct stk_t1obj *x = t->h[0];
-		uint64_t nu = stk__next_use(d, x->o);
+		uint64_t nu = t1key(d, x);
 		if (nu == x->vkey) {
 			*dist = nu;
 			return x;
@@ -291,8 +324,11 @@ static void promoted(struct stk_daemon *d, struct stk_object *o)
 {
 	d->st[STK_ST_NVME_READS]++;
 	d->st[STK_ST_NVME_READ_BYTES] += o->size;
-	if (o->t1)
+	if (o->t1) {
 		o->t1->promoted = true;
+		o->t1->leaving = false;
+	}
+	stk__tier1_rekey(d, o); /* resident: its copy is redundant now */
 	for (struct stk_waiter *w = o->waiters; w; w = w->next)
 		d->st[STK_ST_HITS_NVME]++;
 	stk__promoted(d, o);
@@ -404,7 +440,10 @@ static void write_done(struct stk_nvme_op *op, int64_t res)
 	struct stk_daemon *d = io->d;
 	struct stk_object *o = io->o;
 	struct stk_t1obj *x = o->t1;
+	bool evict = io->evict;
 	d->t1.ops--;
+	if (evict)
+		d->t1.evict_bytes -= o->size;
 	x->writing = false;
 	struct t1_id t;
 	bool same = nvme_id(o, &t) && !strcmp(o->version, io->version);
@@ -432,10 +471,15 @@ static void write_done(struct stk_nvme_op *op, int64_t res)
 		stk__cache_drop(&d->cache, o); /* before the unpin: never a victim again */
 		stk__unpin(d, o);
 		stk__obj_free(o);
-		return;
+	} else {
+		t1obj_trim(d, o);
+		stk__unpin(d, o);
+		/* Its room was wanted: without a copy it goes now, not written again. */
+		if (evict && !(o->t1 && o->t1->e))
+			stk__evict_unheld(d, o);
 	}
-	t1obj_trim(d, o);
-	stk__unpin(d, o);
+	if (evict)
+		stk__sched_run(d); /* room() waits for this room */
 }
 
 /* Starts writing io's bytes (its frame, or o's); -ENOSPC / -EAGAIN: make room or wait. */
@@ -452,20 +496,17 @@ static int put(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme
 }
 
 /*
- * Writes io for o (pinned by the caller) where the policy finds it room.
- * Returns 0 when the write is in flight (write_done follows), else put's
- * -errno, io unused and o queued for a retry on -EAGAIN.
+ * Writes io for o (o->t1 set) where there is room, or where copies keyed
+ * above nu (o's worth; UINT64_MAX: displace nothing) can be dropped for it.
+ * Without a plan only redundant copies give way: keep-once-full otherwise.  Returns 0 when the write is in flight, or parked
+ * until dropped copies' blocks are punched (freed() retries it): either way
+ * write_done follows.  Else put's -errno, io unused.
  */
 static int place(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme_id *id,
-		 struct t1_io *io)
+		 struct t1_io *io, uint64_t nu)
 {
-	uint64_t nu = stk__next_use(d, o);
 	int r;
-	/*
-	 * Room, or the copy needed last if it is needed later than o.  Without
-	 * a plan (nu infinite) nothing is dropped for o: keep-once-full.
-	 */
-	while ((r = put(d, o, id, io)) == -ENOSPC && nu != UINT64_MAX) {
+	while ((r = put(d, o, id, io)) == -ENOSPC) {
 		uint64_t vd = 0;
 		struct stk_t1obj *v = hpick(d, &vd);
 		if (!v || vd <= nu || v->o == o)
@@ -474,17 +515,32 @@ static int place(struct stk_daemon *d, struct stk_object *o, const struct stk_nv
 		detach(d, v->o, true);
 	}
 	if (r == -EAGAIN) {
-		/* Fits once dropped copies' blocks are punched: retried from freed(). */
-		struct stk_t1obj *x = t1obj(o);
-		if (x && !x->retry) {
-			x->retry = true;
-			x->rnext = d->t1.retry;
-			d->t1.retry = x;
-		}
-	} else if (r == -EROFS) {
-		degraded(d);
+		struct stk_t1obj *x = o->t1;
+		x->wait = io;
+		x->retry = true;
+		x->rnext = d->t1.retry;
+		d->t1.retry = x;
+		return 0;
 	}
+	if (r == -EROFS)
+		degraded(d);
 	return r;
+}
+
+/* Places io's put after its compression or a wait for room; or ends it, cancelled. */
+static void place_again(struct stk_daemon *d, struct t1_io *io)
+{
+	struct stk_object *o = io->o;
+	struct stk_t1obj *x = o->t1;
+	struct t1_id t;
+	int r = -ECANCELED;
+	if (!x->orphan && !d->stopping && nvme_id(o, &t) && !strcmp(o->version, io->version)) {
+		x->writing = false; /* so that -EEXIST finds the stored copy (stk__tier1_link) */
+		r = place(d, o, &t.id, io, io->evict ? worth(d, o) : UINT64_MAX);
+		x->writing = true;
+	}
+	if (r)
+		write_done(&io->op, -ECANCELED); /* unpins o, frees it if orphaned */
 }
 
 /* o's bytes were compressed on the pool (or not): places the frame, or the plain bytes. */
@@ -493,40 +549,37 @@ static void zipped(struct stk_work *w)
 	struct t1_io *io = stk_container_of(w, struct t1_io, z.w);
 	struct stk_daemon *d = io->d;
 	struct stk_object *o = io->o;
-	struct stk_t1obj *x = o->t1;
 	struct t1_id t;
 	d->st[STK_ST_NVME_CODEC_NS] += io->z.ns;
-	if (x->orphan || d->stopping || !nvme_id(o, &t) || strcmp(o->version, io->version)) {
-		write_done(&io->op, -ECANCELED); /* unpins o, frees it if orphaned */
-		return;
-	}
 	/*
 	 * A record is charged in whole blocks: a frame that saves none only
 	 * costs a decode at each promotion, so the plain bytes are stored.
 	 */
-	if (io->z.z && stk__nvme_charge(d->t1.s, &t.id, io->z.zlen) >=
-			   stk__nvme_charge(d->t1.s, &t.id, o->size)) {
+	if (io->z.z && nvme_id(o, &t) &&
+	    stk__nvme_charge(d->t1.s, &t.id, io->z.zlen) >=
+		stk__nvme_charge(d->t1.s, &t.id, o->size)) {
 		free(io->z.z);
 		io->z.z = NULL;
 	}
-	x->writing = false; /* so that -EEXIST finds the stored copy (stk__tier1_link) */
-	int r = place(d, o, &t.id, io);
-	x->writing = true;
-	if (r)
-		write_done(&io->op, -ECANCELED);
+	place_again(d, io);
 }
 
-void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
+/*
+ * Writes o (resident) to tier 1: on its way out of RAM (evict: it displaces
+ * copies worth less than its next use), or as it lands (into free room
+ * only).  o stays pinned until write_done.  0, or -errno: nothing started.
+ */
+static int demote(struct stk_daemon *d, struct stk_object *o, bool evict)
 {
 	struct t1_id t;
 	/* Stopping: what lands while fetches drain is not written, so the exit is prompt. */
 	if (!d->t1.s || d->stopping || o->state != STK_OBJ_RESIDENT || o->stale || !nvme_id(o, &t))
-		return;
+		return -EINVAL;
 	if (o->t1 && (o->t1->e || o->t1->writing))
-		return;
+		return -EEXIST;
 	if (stk__nvme_degraded(d->t1.s, NULL, 0)) {
 		degraded(d);
-		return;
+		return -EROFS;
 	}
 	struct stk_t1obj *x = t1obj(o);
 	struct t1_io *io = x ? calloc(1, sizeof(*io)) : NULL;
@@ -534,26 +587,57 @@ void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
 		free(io);
 		if (x)
 			t1obj_trim(d, o);
-		return;
+		return -ENOMEM;
 	}
 	io->d = d;
 	io->o = o;
+	io->evict = evict;
 	if (d->cfg.nvme_compress) {
 		io->z.plain = o->room->t.map;
 		io->z.size = o->size;
 		io->z.level = d->cfg.nvme_compress;
-	} else if (place(d, o, &t.id, io)) {
-		free(io->version);
-		free(io);
-		t1obj_trim(d, o);
-		return;
+	} else {
+		int r = place(d, o, &t.id, io, evict ? worth(d, o) : UINT64_MAX);
+		if (r) {
+			free(io->version);
+			free(io);
+			t1obj_trim(d, o);
+			return r;
+		}
 	}
 	x->writing = true;
+	x->leaving = evict;
 	/* Its RAM bytes stay until the write ends (counted in pinned_objects meanwhile). */
 	stk__pin(d, o);
 	d->t1.ops++;
+	if (evict)
+		d->t1.evict_bytes += o->size;
 	if (d->cfg.nvme_compress)
 		stk__t1zst_compress(d->loop, &io->z, zipped);
+	return 0;
+}
+
+void stk__tier1_demote(struct stk_daemon *d, struct stk_object *o)
+{
+	stk__tier1_rekey(d, o); /* resident: a copy it has is redundant now */
+	demote(d, o, false);
+}
+
+bool stk__tier1_evict(struct stk_daemon *d, struct stk_object *o, uint64_t nu)
+{
+	nu = nu < T1_UNKNOWN ? nu : T1_UNKNOWN;
+	struct t1_id t;
+	if (!d->t1.s || (o->t1 && (o->t1->e || o->t1->writing)) || !nvme_id(o, &t))
+		return false;
+	uint64_t charge = stk__nvme_charge(d->t1.s, &t.id, o->size);
+	struct stk_nvme_stats ns;
+	stk__nvme_stats(d->t1.s, &ns);
+	uint64_t vd = 0;
+	/* Room (now or once dropped copies' blocks are back), or a copy worth less than o. */
+	bool fits = charge && ns.used - ns.freeing + charge <= ns.budget;
+	if (!fits && (!charge || !hpick(d, &vd) || vd <= nu))
+		return false;
+	return demote(d, o, true) == 0;
 }
 
 static void freed(void *arg)
@@ -563,11 +647,11 @@ static void freed(void *arg)
 	d->t1.retry = NULL;
 	while (l) {
 		struct stk_t1obj *x = l;
-		struct stk_object *o = x->o;
+		struct t1_io *io = x->wait;
 		l = x->rnext;
 		x->retry = false;
-		t1obj_trim(d, o);
-		stk__tier1_demote(d, o);
+		x->wait = NULL;
+		place_again(d, io);
 	}
 }
 
@@ -577,13 +661,13 @@ bool stk__tier1_forget(struct stk_daemon *d, struct stk_object *o)
 	if (!x)
 		return false;
 	hdel(&d->t1, x);
-	retry_del(&d->t1, x);
 	x->e = NULL; /* the copy stays on disk, found again if o is listed again */
 	x->promoted = false;
 	if (x->writing) {
-		x->orphan = true;
+		x->orphan = true; /* a parked put stays in the retry list: freed() ends it */
 		return true;
 	}
+	retry_del(&d->t1, x);
 	free(x);
 	o->t1 = NULL;
 	return false;

@@ -180,10 +180,16 @@ Test(e2e_nvme, three_epochs_two_budgets_then_restart, .init = init, .fini = fini
 	cr_assert_eq(st.fetch_errors, 0);
 	cr_assert_eq(fetches[0], ds.n, "epoch 1 fetched %llu of %zu",
 		     (unsigned long long)fetches[0], ds.n);
-	cr_assert_lt(fetches[1], fetches[0] * 3 / 4, "epoch 2 fetched %llu from the backend",
-		     (unsigned long long)fetches[1]);
-	cr_assert_lt(fetches[2], fetches[0] * 3 / 4, "epoch 3 fetched %llu from the backend",
-		     (unsigned long long)fetches[2]);
+	/*
+	 * The tiers are exclusive under pressure: epochs 2-3 refetch about what
+	 * RAM and NVMe cannot hold together (21 of 96 measured: the budgets
+	 * count headers, padding and metadata, so less than the dataset fits),
+	 * not what NVMe alone cannot.
+	 */
+	cr_assert_lt(fetches[1], fetches[0] / 3, "epoch 2 fetched %llu of %zu from the backend",
+		     (unsigned long long)fetches[1], ds.n);
+	cr_assert_lt(fetches[2], fetches[0] / 3, "epoch 3 fetched %llu of %zu from the backend",
+		     (unsigned long long)fetches[2], ds.n);
 	/* A clean restart finds the copies again from the files alone. */
 	settle(c);
 	uint64_t objects = e2e_stats(c).nvme_objects;
