@@ -159,6 +159,7 @@ struct bench_warm {
 	uint64_t bytes;	     /* resident bytes at the end */
 	uint32_t objects, resident, failed;
 	uint32_t state;
+	uint64_t promoted; /* of the daemon's objects, those read from tier 1 (all time) */
 };
 
 /* A stokerd this process started. */

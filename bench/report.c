@@ -645,10 +645,11 @@ int report_json(const struct ctx *x)
 	if (x->ran_warm)
 		json_object_set_new(
 		    root, "warm",
-		    json_pack("{s:f,s:I,s:I,s:I,s:I,s:f,s:b,s:f}", "seconds", x->warm.seconds,
+		    json_pack("{s:f,s:I,s:I,s:I,s:I,s:I,s:f,s:b,s:f}", "seconds", x->warm.seconds,
 			      "bytes", (json_int_t)x->warm.bytes, "objects",
 			      (json_int_t)x->warm.objects, "resident", (json_int_t)x->warm.resident,
-			      "failed", (json_int_t)x->warm.failed, "mb_per_s",
+			      "failed", (json_int_t)x->warm.failed, "promoted",
+			      (json_int_t)x->warm.promoted, "mb_per_s",
 			      ratio((double)x->warm.bytes / BENCH_MB, x->warm.seconds), "complete",
 			      x->warm.state == STK_WARM_DONE, "daemon_cpu_s",
 			      x->warm.daemon_cpu_s));

@@ -625,6 +625,9 @@ int bench_run_warm(const struct bench_dataset *ds, const char *sock, struct benc
 	w->resident = st.resident;
 	w->failed = st.failed;
 	w->state = st.warm;
+	struct stk_stats s;
+	if (!stk_stats(c, &s))
+		w->promoted = s.nvme_reads;
 	stk_dataset_close(d);
 	stk_close(c);
 	return ret;

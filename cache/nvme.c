@@ -57,7 +57,8 @@ int stk__nvme_hdr_parse(const void *buf, size_t avail, struct nvme_hdr *h)
 	if (avail < sizeof(*h))
 		return -EBADMSG;
 	memcpy(h, buf, sizeof(*h));
-	if (h->magic != NVME_MAGIC || h->format != NVME_FORMAT)
+	if (h->magic != NVME_MAGIC ||
+	    (h->format != NVME_FORMAT && h->format != NVME_FORMAT_ALIGNED))
 		return -EBADMSG;
 	if (h->uri_len == 0 || h->uri_len > STK_NVME_URI_MAX || h->ver_len > STK_NVME_VERSION_MAX)
 		return -EBADMSG;
@@ -74,14 +75,14 @@ int stk__nvme_hdr_parse(const void *buf, size_t avail, struct nvme_hdr *h)
 	return 0;
 }
 
-void stk__nvme_hdr_build(void *buf, const struct stk_nvme_id *id, uint64_t stored_len,
-			 unsigned flags, uint64_t seq, uint64_t data_xxh)
+void stk__nvme_hdr_build(void *buf, unsigned format, const struct stk_nvme_id *id,
+			 uint64_t stored_len, unsigned flags, uint64_t seq, uint64_t data_xxh)
 {
 	const char *ver = id->version ? id->version : "";
 	size_t ul = strlen(id->uri), vl = strlen(ver);
 	struct nvme_hdr h = {
 		.magic = NVME_MAGIC,
-		.format = NVME_FORMAT,
+		.format = (uint16_t)format,
 		.hdr_len = (uint16_t)stk__nvme_hdr_len(ul, vl),
 		.flags = flags,
 		.domain = id->domain,
@@ -682,7 +683,8 @@ uint64_t stk__nvme_charge(const struct stk_nvme *s, const struct stk_nvme_id *id
 	uint64_t rec = stk__nvme_hdr_len(ul, vl) + stored_len;
 	if (rec <= s->small_max)
 		return stk__nvme_slot_size(rec);
-	return nvme_round(rec, STK_NVME_BLOCK) + STK_NVME_BLOCK;
+	/* A large object's file: its header block, its bytes, the file's allowance. */
+	return STK_NVME_BLOCK + nvme_round(stored_len, STK_NVME_BLOCK) + STK_NVME_BLOCK;
 }
 
 void stk__nvme_drop(struct stk_nvme *s, struct stk_nvme_ent *pub)

@@ -121,14 +121,16 @@ struct stk_nvme_op {
 	struct stk_nvme_ent *e;
 	void *bounce; /* STK_NVME_BLOCK-aligned staging buffer */
 	size_t bounce_len;
-	void *user;	  /* the caller's data (put) or destination (get) */
-	uint64_t rec_len; /* header + stored bytes */
-	uint64_t base;	  /* the record's offset in its file */
-	uint64_t done;	  /* bytes of the padded record moved so far */
-	uint64_t cstart;  /* the record offset of bounce's first byte */
-	uint64_t clen;	  /* bytes of the record in bounce */
-	uint64_t hdr_len;
-	void *xxh;   /* get of a large record: the running checksum */
+	void *user;	     /* the caller's data (put) or destination (get) */
+	uint64_t rec_len;    /* header + stored bytes */
+	uint64_t base;	     /* the record's offset in its file */
+	uint64_t done;	     /* bytes of the padded record moved so far */
+	uint64_t cstart;     /* the record offset of bounce's first byte */
+	uint64_t clen;	     /* bytes of the record in bounce */
+	uint64_t hdr_len;    /* where the stored bytes start: the header's length, or a block */
+	void *xxh;	     /* get of a large record: the running checksum */
+	struct stk_work sum; /* get straight into the caller's buffer: its checksum, on the pool */
+	uint64_t sum_xxh;
 	int fd;	     /* the file the I/O goes to */
 	bool direct; /* fd has O_DIRECT */
 };

@@ -9,16 +9,20 @@
 
 #include "cache/nvme.h"
 
-#define NVME_MAGIC  0x314b5453u /* "STK1" little-endian */
-#define NVME_FORMAT 1u
-#define NVME_NOPACK UINT32_MAX
-#define NVME_CHUNK  (1u << 20) /* bytes per I/O of a large record */
+#define NVME_MAGIC	    0x314b5453u /* "STK1" little-endian */
+#define NVME_FORMAT	    1u /* the stored bytes at hdr_len: records in packs (and older large ones) */
+#define NVME_FORMAT_ALIGNED 2u /* the stored bytes at STK_NVME_BLOCK: a large object's file */
+#define NVME_NOPACK	    UINT32_MAX
+#define NVME_CHUNK	    (1u << 20) /* bytes per I/O of a large record */
 
 /*
  * A record's header, little-endian (the only byte order stokerd runs on is
  * checked at build time in nvme.c), followed by the URI, the version string
- * and, at hdr_len, the stored bytes.  hdr_xxh covers the first hdr_len bytes
- * with itself zeroed; data_xxh covers stored_len bytes from hdr_len.
+ * and the stored bytes: at hdr_len (format 1), or after zeros at
+ * STK_NVME_BLOCK (format 2, large objects' files: block-aligned, so a get
+ * reads them with O_DIRECT straight into the caller's buffer).  hdr_xxh
+ * covers the first hdr_len bytes with itself zeroed; data_xxh covers the
+ * stored_len stored bytes.
  */
 struct nvme_hdr {
 	uint32_t magic;
@@ -36,6 +40,12 @@ struct nvme_hdr {
 };
 _Static_assert(sizeof(struct nvme_hdr) == 64, "the header's fixed part is 64 bytes");
 
+/* Where a record's stored bytes start. */
+static inline uint64_t nvme_data_off(unsigned format, uint64_t hdr_len)
+{
+	return format == NVME_FORMAT_ALIGNED ? STK_NVME_BLOCK : hdr_len;
+}
+
 enum { ENT_WRITING, ENT_READY };
 
 /* An object the store holds; pub first, so a struct stk_nvme_ent * converts back. */
@@ -50,7 +60,8 @@ struct nvme_ent {
 	uint32_t slot;
 	uint32_t busy; /* gets and the put in flight */
 	uint8_t state;
-	bool dropped; /* out of the index; freed when busy falls to 0 */
+	uint8_t format; /* its header's: where its stored bytes start */
+	bool dropped;	/* out of the index; freed when busy falls to 0 */
 };
 
 struct nvme_pack {
@@ -121,8 +132,9 @@ uint64_t stk__nvme_slot_size(uint64_t rec_len);
  * its checksum.  Returns 0 with *h filled (host order), or -EBADMSG.
  */
 int stk__nvme_hdr_parse(const void *buf, size_t avail, struct nvme_hdr *h);
-void stk__nvme_hdr_build(void *buf, const struct stk_nvme_id *id, uint64_t stored_len,
-			 unsigned flags, uint64_t seq, uint64_t data_xxh);
+/* Writes the header of format (NVME_FORMAT*) at buf: hdr_len bytes, padding zeroed. */
+void stk__nvme_hdr_build(void *buf, unsigned format, const struct stk_nvme_id *id,
+			 uint64_t stored_len, unsigned flags, uint64_t seq, uint64_t data_xxh);
 /* Index. */
 uint64_t stk__nvme_hash(uint32_t domain, uint64_t size, const char *uri, size_t uri_len);
 struct nvme_ent *stk__nvme_find(struct stk_nvme *s, uint32_t domain, uint64_t size, const char *uri,

@@ -95,7 +95,9 @@ static void put_fill(struct stk_nvme_op *op)
 					  .size = e->pub.size,
 					  .version = e->pub.version,
 					  .domain = e->pub.domain };
-		stk__nvme_hdr_build(b, &id, e->pub.stored_len, e->pub.flags, e->seq, e->data_xxh);
+		memset(b, 0, op->hdr_len); /* format 2: zeros up to the stored bytes */
+		stk__nvme_hdr_build(b, e->format, &id, e->pub.stored_len, e->pub.flags, e->seq,
+				    e->data_xxh);
 		at = op->hdr_len;
 	}
 	uint64_t doff = op->cstart + at - op->hdr_len; /* data offset of b[at] */
@@ -271,6 +273,13 @@ int stk__nvme_put(struct stk_nvme *s, const struct stk_nvme_id *id, const void *
 	op->user = (void *)data;
 	op->hdr_len = stk__nvme_hdr_len(ul, strlen(ver));
 	op->rec_len = op->hdr_len + len;
+	e->format = NVME_FORMAT;
+	if (op->rec_len >
+	    s->small_max) { /* its own file: the bytes block-aligned after the header */
+		e->format = NVME_FORMAT_ALIGNED;
+		op->hdr_len = nvme_data_off(e->format, op->hdr_len);
+		op->rec_len = op->hdr_len + len;
+	}
 	op->bounce_len = padded(op) < NVME_CHUNK ? padded(op) : NVME_CHUNK;
 	if (op->rec_len <= s->small_max)
 		op->bounce_len = padded(op); /* a pack's record goes in one write */
@@ -377,7 +386,8 @@ static bool hdr_matches(const struct stk_nvme_op *op, const struct nvme_hdr *h)
 	const char *b = op->bounce;
 	return h->size == e->pub.size && h->stored_len == e->pub.stored_len &&
 	       h->domain == e->pub.domain && h->flags == e->pub.flags && h->seq == e->seq &&
-	       h->data_xxh == e->data_xxh && h->hdr_len == op->hdr_len &&
+	       h->data_xxh == e->data_xxh && h->format == e->format &&
+	       nvme_data_off(h->format, h->hdr_len) == op->hdr_len &&
 	       !memcmp(b + sizeof(*h), e->pub.uri, h->uri_len) &&
 	       !memcmp(b + sizeof(*h) + h->uri_len, e->pub.version, h->ver_len);
 }
@@ -445,6 +455,81 @@ static void get_io_cb(struct stk_op *lop, int res)
 		get_finish(op, r);
 }
 
+/*
+ * A large record of format 2 is read straight into the caller's buffer: no
+ * staging copy (with O_DIRECT, when the buffer is block-aligned: the disk
+ * writes the RAM room itself).  Its header block, and the stored bytes'
+ * last partial block, go through bounce.  The checksum is computed on the
+ * worker pool once every byte is in, so the loop thread never reads the
+ * bytes.  op->done counts record bytes read.
+ */
+static void straight_cb(struct stk_op *lop, int res);
+
+static void sum_work(struct stk_work *w)
+{
+	struct stk_nvme_op *op = stk_container_of(w, struct stk_nvme_op, sum);
+	op->sum_xxh = XXH3_64bits(op->user, op->e->stored_len);
+}
+
+static void sum_done(struct stk_work *w)
+{
+	struct stk_nvme_op *op = stk_container_of(w, struct stk_nvme_op, sum);
+	get_finish(op, op->sum_xxh == nvme_ent(op->e)->data_xxh ? (int64_t)op->e->stored_len
+								: -EBADMSG);
+}
+
+static int straight_submit(struct stk_nvme_op *op)
+{
+	struct stk_loop *l = op->s->loop;
+	uint64_t whole = op->e->stored_len & ~(uint64_t)(STK_NVME_BLOCK - 1);
+	op->lop.cb = straight_cb;
+	if (op->done < STK_NVME_BLOCK) /* the header's block */
+		return stk_loop_read(l, &op->lop, op->fd, (char *)op->bounce + op->done,
+				     STK_NVME_BLOCK - op->done, op->done);
+	uint64_t d = op->done - STK_NVME_BLOCK;
+	if (d < whole) {
+		uint64_t n = whole - d < NVME_CHUNK ? whole - d : NVME_CHUNK;
+		return stk_loop_read(l, &op->lop, op->fd, (char *)op->user + d, n, op->done);
+	}
+	return stk_loop_read(l, &op->lop, op->fd, (char *)op->bounce + (d - whole),
+			     STK_NVME_BLOCK - (d - whole), op->done);
+}
+
+static void straight_cb(struct stk_op *lop, int res)
+{
+	struct stk_nvme_op *op = stk_container_of(lop, struct stk_nvme_op, lop);
+	int r;
+	if (res < 0 && direct_refused(op, res)) {
+		r = straight_submit(op);
+		if (r)
+			get_finish(op, r);
+		return;
+	}
+	if (res <= 0) { /* end of file inside the record: it was cut short */
+		get_finish(op, res == 0 ? -EBADMSG : res);
+		return;
+	}
+	uint64_t len = op->e->stored_len, whole = len & ~(uint64_t)(STK_NVME_BLOCK - 1);
+	uint64_t before = op->done;
+	op->done += (uint64_t)res;
+	if (before < STK_NVME_BLOCK && op->done == STK_NVME_BLOCK) {
+		struct nvme_hdr h;
+		if (stk__nvme_hdr_parse(op->bounce, STK_NVME_BLOCK, &h) || !hdr_matches(op, &h)) {
+			get_finish(op, -EBADMSG);
+			return;
+		}
+	}
+	if (op->done >= STK_NVME_BLOCK && op->done - STK_NVME_BLOCK >= len) {
+		memcpy((char *)op->user + whole, op->bounce, len - whole); /* the tail, if any */
+		op->sum = (struct stk_work){ .work = sum_work, .done = sum_done };
+		stk_loop_work(op->s->loop, &op->sum);
+		return;
+	}
+	r = straight_submit(op);
+	if (r)
+		get_finish(op, r);
+}
+
 int stk__nvme_get(struct stk_nvme *s, struct stk_nvme_ent *pub, void *buf, struct stk_nvme_op *op,
 		  stk_nvme_cb cb)
 {
@@ -453,7 +538,8 @@ int stk__nvme_get(struct stk_nvme *s, struct stk_nvme_ent *pub, void *buf, struc
 		return -EBUSY;
 	*op = (struct stk_nvme_op){ .cb = cb, .arg = op->arg, .s = s, .e = pub, .fd = -1 };
 	op->user = buf;
-	op->hdr_len = stk__nvme_hdr_len(strlen(pub->uri), strlen(pub->version));
+	op->hdr_len =
+	    nvme_data_off(e->format, stk__nvme_hdr_len(strlen(pub->uri), strlen(pub->version)));
 	op->rec_len = op->hdr_len + pub->stored_len;
 	uint64_t pad = padded(op);
 	bool large = e->pack == NVME_NOPACK;
@@ -489,7 +575,10 @@ int stk__nvme_get(struct stk_nvme *s, struct stk_nvme_ent *pub, void *buf, struc
 		p->inflight++;
 	}
 	e->busy++;
-	r = get_submit(op);
+	/* O_DIRECT needs the buffer aligned; a buffered read takes any. */
+	bool straight = large && e->format == NVME_FORMAT_ALIGNED &&
+			(!op->direct || (uintptr_t)buf % STK_NVME_BLOCK == 0);
+	r = straight ? straight_submit(op) : get_submit(op);
 	if (r) {
 		op_end(op);
 		e->busy--;

@@ -89,6 +89,7 @@ static int add_record(struct stk_nvme *s, const struct nvme_hdr *h, const char *
 	e->pub.flags = h->flags;
 	e->seq = h->seq;
 	e->data_xxh = h->data_xxh;
+	e->format = (uint8_t)h->format;
 	e->pack = pack;
 	e->slot = slot;
 	e->file_id = file_id;
@@ -121,11 +122,11 @@ static int check_record(const struct stk_nvme *s, const char *b, size_t avail, u
 {
 	if (stk__nvme_hdr_parse(b, avail, h))
 		return -EBADMSG;
-	uint64_t rec = h->hdr_len + h->stored_len;
+	uint64_t at = nvme_data_off(h->format, h->hdr_len), rec = at + h->stored_len;
 	if (rec > room || nvme_round(rec, STK_NVME_BLOCK) > infile) /* cut short */
 		return -EBADMSG;
 	if ((s->flags & STK_NVME_VERIFY) && avail >= rec &&
-	    XXH3_64bits(b + h->hdr_len, h->stored_len) != h->data_xxh)
+	    XXH3_64bits(b + at, h->stored_len) != h->data_xxh)
 		return -EBADMSG;
 	return 0;
 }
@@ -244,7 +245,7 @@ static int scan_large(struct stk_nvme *s, const char *name, uint64_t id)
 	struct nvme_hdr h;
 	if (got < (ssize_t)sizeof(h) || stk__nvme_hdr_parse(hb, (size_t)got, &h))
 		goto out;
-	uint64_t rec = h.hdr_len + h.stored_len;
+	uint64_t rec = nvme_data_off(h.format, h.hdr_len) + h.stored_len;
 	if ((uint64_t)st.st_size != nvme_round(rec, STK_NVME_BLOCK))
 		goto out; /* cut short, or something appended */
 	if (s->flags & STK_NVME_VERIFY) {
@@ -255,7 +256,7 @@ static int scan_large(struct stk_nvme *s, const char *name, uint64_t id)
 			r = -ENOMEM;
 			goto out;
 		}
-		uint64_t at = h.hdr_len;
+		uint64_t at = nvme_data_off(h.format, h.hdr_len);
 		while (at < rec) {
 			uint64_t n = rec - at < NVME_CHUNK ? rec - at : NVME_CHUNK;
 			got = pread_full(fd, buf, n, (off_t)at);

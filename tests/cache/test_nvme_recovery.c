@@ -20,7 +20,8 @@ TestSuite(nvme_recovery, .init = setup, .fini = teardown, .timeout = 120);
 static void locate(struct stk_nvme_ent *pub, uint64_t off, char *path, size_t len, off_t *at)
 {
 	struct nvme_ent *e = nvme_ent(pub);
-	uint64_t hdr = stk__nvme_hdr_len(strlen(pub->uri), strlen(pub->version));
+	uint64_t hdr =
+	    nvme_data_off(e->format, stk__nvme_hdr_len(strlen(pub->uri), strlen(pub->version)));
 	if (e->pack == NVME_NOPACK) {
 		snprintf(path, len, "%s/l%llu.obj", D, (unsigned long long)e->file_id);
 		*at = (off_t)(hdr + off);
@@ -32,12 +33,15 @@ static void locate(struct stk_nvme_ent *pub, uint64_t off, char *path, size_t le
 	}
 }
 
-/* Flips one bit of the byte at off of e's record (off may be negative: into its header). */
+/* Flips one bit of e's stored byte at off (off negative: of its header, from the header's end). */
 static void corrupt(struct stk_nvme_ent *e, int64_t off)
 {
 	char path[256];
 	off_t at;
 	locate(e, 0, path, sizeof(path), &at);
+	uint64_t hdr = stk__nvme_hdr_len(strlen(e->uri), strlen(e->version));
+	if (off < 0) /* format 2: zeros lie between the header and the stored bytes */
+		at -= (off_t)(nvme_data_off(nvme_ent(e)->format, hdr) - hdr);
 	at += off;
 	int fd = open(path, O_RDWR);
 	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
