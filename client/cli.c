@@ -281,7 +281,7 @@ static void parse_args(int argc, char **argv, struct cli *cli)
 			fputs(help_text, stdout);
 			exit(ferror(stdout) || fflush(stdout) ? EXIT_FAILURE : EXIT_SUCCESS);
 		} else if (!strcmp(a, "--version")) {
-			printf("stoker %d.%d\n", STK_VERSION_MAJOR, STK_VERSION_MINOR);
+			printf("stoker %s\n", STOKER_VERSION);
 			exit(ferror(stdout) || fflush(stdout) ? EXIT_FAILURE : EXIT_SUCCESS);
 		} else if (!strcmp(a, "--socket")) {
 			if (i + 1 >= argc)

@@ -45,7 +45,7 @@ static void usage(FILE *f)
 	    "                            (STOKER_NVME_DIR; the directory must be stokerd's alone)\n"
 	    "      --nvme SIZE           tier 1's disk budget, metadata included, e.g. 200G\n"
 	    "                            (STOKER_NVME; required with --nvme-dir)\n"
-	    "      --nvme-compress LEVEL zstd level of tier-1 copies (STOKER_NVME_COMPRESS; 0)\n"
+	    "      --nvme-compress LEVEL  zstd level of tier-1 copies (STOKER_NVME_COMPRESS; 0)\n"
 	    "      --max-inflight N      objects prefetched at once (STOKER_MAX_INFLIGHT; 64)\n"
 	    "      --workers N           worker threads (STOKER_WORKERS; 4)\n"
 	    "      --no-uring            use poll(2) and threads instead of io_uring\n"
@@ -69,6 +69,7 @@ static void usage(FILE *f)
 	    "      --retries N           http/s3: retries of a failed request, with backoff\n"
 	    "                            (STOKER_RETRIES; 5)\n"
 	    "      --insecure            http/s3: do not verify TLS certificates\n"
+	    "                            (STOKER_INSECURE=1)\n"
 	    "      --s3-endpoint URL     s3: endpoint, e.g. http://127.0.0.1:9000\n"
 	    "                            (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default AWS)\n"
 	    "      --s3-region REGION    s3: region (AWS_REGION, AWS_DEFAULT_REGION, "
@@ -105,6 +106,7 @@ static void usage(FILE *f)
 	    "  Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, or the\n"
 	    "  shared credentials file with AWS_PROFILE. They never leave the daemon.\n"
 	    "  -h, --help                this text\n"
+	    "      --version             print the version and exit\n"
 	    "SIGTERM or SIGINT: stop accepting, finish in-flight fetches, exit 0.\n",
 	    STK_DEFAULT_SOCKET);
 }
@@ -142,6 +144,7 @@ enum {
 	OPT_NVME_DIR,
 	OPT_NVME,
 	OPT_NVME_COMPRESS,
+	OPT_VERSION,
 };
 
 static bool env_true(const char *name)
@@ -498,6 +501,7 @@ int main(int argc, char **argv)
 	c->no_fast_gets = env_true("STOKER_NO_FAST_GETS");
 	c->no_follow = env_true("STOKER_NO_FOLLOW");
 	c->prefault = env_true("STOKER_PREFAULT");
+	c->insecure = env_true("STOKER_INSECURE");
 
 	static const struct option opts[] = {
 		{ "socket", required_argument, 0, 's' },
@@ -538,6 +542,7 @@ int main(int argc, char **argv)
 		{ "nvme", required_argument, 0, OPT_NVME },
 		{ "nvme-compress", required_argument, 0, OPT_NVME_COMPRESS },
 		{ "help", no_argument, 0, 'h' },
+		{ "version", no_argument, 0, OPT_VERSION },
 		{ 0, 0, 0, 0 },
 	};
 	bool roots_from_env = c->nroots > 0, hosts_from_env = c->nallow_hosts > 0;
@@ -570,6 +575,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("stokerd %s\n", STOKER_VERSION);
 			return 0;
 		case '?':
 			usage(stderr);

@@ -11,6 +11,9 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       chromium     # renders stoker-bench's HTML report in the tests
       python3-torch python3-numpy python3-pil # real data loaders under the shim
       python3-pip python3-setuptools # the offline `pip install ./python` test
+      help2man     # the man pages stokerd(8) and stoker(1), made from --help at build time
+      systemd shellcheck strace # the tests check deploy/systemd (systemd-analyze verify, its
+                                # syscall filter) and deploy/slurm; nothing is started
       clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm
