@@ -22,11 +22,15 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
 
+# npm packages of the Kubernetes manifest tests (tests/deploy/package-lock.json),
+# installed after any apt packages since apt may be what brings node.
+node_deps() { "$(dirname "$0")/../tests/deploy/install-node-deps.sh"; }
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && { node_deps; exit 0; }
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -37,3 +41,4 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+node_deps
