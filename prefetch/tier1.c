@@ -498,9 +498,10 @@ static int put(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme
 /*
  * Writes io for o (o->t1 set) where there is room, or where copies keyed
  * above nu (o's worth; UINT64_MAX: displace nothing) can be dropped for it.
- * Without a plan only redundant copies give way: keep-once-full otherwise.  Returns 0 when the write is in flight, or parked
- * until dropped copies' blocks are punched (freed() retries it): either way
- * write_done follows.  Else put's -errno, io unused.
+ * Without a plan only redundant copies give way: keep-once-full otherwise.
+ * Returns 0 when the write is in flight, or parked until dropped copies'
+ * blocks are punched (freed() retries it): either way write_done follows.
+ * Else put's -errno, io unused.
  */
 static int place(struct stk_daemon *d, struct stk_object *o, const struct stk_nvme_id *id,
 		 struct t1_io *io, uint64_t nu)
