@@ -8,9 +8,12 @@
  * is checked byte for byte.  Meanwhile a thread scrapes the daemon's
  * /metrics, /healthz and /readyz (its libmicrohttpd thread against the
  * loop's snapshots) and once wedges the loop for a second (STOKER_TEST_HOOKS).
+ * With --http the objects come from a local nginx through a manifest, so the
+ * daemon's HTTP engine threads (libcurl multi on loops of their own, two of
+ * them) race with the loop as every eviction is fetched again.
  * A plain main(): Criterion aborts under TSan.
  *
- *   tsan_client_threads [SECONDS]      (STOKERD_PATH is compiled in)
+ *   tsan_client_threads [SECONDS] [--http]   (STOKERD_PATH is compiled in)
  *
  * Exits 0 when every get returned the right bytes; TSan's own exit code (66)
  * when it saw a race.
@@ -180,6 +183,79 @@ static void *scraper(void *arg)
 	return arg;
 }
 
+/* A TCP port on loopback that was free a moment ago, or 0. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	int port = 0;
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/*
+ * --http: serves dir/ds with nginx (one process, as us) and writes
+ * dir/manifest naming every object by its http:// URL.  Returns nginx's pid,
+ * or -1 after saying why.
+ */
+static pid_t serve_http(char *uri, size_t urilen)
+{
+	char conf[128], log[128], p[128];
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
+	snprintf(log, sizeof(log), "%s/nginx.log", dir);
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int port = free_port();
+		FILE *f = fopen(conf, "we");
+		if (!port || !f)
+			return perror(conf), -1;
+		fprintf(f,
+			"daemon off;\nmaster_process off;\nworker_processes 1;\n"
+			"pid %s/nginx.pid;\nerror_log %s info;\n"
+			"events { worker_connections 1024; }\n"
+			"http {\n  access_log off;\n  client_body_temp_path %s/cb;\n"
+			"  proxy_temp_path %s/px;\n  fastcgi_temp_path %s/fc;\n"
+			"  uwsgi_temp_path %s/uw;\n  scgi_temp_path %s/sc;\n"
+			"  sendfile on;\n  keepalive_requests 100000;\n"
+			"  server { listen 127.0.0.1:%d; root %s; }\n}\n",
+			dir, log, dir, dir, dir, dir, dir, port, dir);
+		fclose(f);
+		const char *argv[] = { "nginx", "-p", dir, "-e", log, "-c", conf, NULL };
+		/* stk_test_spawn() execs a path: Debian puts nginx in /usr/sbin. */
+		const char *exe =
+		    access("/usr/sbin/nginx", X_OK) ? "/usr/bin/nginx" : "/usr/sbin/nginx";
+		pid_t ng = stk_test_spawn(exe, argv, NULL, log);
+		if (ng < 0) {
+			fprintf(stderr, "cannot start nginx: %s (scripts/deps.sh installs it)\n",
+				strerror((int)-ng));
+			return -1;
+		}
+		for (int i = 0; i < 250; i++) {
+			if (http(port, "GET", "/ds/o0000") == 200) {
+				snprintf(p, sizeof(p), "%s/manifest", dir);
+				f = fopen(p, "we");
+				for (unsigned k = 0; f && k < NOBJ; k++)
+					fprintf(f, "http://127.0.0.1:%d/ds/o%04u %llu\n", port, k,
+						(unsigned long long)sizes[k]);
+				if (!f || fclose(f))
+					return perror(p), kill(ng, SIGKILL), -1;
+				snprintf(uri, urilen, "file://%s", p);
+				return ng;
+			}
+			usleep(20000);
+		}
+		kill(ng, SIGKILL); /* the port was taken meanwhile, perhaps: another */
+		waitpid(ng, NULL, 0);
+	}
+	fprintf(stderr, "nginx did not serve %s (see %s)\n", dir, log);
+	return -1;
+}
+
 /* The port stokerd's log says it serves metrics on, or 0 after 10 s. */
 static int find_port(const char *log)
 {
@@ -202,20 +278,37 @@ static int find_port(const char *log)
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 3;
+	bool over_http = argc > 2 && !strcmp(argv[2], "--http");
 	make_dataset();
 	char sock[128], log[128], root[128], uri[160];
 	snprintf(sock, sizeof(sock), "%s/s", dir);
 	snprintf(log, sizeof(log), "%s/stokerd.log", dir);
 	snprintf(root, sizeof(root), "%s", dir);
 	snprintf(uri, sizeof(uri), "file://%s/ds/", dir);
+	pid_t ng = over_http ? serve_http(uri, sizeof(uri)) : 0;
+	if (ng < 0)
+		return 2;
 	/*
 	 * 8 MiB for ~13 MB of objects: the daemon evicts all the time; the
 	 * client may hold it all (8 threads, batches of 8 objects of up to 64 KiB).
 	 */
-	const char *args[] = { STOKERD_PATH,	      "--foreground", "--socket",    sock,
-			       "--allow-root",	      root,	      "--ram",	     "8M",
-			       "--client-max-pinned", "8M",	      "--log-level", "info",
-			       "--metrics",	      "127.0.0.1:0",  NULL };
+	const char *args[] = { STOKERD_PATH,
+			       "--foreground",
+			       "--socket",
+			       sock,
+			       "--allow-root",
+			       root,
+			       "--ram",
+			       "8M",
+			       "--client-max-pinned",
+			       "8M",
+			       "--log-level",
+			       "info",
+			       "--metrics",
+			       "127.0.0.1:0",
+			       "--http-threads",
+			       "2",
+			       NULL };
 	setenv("STOKER_TEST_HOOKS", "1", 1);
 	pid_t d = stk_test_spawn(STOKERD_PATH, args, NULL, log);
 	if (d < 0) {
@@ -229,7 +322,7 @@ int main(int argc, char **argv)
 		if ((r = stk_connect(&o, &c)))
 			usleep(20000);
 	}
-	if (r || (r = stk_dataset_open(c, uri, 0, &ds))) {
+	if (r || (r = stk_dataset_open(c, uri, over_http ? STK_DS_MANIFEST : 0, &ds))) {
 		fprintf(stderr, "connect/open: %s (%s)\n", stk_strerror(r), stk_errmsg());
 		kill(d, SIGKILL);
 		return 2;
@@ -257,10 +350,15 @@ int main(int argc, char **argv)
 	kill(d, SIGTERM);
 	int ws = 0;
 	waitpid(d, &ws, 0);
-	printf("tsan_client_threads: %lu gets by %d threads (%lu hits), %lu failed; %lu metrics "
-	       "requests, %lu failed; daemon: %llu gets, %llu evictions, exit %d\n",
-	       atomic_load(&gets), NTHREADS, atomic_load(&hits), atomic_load(&bad),
-	       atomic_load(&scrapes), atomic_load(&scrape_bad), (unsigned long long)st.gets,
+	if (ng > 0) {
+		kill(ng, SIGTERM);
+		waitpid(ng, NULL, 0);
+	}
+	printf("tsan_client_threads%s: %lu gets by %d threads (%lu hits), %lu failed; %lu metrics "
+	       "requests, %lu failed; daemon: %llu gets, %llu fetches, %llu evictions, exit %d\n",
+	       over_http ? " --http" : "", atomic_load(&gets), NTHREADS, atomic_load(&hits),
+	       atomic_load(&bad), atomic_load(&scrapes), atomic_load(&scrape_bad),
+	       (unsigned long long)st.gets, (unsigned long long)st.fetches,
 	       (unsigned long long)st.evictions, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
 	char cmd[96];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
