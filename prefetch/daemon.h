@@ -32,10 +32,19 @@ struct stk_config {
 	 * a segment, so never map each other's bytes.
 	 */
 	enum { STK_ISOLATE_UID, STK_ISOLATE_GID, STK_ISOLATE_NONE } isolate;
+	/*
+	 * Who may connect (--allow-uid, --allow-gid).  With neither: root,
+	 * stokerd's uid, and peers with stokerd's gid (primary or
+	 * supplementary).  With either: root, stokerd's uid, the listed uids,
+	 * and peers with a listed gid (primary or supplementary); nobody else.
+	 */
+	uint32_t *allow_uids, *allow_gids;
+	unsigned nallow_uids, nallow_gids;
+	bool seccomp; /* --seccomp: the system call allow-list (sandbox.c) */
 	uint32_t emulate_latency_ms;
 	uint64_t emulate_bandwidth; /* bytes/s */
 	uint64_t part_size;
-	unsigned max_host_conns, http_threads, retries;
+	unsigned max_host_conns, http_threads, retries, http_stall_s;
 	bool insecure;
 	const char *s3_endpoint, *s3_region;
 	int s3_addressing;
@@ -464,6 +473,18 @@ void stk__obj_free(struct stk_object *o);
 
 /* listen.c: the listening socket. */
 int stk__server_start(struct stk_daemon *d);
+
+/*
+ * sandbox.c: what stokerd gives up once started.  stk__sandbox_no_new_privs()
+ * sets PR_SET_NO_NEW_PRIVS; stk__sandbox_drop_caps() empties the bounding,
+ * ambient, inheritable, permitted and effective sets but for
+ * CAP_DAC_READ_SEARCH when running as root (to read datasets as before).
+ * Each returns 0 or -errno, logged.
+ */
+int stk__sandbox_no_new_privs(void);
+int stk__sandbox_drop_caps(void);
+/* --seccomp: installs the allow-list filter in every thread.  0 or -errno, logged. */
+int stk__sandbox_seccomp(void);
 void stk__server_stop_accepting(struct stk_daemon *d);
 /* Accepts again after a pause at the descriptor limit (a descriptor freed, or a tick). */
 void stk__accept_resume(struct stk_daemon *d);

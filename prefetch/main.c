@@ -2,7 +2,9 @@
 /* stokerd: flags, signals, the loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +70,9 @@ static void usage(FILE *f)
 	    "                            (STOKER_HTTP_THREADS; CPUs, at most 4)\n"
 	    "      --retries N           http/s3: retries of a failed request, with backoff\n"
 	    "                            (STOKER_RETRIES; 5)\n"
+	    "      --http-stall-timeout SECONDS  http/s3: a request that moves under 1 KiB/s\n"
+	    "                            this long, or does not connect within it and 10 s,\n"
+	    "                            fails and is retried (STOKER_HTTP_STALL_TIMEOUT; 30)\n"
 	    "      --insecure            http/s3: do not verify TLS certificates\n"
 	    "                            (STOKER_INSECURE=1)\n"
 	    "      --s3-endpoint URL     s3: endpoint, e.g. http://127.0.0.1:9000\n"
@@ -97,6 +102,17 @@ static void usage(FILE *f)
 	    "                            never share a RAM segment, so can never read each\n"
 	    "                            other's cached bytes; none shares everything\n"
 	    "                            (STOKER_ISOLATE; uid)\n"
+	    "      --allow-uid UID[,UID...]  who may connect: root, stokerd's uid, these uids\n"
+	    "                            (names or numbers) and --allow-gid's; repeatable\n"
+	    "                            (STOKER_ALLOW_UID, comma-separated; default root,\n"
+	    "                            stokerd's uid and stokerd's gid)\n"
+	    "      --allow-gid GID[,GID...]  who may connect: also peers with one of these\n"
+	    "                            gids, primary or supplementary. With either flag,\n"
+	    "                            stokerd's gid admits no one unless listed; repeatable\n"
+	    "                            (STOKER_ALLOW_GID, comma-separated; default none)\n"
+	    "      --seccomp             allow only the system calls stokerd needs; any other\n"
+	    "                            kills it with SIGSYS, see docs/security.md\n"
+	    "                            (STOKER_SECCOMP=1)\n"
 	    "  Observability:\n"
 	    "      --metrics HOST:PORT|off  serve /metrics (Prometheus), /healthz and /readyz\n"
 	    "                            (STOKER_METRICS; 127.0.0.1:9464; port 0: any free one)\n"
@@ -122,6 +138,7 @@ enum {
 	OPT_CONNS,
 	OPT_HTTP_THREADS,
 	OPT_RETRIES,
+	OPT_HTTP_STALL,
 	OPT_INSECURE,
 	OPT_S3_EP,
 	OPT_S3_REGION,
@@ -144,6 +161,9 @@ enum {
 	OPT_NVME_DIR,
 	OPT_NVME,
 	OPT_NVME_COMPRESS,
+	OPT_ALLOW_UID,
+	OPT_ALLOW_GID,
+	OPT_SECCOMP,
 	OPT_VERSION,
 };
 
@@ -184,6 +204,40 @@ static void list_free(char **v, unsigned n)
 	for (unsigned i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+/*
+ * Appends each comma-separated uid (gid when group) of v, a number or a name,
+ * to *ids.  0, -EINVAL for an unknown name or -ENOMEM.
+ */
+static int ids_add(uint32_t **ids, unsigned *n, const char *v, bool group)
+{
+	char *copy = strdup(v), *save = NULL;
+	int r = copy ? 0 : -ENOMEM;
+	for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t && !r;
+	     t = strtok_r(NULL, ", ", &save)) {
+		uint64_t id;
+		if (stk__parse_u64(t, UINT32_MAX - 1, &id)) {
+			struct passwd *pw = group ? NULL : getpwnam(t);
+			struct group *gr = group ? getgrnam(t) : NULL;
+			if (!pw && !gr) {
+				fprintf(stderr, "stokerd: no %s named '%s'\n",
+					group ? "group" : "user", t);
+				r = -EINVAL;
+				break;
+			}
+			id = pw ? pw->pw_uid : gr->gr_gid;
+		}
+		uint32_t *x = realloc(*ids, (*n + 1) * sizeof(*x));
+		if (!x) {
+			r = -ENOMEM;
+			break;
+		}
+		*ids = x;
+		x[(*n)++] = (uint32_t)id;
+	}
+	free(copy);
+	return r;
 }
 
 /* Applies one setting; the same code serves flags and environment variables. */
@@ -260,6 +314,12 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 		else
 			r = -EINVAL;
 		break;
+	case OPT_ALLOW_UID:
+		r = ids_add(&c->allow_uids, &c->nallow_uids, v, false);
+		break;
+	case OPT_ALLOW_GID:
+		r = ids_add(&c->allow_gids, &c->nallow_gids, v, true);
+		break;
 	case OPT_LOG_FORMAT:
 		r = stk__log_set_format(v);
 		break;
@@ -317,6 +377,12 @@ static int apply(struct stk_config *c, int opt, const char *v, const char *from)
 	case OPT_RETRIES:
 		r = stk__parse_u64(v, 100, &n);
 		c->retries = (unsigned)n;
+		break;
+	case OPT_HTTP_STALL:
+		r = stk__parse_u64(v, 86400, &n);
+		if (!r && n == 0)
+			r = -EINVAL;
+		c->http_stall_s = (unsigned)n;
 		break;
 	case OPT_S3_EP:
 		if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
@@ -444,6 +510,7 @@ int main(int argc, char **argv)
 	c->max_inflight = 64;
 	c->workers = 4;
 	c->retries = 5;
+	c->http_stall_s = 30;
 	c->client_max_plan = 16u << 20;
 	c->client_max_datasets = 256;
 	c->client_max_requests = 4096;
@@ -472,6 +539,7 @@ int main(int argc, char **argv)
 		{ "STOKER_HTTP_MAX_CONNS", OPT_CONNS },
 		{ "STOKER_HTTP_THREADS", OPT_HTTP_THREADS },
 		{ "STOKER_RETRIES", OPT_RETRIES },
+		{ "STOKER_HTTP_STALL_TIMEOUT", OPT_HTTP_STALL },
 		{ "AWS_ENDPOINT_URL", OPT_S3_EP },
 		{ "AWS_ENDPOINT_URL_S3", OPT_S3_EP },
 		{ "STOKER_S3_ADDRESSING", OPT_S3_ADDR },
@@ -483,6 +551,8 @@ int main(int argc, char **argv)
 		{ "STOKER_PIN_WAIT", OPT_PIN_WAIT },
 		{ "STOKER_DATASET_GRACE", OPT_DS_GRACE },
 		{ "STOKER_ISOLATE", OPT_ISOLATE },
+		{ "STOKER_ALLOW_UID", OPT_ALLOW_UID },
+		{ "STOKER_ALLOW_GID", OPT_ALLOW_GID },
 		{ "STOKER_METRICS", OPT_METRICS },
 		{ "STOKER_METRICS_DATASET", OPT_METRICS_DS },
 		{ "STOKER_NVME_DIR", OPT_NVME_DIR },
@@ -502,6 +572,7 @@ int main(int argc, char **argv)
 	c->no_follow = env_true("STOKER_NO_FOLLOW");
 	c->prefault = env_true("STOKER_PREFAULT");
 	c->insecure = env_true("STOKER_INSECURE");
+	c->seccomp = env_true("STOKER_SECCOMP");
 
 	static const struct option opts[] = {
 		{ "socket", required_argument, 0, 's' },
@@ -520,6 +591,7 @@ int main(int argc, char **argv)
 		{ "http-max-conns", required_argument, 0, OPT_CONNS },
 		{ "http-threads", required_argument, 0, OPT_HTTP_THREADS },
 		{ "retries", required_argument, 0, OPT_RETRIES },
+		{ "http-stall-timeout", required_argument, 0, OPT_HTTP_STALL },
 		{ "insecure", no_argument, 0, OPT_INSECURE },
 		{ "s3-endpoint", required_argument, 0, OPT_S3_EP },
 		{ "s3-region", required_argument, 0, OPT_S3_REGION },
@@ -534,6 +606,9 @@ int main(int argc, char **argv)
 		{ "pin-wait", required_argument, 0, OPT_PIN_WAIT },
 		{ "dataset-grace", required_argument, 0, OPT_DS_GRACE },
 		{ "isolate", required_argument, 0, OPT_ISOLATE },
+		{ "allow-uid", required_argument, 0, OPT_ALLOW_UID },
+		{ "allow-gid", required_argument, 0, OPT_ALLOW_GID },
+		{ "seccomp", no_argument, 0, OPT_SECCOMP },
 		{ "hugetlb", no_argument, 0, OPT_HUGETLB },
 		{ "no-fast-gets", no_argument, 0, OPT_NO_FAST },
 		{ "no-follow", no_argument, 0, OPT_NO_FOLLOW },
@@ -546,6 +621,7 @@ int main(int argc, char **argv)
 		{ 0, 0, 0, 0 },
 	};
 	bool roots_from_env = c->nroots > 0, hosts_from_env = c->nallow_hosts > 0;
+	bool uids_from_env = c->nallow_uids > 0, gids_from_env = c->nallow_gids > 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "s:m:r:l:fh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -573,6 +649,9 @@ int main(int argc, char **argv)
 		case OPT_PREFAULT:
 			c->prefault = true;
 			break;
+		case OPT_SECCOMP:
+			c->seccomp = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -589,6 +668,16 @@ int main(int argc, char **argv)
 				c->nroots = 0;
 				roots_from_env = false;
 			}
+			goto apply;
+		case OPT_ALLOW_UID:
+			if (uids_from_env) /* flags replace the environment's list */
+				c->nallow_uids = 0;
+			uids_from_env = false;
+			goto apply;
+		case OPT_ALLOW_GID:
+			if (gids_from_env)
+				c->nallow_gids = 0;
+			gids_from_env = false;
 			goto apply;
 		case OPT_ALLOW_HOST:
 			if (hosts_from_env) {
@@ -620,6 +709,9 @@ int main(int argc, char **argv)
 			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* stokerd never executes a program: nothing it could start may gain privileges. */
+	if (stk__sandbox_no_new_privs())
+		return 1;
 
 	int ready_pipe[2] = { -1, -1 };
 	if (!foreground) {
@@ -667,6 +759,7 @@ int main(int argc, char **argv)
 		.max_host_conns = c->max_host_conns,
 		.http_threads = c->http_threads,
 		.retries = c->retries,
+		.stall_timeout_s = c->http_stall_s,
 		.insecure = c->insecure,
 		.s3_endpoint = c->s3_endpoint,
 		.s3_region = c->s3_region,
@@ -717,6 +810,12 @@ int main(int argc, char **argv)
 	r = stk__metrics_start(d);
 	if (r)
 		goto out;
+	/* Everything that could need a privilege is done: sockets bound, tiers made. */
+	r = stk__sandbox_drop_caps();
+	if (!r && c->seccomp)
+		r = stk__sandbox_seccomp();
+	if (r)
+		goto out;
 	stk_info("RAM budget %llu MiB, %u prefetches in flight, descriptor limit %llu",
 		 (unsigned long long)(c->ram >> 20), c->max_inflight,
 		 (unsigned long long)rl.rlim_cur);
@@ -762,6 +861,8 @@ out:
 		close(d->sig_fd);
 	list_free(c->roots, c->nroots);
 	list_free(c->allow_hosts, c->nallow_hosts);
+	free(c->allow_uids);
+	free(c->allow_gids);
 	for (unsigned i = 0; i < c->nlabels; i++) {
 		free(c->labels[i].name);
 		free(c->labels[i].prefix);

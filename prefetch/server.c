@@ -666,8 +666,10 @@ void stk__handle_msg(struct stk_daemon *d, struct stk_session *s, const uint8_t 
 		return;
 	}
 	if (!s->authorized) {
-		snprintf(err, sizeof(err), "uid %u is not allowed to use this stokerd",
-			 (unsigned)s->uid);
+		snprintf(err, sizeof(err),
+			 "uid %u is not allowed to use this stokerd (gid %u; its --allow-uid and "
+			 "--allow-gid say who may)",
+			 (unsigned)s->uid, (unsigned)s->gid);
 		stk__reply_err(d, s, &m.h, -EACCES, err);
 		stk__session_kill(d, s, "not authorized");
 		return;

@@ -5,7 +5,10 @@
  * listen.c accepts the connections.)
  *
  * The socket is the trust boundary.  It is created 0660; a peer is served
- * only if SO_PEERCRED shows root, the daemon's own uid, or the daemon's gid.
+ * only if SO_PEERCRED shows root or the daemon's own uid, or the policy of
+ * --allow-uid and --allow-gid admits it (without them: the daemon's gid,
+ * primary or supplementary).  A refused peer's first request is answered
+ * with -EACCES, naming its uid and gid, and the connection is closed.
  * A client that disconnects releases everything it held: pins, plans, waits.
  *
  * Sends never block the loop: a reply that does not fit in the socket buffer
@@ -15,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -275,9 +279,82 @@ static void in_cb(struct stk_op *op, int res)
 		stk__session_unref(d, s);
 }
 
-static bool peer_allowed(uid_t uid, gid_t gid)
+static bool in_list(const uint32_t *v, unsigned n, uint32_t x)
 {
-	return uid == 0 || uid == geteuid() || gid == getegid();
+	for (unsigned i = 0; i < n; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+/*
+ * Whether one of the peer's gids is in v: its primary gid from SO_PEERCRED,
+ * then its supplementary groups from SO_PEERGROUPS (Linux 4.13; where the
+ * kernel lacks it, only the primary gid counts).
+ */
+static bool peer_gid_in(int fd, gid_t primary, const uint32_t *v, unsigned n)
+{
+	if (in_list(v, n, primary))
+		return true;
+	gid_t small[64], *g = small;
+	socklen_t len = sizeof(small);
+	bool found = false;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0) {
+		if (errno != ERANGE || !(g = malloc(len)) ||
+		    getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &len) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < len / sizeof(gid_t) && !found; i++)
+		found = in_list(v, n, g[i]);
+out:
+	if (g != small)
+		free(g);
+	return found;
+}
+
+/* The policy of struct stk_config's allow_uids and allow_gids. */
+static bool peer_allowed(const struct stk_config *c, int fd, uid_t uid, gid_t gid)
+{
+	if (uid == 0 || uid == geteuid())
+		return true;
+	if (!c->nallow_uids && !c->nallow_gids) {
+		uint32_t own = getegid();
+		return peer_gid_in(fd, gid, &own, 1);
+	}
+	return in_list(c->allow_uids, c->nallow_uids, uid) ||
+	       peer_gid_in(fd, gid, c->allow_gids, c->nallow_gids);
+}
+
+/*
+ * Refusals are logged once per episode: the first, then at most one line per
+ * REFUSE_LOG_NS saying how many more there were, so that a peer retrying in a
+ * loop cannot flood the log.
+ */
+#define REFUSE_LOG_NS (10ull * 1000000000ull)
+
+static void log_refusal(const struct stk_config *c, const struct ucred *cr)
+{
+	static uint64_t last_ns, quiet;
+	uint64_t now = stk__now_ns();
+	if (last_ns && now - last_ns < REFUSE_LOG_NS) {
+		quiet++;
+		return;
+	}
+	char more[64] = "";
+	if (quiet)
+		snprintf(more, sizeof(more), " (%llu more refused since the last such line)",
+			 (unsigned long long)quiet);
+	last_ns = now;
+	quiet = 0;
+	if (!c->nallow_uids && !c->nallow_gids)
+		stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u may "
+			 "connect; --allow-uid and --allow-gid admit others)%s",
+			 (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, (unsigned)geteuid(),
+			 (unsigned)getegid(), more);
+	else
+		stk_warn("client pid %d uid %u gid %u is not allowed (not in --allow-uid or "
+			 "--allow-gid)%s",
+			 (int)cr->pid, (unsigned)cr->uid, (unsigned)cr->gid, more);
 }
 
 int stk__session_add(struct stk_daemon *d, int fd)
@@ -297,11 +374,9 @@ int stk__session_add(struct stk_daemon *d, int fd)
 	s->domain = d->cfg.isolate == STK_ISOLATE_UID	? (uint32_t)cr.uid
 		    : d->cfg.isolate == STK_ISOLATE_GID ? (uint32_t)cr.gid
 							: 0;
-	s->authorized = peer_allowed(cr.uid, cr.gid);
+	s->authorized = peer_allowed(&d->cfg, fd, cr.uid, cr.gid);
 	if (!s->authorized)
-		stk_warn("client pid %d uid %u gid %u is not allowed (root, uid %u or gid %u)",
-			 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid, (unsigned)geteuid(),
-			 (unsigned)getegid());
+		log_refusal(&d->cfg, &cr);
 	s->outq_tail = &s->outq;
 	s->connected_ns = stk__now_ns();
 	s->refs = 2; /* alive + the in poll */

@@ -14,6 +14,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates
       help2man     # the man pages stokerd(8) and stoker(1), made from --help at build time
       systemd shellcheck strace # the tests check deploy/systemd (systemd-analyze verify, its
                                 # syscall filter) and deploy/slurm; nothing is started
+      gdb          # gcore: the test that a core dump of stokerd holds no secret key
       clang libclang-rt-dev) # libFuzzer and the sanitizers' runtimes, for tests/fuzz/
 
 # The tests' S3 server is an npm package (@20minutes/s3rver): Node and npm

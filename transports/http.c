@@ -327,8 +327,11 @@ int stk__http_init(const struct stk_tp_env *env)
 		.max_host_conns = env->max_host_conns,
 		.threads = env->http_threads,
 		.retries = env->retries,
+		.stall_s = env->stall_timeout_s,
 		.insecure = env->insecure,
 	};
+	if (!stk__http_o.stall_s)
+		stk__http_o.stall_s = 30;
 	if (!stk__http_o.part_size)
 		stk__http_o.part_size = 8u << 20;
 	if (!stk__http_o.max_host_conns)

@@ -143,9 +143,18 @@ bool stk__http_retryable(CURLcode rc, long status)
 static void set_common(CURL *e)
 {
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L); /* stalled: < 1 KiB/s ... */
-	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);    /* ... for 30 s */
+	/*
+	 * The bound on a stalled server (--http-stall-timeout): a request that
+	 * moves under 1 KiB/s for stall_s seconds, a server that accepts and
+	 * never answers included, fails with CURLE_OPERATION_TIMEDOUT and is
+	 * retried; so a demand get of it ends after about (retries + 1) times
+	 * that plus the backoffs.  Connecting gets at most 10 s, or less when the
+	 * stall bound is shorter.
+	 */
+	long stall = (long)stk__http_o.stall_s;
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, stall < 10 ? stall * 1000L : 10000L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -63,7 +63,7 @@ struct part {
 	struct stk_http_guard guard;
 };
 
-static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+size_t stk__http_on_header(char *p, size_t sz, size_t n, void *arg)
 {
 	char *etag = arg;
 	size_t len = sz * n;
@@ -76,7 +76,14 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 			v++;
 			vl--;
 		}
-		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+		/*
+		 * The ETag is kept and compared as a string: a NUL ends it, so
+		 * that blanks before one are trimmed too.  Trailing blanks are
+		 * space and tab (RFC 9110 OWS), as leading ones are.
+		 */
+		vl = strnlen(v, vl);
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ' ||
+			      v[vl - 1] == '\t'))
 			vl--;
 		if (vl > 127)
 			vl = 127;
@@ -234,7 +241,7 @@ static void part_start(struct part *pt)
 		curl_easy_setopt(e, CURLOPT_RANGE, range + 6); /* past "bytes=" */
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pt);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, stk__http_on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, pt->etag);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, pt);
 	pt->got = 0;

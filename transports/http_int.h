@@ -25,6 +25,7 @@ struct stk_http_opts {
 	uint64_t part_size;	 /* the smallest ranged part */
 	unsigned max_host_conns; /* connections (= requests in flight) per endpoint */
 	unsigned retries;	 /* attempts after the first, for retryable failures */
+	unsigned stall_s;	 /* a request under 1 KiB/s this long fails (retryable) */
 	unsigned threads;	 /* engine shards: threads with a loop and a curl multi each */
 	bool insecure;		 /* skip TLS verification */
 };
@@ -58,6 +59,14 @@ struct stk_http_shards {
 };
 
 extern struct stk_http_shards stk__http_h;
+
+/*
+ * A part's CURLOPT_HEADERFUNCTION (http_fetch.c): keeps the ETag of the last
+ * response in etag (128 bytes, the value cut to 127 and blanks trimmed;
+ * emptied at each status line).  Returns sz * n.  Not static so that
+ * tests/fuzz/fuzz_http_header.c can feed it a server's bytes.
+ */
+size_t stk__http_on_header(char *p, size_t sz, size_t n, void *arg);
 
 /* On the shard: hands every transfer curl has finished to its part (http_fetch.c). */
 void stk__http_check_done(struct engine *e);

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "transports/aws_creds.h"
@@ -31,8 +33,82 @@ static struct {
 	char region[64];
 	bool path_style;
 	bool signed_requests;
-	struct stk_aws_creds creds;
+	struct stk_aws_creds *creds; /* in a mapping of its own: creds_load() */
+	size_t creds_len, token_len;
 } S;
+
+/* A zeroed, page-aligned mapping of at least n bytes that core dumps leave out. */
+static void *secret_map(size_t n, size_t *len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	*len = (n + pg - 1) / pg * pg;
+	void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (madvise(p, *len, MADV_DONTDUMP) < 0)
+		stk_warn("s3://: madvise(MADV_DONTDUMP): %s: a core dump would hold the keys",
+			 strerror(errno));
+	return p;
+}
+
+/* Overwrites a variable's value where the kernel keeps it (/proc/PID/environ), then drops it. */
+static void scrub_env(const char *name)
+{
+	char *v = getenv(name);
+	if (v)
+		explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
+/*
+ * Loads the keys (stk__aws_creds_load's contract) into S.creds, a mapping
+ * marked MADV_DONTDUMP, and moves the session token into another: so that
+ * no core dump of stokerd holds them (gcore and the kernel both honour it;
+ * tests/e2e/test_e2e_sandbox.c checks).  The secret variables are wiped
+ * from the environment, which a core dump (the initial stack) and
+ * /proc/PID/environ would otherwise show.
+ */
+static int creds_load(char *err, size_t errlen)
+{
+	S.creds = secret_map(sizeof(*S.creds), &S.creds_len);
+	if (!S.creds) {
+		snprintf(err, errlen, "out of memory for the keys");
+		return -ENOMEM;
+	}
+	int r = stk__aws_creds_load(S.creds, err, errlen);
+	char *t = S.creds->session_token;
+	if (!r && t) {
+		size_t tl = strlen(t) + 1;
+		char *m = secret_map(tl, &S.token_len);
+		if (!m) {
+			stk__aws_creds_clear(S.creds);
+			snprintf(err, errlen, "out of memory for the session token");
+			return -ENOMEM;
+		}
+		memcpy(m, t, tl);
+		explicit_bzero(t, tl);
+		free(t);
+		S.creds->session_token = m;
+	}
+	scrub_env("AWS_SECRET_ACCESS_KEY");
+	scrub_env("AWS_SESSION_TOKEN");
+	return r;
+}
+
+static void creds_free(void)
+{
+	if (!S.creds)
+		return;
+	if (S.token_len) {
+		explicit_bzero(S.creds->session_token, S.token_len);
+		munmap(S.creds->session_token, S.token_len);
+		S.creds->session_token = NULL;
+		S.token_len = 0;
+	}
+	stk__aws_creds_clear(S.creds);
+	munmap(S.creds, S.creds_len);
+	S.creds = NULL;
+}
 
 /*
  * The endpoint and --allow-host.  s3:// requests pass the same host policy
@@ -68,7 +144,7 @@ static int s3_init(const struct stk_tp_env *env)
 	if (r)
 		return r;
 	char err[512];
-	r = stk__aws_creds_load(&S.creds, err, sizeof(err));
+	r = creds_load(err, sizeof(err));
 	S.signed_requests = r == 0;
 	if (r == -ENOENT) {
 		stk_warn("s3://: %s; requests will be unsigned (public buckets only)", err);
@@ -77,7 +153,7 @@ static int s3_init(const struct stk_tp_env *env)
 			err); /* e.g. AWS_PROFILE names no profile: say so, do not go anonymous */
 		return r;
 	}
-	const char *region = env->s3_region ? env->s3_region : S.creds.region;
+	const char *region = env->s3_region ? env->s3_region : S.creds->region;
 	snprintf(S.region, sizeof(S.region), "%s", region && *region ? region : "us-east-1");
 	bool custom = env->s3_endpoint != NULL;
 	if (custom) {
@@ -118,7 +194,7 @@ static int s3_init(const struct stk_tp_env *env)
 
 static void s3_fini(void)
 {
-	stk__aws_creds_clear(&S.creds);
+	creds_free();
 	stk__http_fini();
 }
 
@@ -140,9 +216,8 @@ static bool bucket_ok(const char *b, size_t n)
 	return true;
 }
 
-/* Splits s3://bucket/key. key may be "" (the bucket). 0 or -EINVAL with err. */
-static int split(const char *uri, char *bucket, size_t bcap, const char **key, char *err,
-		 size_t errlen)
+int stk__s3_split(const char *uri, char *bucket, size_t bcap, const char **key, char *err,
+		  size_t errlen)
 {
 	if (strncmp(uri, "s3://", 5)) {
 		snprintf(err, errlen, "%s: not an s3:// URI", uri);
@@ -219,9 +294,9 @@ static int build(const char *uri, const char *bucket, const char *key, const cha
 		.now = time(NULL),
 	};
 	struct stk_sigv4_creds c = {
-		.access_key = S.creds.access_key,
-		.secret_key = S.creds.secret_key,
-		.session_token = S.creds.session_token,
+		.access_key = S.creds->access_key,
+		.secret_key = S.creds->secret_key,
+		.session_token = S.creds->session_token,
 	};
 	struct stk_sigv4_out out;
 	int r = stk__sigv4_sign(&req, &c, &out);
@@ -245,6 +320,7 @@ static int build(const char *uri, const char *bucket, const char *key, const cha
 			snprintf(th, tl, "x-amz-security-token: %s", c.session_token);
 			if ((t = curl_slist_append(l, th)))
 				l = t;
+			explicit_bzero(th, tl);
 			free(th);
 		}
 	}
@@ -273,7 +349,7 @@ static int s3_prepare(const char *uri, const char *method, const char *range, ch
 {
 	char bucket[64];
 	const char *key;
-	int r = split(uri, bucket, sizeof(bucket), &key, err, errlen);
+	int r = stk__s3_split(uri, bucket, sizeof(bucket), &key, err, errlen);
 	if (r)
 		return r;
 	return build(uri, bucket, key, NULL, method, range, url, hdrs, err, errlen);
@@ -401,7 +477,7 @@ static int s3_list(const char *uri, struct stk_catalog *cat, char *err, size_t e
 {
 	char bucket[64];
 	const char *key;
-	int r = split(uri, bucket, sizeof(bucket), &key, err, errlen);
+	int r = stk__s3_split(uri, bucket, sizeof(bucket), &key, err, errlen);
 	if (r)
 		return r;
 	size_t kl = strlen(key);

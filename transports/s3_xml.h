@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* S3's XML: ListObjectsV2 pages and error bodies, parsed with expat. */
+/* S3's XML (ListObjectsV2 pages and error bodies, parsed with expat) and s3:// URIs. */
 #ifndef STOKER_S3_XML_H
 #define STOKER_S3_XML_H
 
@@ -24,5 +24,14 @@ int stk__s3_parse_list(const char *xml, size_t len, const char *prefix, const ch
 /* Extracts <Code> and <Message> from an S3 error body. Returns 0 or -EINVAL. */
 int stk__s3_parse_error(const char *xml, size_t len, char *code, size_t codecap, char *msg,
 			size_t msgcap);
+
+/*
+ * Splits s3://bucket/key (s3.c): bucket (bcap bytes) gets the 3-63 character
+ * bucket, *key points into uri after its '/' ("" for the bucket itself).
+ * Returns 0, or -EINVAL with err for another scheme, a bad bucket or a key
+ * too long to sign.
+ */
+int stk__s3_split(const char *uri, char *bucket, size_t bcap, const char **key, char *err,
+		  size_t errlen);
 
 #endif

@@ -82,6 +82,7 @@ struct stk_tp_env {
 	unsigned max_host_conns;     /* http, s3: requests in flight per endpoint; 0 = 64 */
 	unsigned http_threads;	     /* http, s3: engine threads; 0 = 1 */
 	unsigned retries;	     /* http, s3: retries of a failed request */
+	unsigned stall_timeout_s;    /* http, s3: a request this long under 1 KiB/s fails; 0 = 30 */
 	bool insecure;		     /* http, s3: skip TLS verification */
 	const char *s3_endpoint;     /* s3: e.g. http://127.0.0.1:9000; NULL = AWS */
 	const char *s3_region;	     /* s3: NULL = from the environment/config */

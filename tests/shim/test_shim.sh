@@ -65,6 +65,21 @@ shim cp -r "$MNT" "$WORK/copytree" && diff -r "$WORK/copytree" "$DS" >/dev/null 
 (cd "$WORK" && shim cat mnt/ds/train/n01/s1.txt | grep -q 'sample 1') &&
 	ok "relative path from above the mapping" || fail "relative path from above the mapping"
 
+# ".." never takes a mapped path out of its dataset: the shim leaves such a path
+# to the real call (here ENOENT, as WORK/mnt has no secret.txt) rather than ask
+# stokerd for ROOT/secret.txt, which lies below --allow-root but not below ds.
+printf 'not in the dataset\n' >"$ROOT/secret.txt"
+for p in "$MNT/../secret.txt" "$MNT/train/../../secret.txt" "$MNT/train/n01/../../../secret.txt"; do
+	out=$(shim cat "$p" 2>&1)
+	case $out in
+	*"not in the dataset"*) fail "cat $p escaped the dataset" ;;
+	*"No such file"*) ok "cat $p stays out of the dataset" ;;
+	*) fail "cat $p: $out" ;;
+	esac
+done
+[ "$(shim cat "$MNT/train/../hello.txt")" = hello ] && ok ".. inside the mapping" ||
+	fail ".. inside the mapping"
+
 # tar over the shard.
 a=$(shim tar -tvf "$MNT/shards/shard-000000.tar" | awk '{print $NF}' | sort)
 b=$(tar -tvf "$DS/shards/shard-000000.tar" | awk '{print $NF}' | sort)
