@@ -475,6 +475,15 @@ void stk__obj_free(struct stk_object *o);
 int stk__server_start(struct stk_daemon *d);
 
 /*
+ * options.c: fills c from stokerd's environment, then its flags (which
+ * win), after the defaults.  Returns -1 to go on, else the exit status: 0
+ * after --help or --version, 2 for a bad setting (said on stderr).
+ */
+int stk__config_parse(struct stk_config *c, bool *foreground, int argc, char **argv);
+/* Frees what stk__config_parse() allocated. */
+void stk__config_free(struct stk_config *c);
+
+/*
  * sandbox.c: what stokerd gives up once started.  stk__sandbox_no_new_privs()
  * sets PR_SET_NO_NEW_PRIVS; stk__sandbox_drop_caps() empties the bounding,
  * ambient, inheritable, permitted and effective sets but for

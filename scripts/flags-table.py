@@ -5,12 +5,12 @@ meaning), made from `stokerd --help` so that docs/deploy.md cannot drift.
 
   flags-table.py --stokerd build/prefetch/stokerd              # print the table
   flags-table.py --stokerd B --write docs/deploy.md             # rewrite it there
-  flags-table.py --stokerd B --check docs/deploy.md [--source prefetch/main.c]
+  flags-table.py --stokerd B --check docs/deploy.md [--source prefetch/options.c]
 
 --check exits 1 when the table between the markers in the file differs from
 the one --help gives, or when a flag has no environment twin; with --source,
-also when a long option of main.c's getopt table or an environment variable
-main.c reads is missing from --help (so --help cannot hide one).
+also when a long option of options.c's getopt table or an environment variable
+options.c reads is missing from --help (so --help cannot hide one).
 """
 import argparse
 import difflib
@@ -127,7 +127,7 @@ def between(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stokerd", required=True, help="the stokerd binary")
-    ap.add_argument("--source", help="prefetch/main.c, to check --help against")
+    ap.add_argument("--source", help="prefetch/options.c, to check --help against")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--check", metavar="FILE", help="compare the table in FILE")
     g.add_argument("--write", metavar="FILE", help="replace the table in FILE")
