@@ -183,39 +183,51 @@ void stk__metrics_format(struct stk_metrics *m, const struct snap *s, struct buf
 	header(b, "stoker_datasets", "gauge", "Datasets open or cached.");
 	U64(b, "stoker_datasets", "", st[STK_ST_DATASETS]);
 
-	header(b, "stoker_nvme_budget_bytes", "gauge",
-	       "Bytes of disk tier 1 (--nvme-dir) may take, metadata included; 0 without it.");
-	U64(b, "stoker_nvme_budget_bytes", "", st[STK_ST_NVME_BUDGET]);
-	header(b, "stoker_nvme_used_bytes", "gauge", "Bytes of disk tier 1 charges now.");
-	U64(b, "stoker_nvme_used_bytes", "", st[STK_ST_NVME_USED]);
-	header(b, "stoker_nvme_objects", "gauge", "Objects tier 1 holds, writes included.");
-	U64(b, "stoker_nvme_objects", "", st[STK_ST_NVME_OBJECTS]);
-	header(b, "stoker_nvme_hits_total", "counter",
-	       "Gets served from a RAM copy promoted from tier 1.");
-	U64(b, "stoker_nvme_hits_total", "", st[STK_ST_HITS_NVME]);
-	header(b, "stoker_nvme_reads_total", "counter",
-	       "Promotions: objects read from tier 1 into RAM.");
-	U64(b, "stoker_nvme_reads_total", "", st[STK_ST_NVME_READS]);
-	header(b, "stoker_nvme_read_bytes_total", "counter", "Bytes promoted from tier 1.");
-	U64(b, "stoker_nvme_read_bytes_total", "", st[STK_ST_NVME_READ_BYTES]);
-	header(b, "stoker_nvme_writes_total", "counter", "Demotions: objects written to tier 1.");
-	U64(b, "stoker_nvme_writes_total", "", st[STK_ST_NVME_WRITES]);
-	header(b, "stoker_nvme_write_bytes_total", "counter", "Bytes written to tier 1.");
-	U64(b, "stoker_nvme_write_bytes_total", "", st[STK_ST_NVME_WRITE_BYTES]);
-	header(b, "stoker_nvme_dropped_corrupt_total", "counter",
-	       "Tier-1 copies that failed their checksum: dropped and refetched.");
-	U64(b, "stoker_nvme_dropped_corrupt_total", "", st[STK_ST_NVME_DROPPED_CORRUPT]);
-	header(b, "stoker_nvme_degraded", "gauge",
-	       "1 while tier 1 takes no writes after a disk error (RAM only).");
-	U64(b, "stoker_nvme_degraded", "", st[STK_ST_NVME_DEGRADED]);
-	header(b, "stoker_nvme_stored_bytes", "gauge",
-	       "Bytes of tier 1's copies as stored, compressed with --nvme-compress.");
-	U64(b, "stoker_nvme_stored_bytes", "", st[STK_ST_NVME_STORED_BYTES]);
-	header(b, "stoker_nvme_plain_bytes", "gauge", "The plain size of the same copies.");
-	U64(b, "stoker_nvme_plain_bytes", "", st[STK_ST_NVME_PLAIN_BYTES]);
-	header(b, "stoker_nvme_codec_seconds_total", "counter",
-	       "Worker CPU time spent compressing and decompressing tier-1 copies.");
-	SEC(b, "stoker_nvme_codec_seconds_total", "", st[STK_ST_NVME_CODEC_NS]);
+	/* Tier 1: one unlabelled sample each, straight from stk_stats. */
+	static const struct {
+		const char *name, *type, *help;
+		unsigned st;
+		bool ns; /* nanoseconds, written as seconds */
+	} t1[] = {
+		{ "stoker_nvme_budget_bytes", "gauge",
+		  "Bytes of disk tier 1 (--nvme-dir) may take, metadata included; 0 without it.",
+		  STK_ST_NVME_BUDGET, false },
+		{ "stoker_nvme_used_bytes", "gauge", "Bytes of disk tier 1 charges now.",
+		  STK_ST_NVME_USED, false },
+		{ "stoker_nvme_objects", "gauge", "Objects tier 1 holds, writes included.",
+		  STK_ST_NVME_OBJECTS, false },
+		{ "stoker_nvme_hits_total", "counter",
+		  "Gets served from a RAM copy promoted from tier 1.", STK_ST_HITS_NVME, false },
+		{ "stoker_nvme_reads_total", "counter",
+		  "Promotions: objects read from tier 1 into RAM.", STK_ST_NVME_READS, false },
+		{ "stoker_nvme_read_bytes_total", "counter", "Bytes promoted from tier 1.",
+		  STK_ST_NVME_READ_BYTES, false },
+		{ "stoker_nvme_writes_total", "counter", "Demotions: objects written to tier 1.",
+		  STK_ST_NVME_WRITES, false },
+		{ "stoker_nvme_write_bytes_total", "counter", "Bytes written to tier 1.",
+		  STK_ST_NVME_WRITE_BYTES, false },
+		{ "stoker_nvme_dropped_corrupt_total", "counter",
+		  "Tier-1 copies that failed their checksum: dropped and refetched.",
+		  STK_ST_NVME_DROPPED_CORRUPT, false },
+		{ "stoker_nvme_degraded", "gauge",
+		  "1 while tier 1 takes no writes after a disk error (RAM only).",
+		  STK_ST_NVME_DEGRADED, false },
+		{ "stoker_nvme_stored_bytes", "gauge",
+		  "Bytes of tier 1's copies as stored, compressed with --nvme-compress.",
+		  STK_ST_NVME_STORED_BYTES, false },
+		{ "stoker_nvme_plain_bytes", "gauge", "The plain size of the same copies.",
+		  STK_ST_NVME_PLAIN_BYTES, false },
+		{ "stoker_nvme_codec_seconds_total", "counter",
+		  "Worker CPU time spent compressing and decompressing tier-1 copies.",
+		  STK_ST_NVME_CODEC_NS, true },
+	};
+	for (unsigned k = 0; k < sizeof(t1) / sizeof(t1[0]); k++) {
+		header(b, t1[k].name, t1[k].type, t1[k].help);
+		if (t1[k].ns)
+			SEC(b, t1[k].name, "", st[t1[k].st]);
+		else
+			U64(b, t1[k].name, "", st[t1[k].st]);
+	}
 
 	if (m->nnames) {
 		memset(m->merged, 0, m->nnames * sizeof(*m->merged));
